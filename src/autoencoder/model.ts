@@ -1,0 +1,129 @@
+// Convolutional KL autoencoder (the VAE of latent diffusion, Rombach et al. 2022, scaled to 28x28 and 32x32):
+// images [-1, 1] -> latents with `latentChannels` channels at 1/4 resolution, and back.
+import type { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { conv2d, downsample, groupNorm, silu, upsample } from '../nn/layers.js';
+import { initParams, ParamScope, type Params } from '../nn/params.js';
+
+export interface AutoencoderConfig {
+  /** [height, width, channels] of the images. */
+  readonly imageShape: readonly [number, number, number];
+  readonly latentChannels: number;
+  /** Widths at full, 1/2 and 1/4 resolution (one downsampling between consecutive entries). */
+  readonly channels: readonly number[];
+  readonly groups: number;
+  /** Weight of the KL term (per latent element) against the per-pixel reconstruction loss. */
+  readonly klWeight: number;
+  /**
+   * Latents are normalised as (z - latentShift) * latentScale so the diffusion model sees unit variance
+   * (SD3's shift and scaling factors); both are measured on the training set after training.
+   */
+  readonly latentScale: number;
+  readonly latentShift: number;
+}
+
+/** Latent shape [h, w, c] for the config's image shape. */
+export function latentShape(cfg: AutoencoderConfig): [number, number, number] {
+  const down = 2 ** (cfg.channels.length - 1);
+  return [Math.ceil(cfg.imageShape[0] / down), Math.ceil(cfg.imageShape[1] / down), cfg.latentChannels];
+}
+
+function resBlock(s: ParamScope, x: tf.Tensor4D, groups: number): tf.Tensor4D {
+  const c = x.shape[3];
+  const h = conv2d(s.child('conv1'), silu(groupNorm(s.child('norm1'), x, groups)), c);
+  return x.add(conv2d(s.child('conv2'), silu(groupNorm(s.child('norm2'), h, groups)), c, { zeroInit: true }));
+}
+
+/** Posterior parameters: mean and log-variance of the (unnormalised) latent, each [B, h, w, latentChannels]. */
+function encodeWith(
+  s: ParamScope,
+  cfg: AutoencoderConfig,
+  x: tf.Tensor4D,
+): { mean: tf.Tensor4D; logvar: tf.Tensor4D } {
+  const e = s.child('enc');
+  let h = conv2d(e.child('in'), x, cfg.channels[0]!);
+  cfg.channels.forEach((ch, level) => {
+    const ls = e.child('level').child(level);
+    if (level > 0) h = conv2d(ls.child('widen'), downsample(ls.child('down'), h), ch, { kernel: 1 });
+    h = resBlock(ls.child('res'), h, cfg.groups);
+  });
+  const moments = conv2d(
+    e.child('out'),
+    silu(groupNorm(e.child('norm'), h, cfg.groups)),
+    2 * cfg.latentChannels,
+  );
+  const [mean, logvar] = tf.split(moments, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
+  return { mean, logvar: logvar.clipByValue(-20, 10) as tf.Tensor4D };
+}
+
+function decodeWith(s: ParamScope, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D {
+  const d = s.child('dec');
+  const levels = cfg.channels.length;
+  let h = conv2d(d.child('in'), z, cfg.channels[levels - 1]!);
+  // Output sizes of each level, coarsest first, so odd sizes (28 -> 14 -> 7) are restored exactly.
+  const sizes: [number, number][] = [];
+  for (let l = 0; l < levels; l++) {
+    sizes.push([Math.ceil(cfg.imageShape[0] / 2 ** l), Math.ceil(cfg.imageShape[1] / 2 ** l)]);
+  }
+  for (let level = levels - 1; level >= 0; level--) {
+    const ls = d.child('level').child(level);
+    h = resBlock(ls.child('res'), h, cfg.groups);
+    if (level > 0) {
+      const narrowed = conv2d(ls.child('narrow'), h, cfg.channels[level - 1]!, { kernel: 1 });
+      h = upsample(ls.child('up'), narrowed, sizes[level - 1]!);
+    }
+  }
+  return conv2d(d.child('out'), silu(groupNorm(d.child('norm'), h, cfg.groups)), cfg.imageShape[2]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Posterior mean and log-variance for images x: [B, H, W, C] in [-1, 1]. Runs in the caller's scope. */
+export function encodePosterior(
+  params: Params,
+  cfg: AutoencoderConfig,
+  x: tf.Tensor4D,
+): { mean: tf.Tensor4D; logvar: tf.Tensor4D } {
+  return encodeWith(ParamScope.apply(params), cfg, x);
+}
+
+/** Unnormalised latent -> image. Runs in the caller's scope. */
+export function decodeRaw(params: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D {
+  return decodeWith(ParamScope.apply(params), cfg, z);
+}
+
+/** Images -> normalised latents (posterior mean; deterministic), the diffusion model's data. */
+export function encodeLatents(params: Params, cfg: AutoencoderConfig, x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => encodePosterior(params, cfg, x).mean.sub(cfg.latentShift).mul(cfg.latentScale));
+}
+
+/** Normalised latents -> images in about [-1, 1]. Gradients flow through (ADD decodes inside its loss). */
+export function decodeLatents(params: Params, cfg: AutoencoderConfig, latents: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() =>
+    decodeRaw(params, cfg, latents.div(cfg.latentScale).add(cfg.latentShift) as tf.Tensor4D),
+  );
+}
+
+export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
+  return initParams(rng, (s) => {
+    const { mean } = encodeWith(s, cfg, tf.zeros([1, ...cfg.imageShape]) as tf.Tensor4D);
+    decodeWith(s, cfg, mean);
+  });
+}
+
+/**
+ * Training loss: per-pixel MSE of the reconstruction from a posterior sample (reparameterised with `eps`)
+ * plus klWeight x the KL divergence to N(0, I) per latent element.
+ */
+export function autoencoderLoss(
+  params: Params,
+  cfg: AutoencoderConfig,
+  x: tf.Tensor4D,
+  eps: tf.Tensor4D,
+): { loss: tf.Scalar; aux: Record<string, tf.Scalar> } {
+  const { mean, logvar } = encodePosterior(params, cfg, x);
+  const z = mean.add(logvar.mul(0.5).exp().mul(eps)) as tf.Tensor4D;
+  const recon = decodeRaw(params, cfg, z).sub(x).square().mean() as tf.Scalar;
+  const kl = mean.square().add(logvar.exp()).sub(logvar).sub(1).mul(0.5).mean() as tf.Scalar;
+  return { loss: recon.add(kl.mul(cfg.klWeight)), aux: { recon, kl } };
+}

@@ -1,0 +1,153 @@
+// `ladder train-ae`: trains the KL autoencoder, measures the latent normalisation and the test PSNR, and
+// writes the model folder.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { ensureWritableDir } from '../core/fs.js';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { type DatasetName, loadDataset } from '../data/dataset.js';
+import { BatchLoader, datasetSource } from '../data/loader.js';
+import { CONFIG_FILE, saveModelFolder } from '../models/folder.js';
+import type { AutoencoderModelConfig } from '../models/schema.js';
+import { countParams } from '../nn/params.js';
+import { commandLine, makeCard } from '../train/card.js';
+import { Ema } from '../train/ema.js';
+import { train } from '../train/loop.js';
+import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
+import {
+  type AutoencoderConfig,
+  autoencoderLoss,
+  decodeRaw,
+  encodePosterior,
+  initAutoencoder,
+  latentShape,
+} from './model.js';
+
+export interface TrainAutoencoderOptions {
+  readonly dataset: DatasetName;
+  readonly outDir: string;
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  /** Use only the first N training images (quick runs and tests). */
+  readonly limit?: number;
+  /** Architecture overrides (channels, latentChannels, klWeight, groups). */
+  readonly arch?: Partial<Pick<AutoencoderConfig, 'channels' | 'latentChannels' | 'klWeight' | 'groups'>>;
+}
+
+export const AUTOENCODER_DEFAULTS = {
+  channels: [16, 32, 64],
+  latentChannels: 4,
+  klWeight: 1e-4,
+  groups: 8,
+} as const;
+
+export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<void> {
+  await ensureWritableDir(opts.outDir); // fail before any slow work
+  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
+    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
+  }
+  const data = await loadDataset(
+    opts.dataset,
+    'train',
+    opts.limit === undefined ? {} : { limit: opts.limit },
+  );
+  const cfg: AutoencoderConfig = {
+    imageShape: [data.height, data.width, data.channels],
+    ...AUTOENCODER_DEFAULTS,
+    ...opts.arch,
+    latentScale: 1,
+    latentShift: 0,
+  };
+  const params = initAutoencoder(cfg, new Rng(opts.seed));
+  const player = {
+    params,
+    optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: opts.lr, warmupSteps: 100 }),
+    ema: new Ema(params, 0.999),
+  };
+  const loader = new BatchLoader(datasetSource(data), { batchSize: opts.batchSize, seed: opts.seed });
+  const [lh, lw, lc] = latentShape(cfg);
+  const result = await train(
+    { autoencoder: player },
+    (ctx) => {
+      const batch = loader.batchAt(ctx.step);
+      const eps = randn(ctx.rng, [opts.batchSize, lh, lw, lc]) as tf.Tensor4D;
+      const metrics = ctx.update('autoencoder', (p) => autoencoderLoss(p, cfg, batch.x, eps));
+      tf.dispose([batch.x, batch.labels, eps]);
+      return metrics;
+    },
+    {
+      outDir: opts.outDir,
+      totalSteps: opts.steps,
+      seed: opts.seed,
+      checkpointEvery: opts.checkpointEvery,
+      logEvery: 10,
+      resume: opts.resume,
+      label: 'train-ae',
+    },
+  );
+  if (result.interrupted) return;
+
+  // Latent normalisation (SD3's shift and scale) measured on training images with the EMA weights.
+  const ema = player.ema.params;
+  const statsCount = Math.min(data.count, 10_000);
+  const means = await mapInBatches(statsCount, 500, (s, e) =>
+    tf.tidy(
+      () => encodePosterior(ema, cfg, sliceTensor(data.images, cfg.imageShape, s, e) as tf.Tensor4D).mean,
+    ),
+  );
+  const shift = means.reduce((a, b) => a + b, 0) / means.length;
+  const variance = means.reduce((a, b) => a + (b - shift) ** 2, 0) / means.length;
+  const finalCfg: AutoencoderConfig = { ...cfg, latentShift: shift, latentScale: 1 / Math.sqrt(variance) };
+  const psnr = await reconstructionPsnr(ema, finalCfg, opts.dataset);
+  const config: AutoencoderModelConfig = {
+    format: 'ladder-model',
+    version: 1,
+    kind: 'autoencoder',
+    dataset: opts.dataset,
+    autoencoder: finalCfg,
+  };
+  const card = makeCard(
+    {
+      command: commandLine(),
+      seed: opts.seed,
+      dataset: opts.dataset,
+      steps: result.completedSteps,
+      batchSize: opts.batchSize,
+      wallSeconds: Math.round(result.wallSeconds),
+      msPerStep: Math.round(result.msPerStep),
+    },
+    { testPsnrDb: Number(psnr.toFixed(2)), latentStd: Number(Math.sqrt(variance).toFixed(4)) },
+    { params: countParams(ema), weights: 'EMA (decay 0.999)', latentShape: latentShape(cfg) },
+  );
+  await saveModelFolder(opts.outDir, config, ema, card, { replace: opts.resume });
+  process.stderr.write(`autoencoder written to ${opts.outDir}: test PSNR ${psnr.toFixed(2)} dB\n`);
+}
+
+/** Mean PSNR (peak-to-peak 2 for images in [-1, 1]) of posterior-mean reconstructions of the test split. */
+export async function reconstructionPsnr(
+  params: Parameters<typeof decodeRaw>[0],
+  cfg: AutoencoderConfig,
+  dataset: DatasetName,
+  limit = 2000,
+): Promise<number> {
+  const test = await loadDataset(dataset, 'test', { limit });
+  const pixels = cfg.imageShape[0] * cfg.imageShape[1] * cfg.imageShape[2];
+  const mse = await mapInBatches(test.count, 500, (s, e) =>
+    tf.tidy(() => {
+      const x = sliceTensor(test.images, cfg.imageShape, s, e) as tf.Tensor4D;
+      const recon = decodeRaw(params, cfg, encodePosterior(params, cfg, x).mean).clipByValue(-1, 1);
+      return recon
+        .sub(x)
+        .square()
+        .reshape([e - s, pixels])
+        .mean(1);
+    }),
+  );
+  const psnrs = Array.from(mse, (m) => 10 * Math.log10(4 / Math.max(m, 1e-12)));
+  return psnrs.reduce((a, b) => a + b, 0) / psnrs.length;
+}

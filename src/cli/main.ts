@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { trainAutoencoder } from '../autoencoder/train.js';
+import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
+import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
+import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
+import { benchUnetStep } from './bench.js';
+import { sampleCommand } from './sample.js';
+
+const int =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${value}"`);
+    return n;
+  };
+const positive =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InvalidArgumentError(`${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+const intList =
+  (name: string) =>
+  (value: string): number[] =>
+    value.split(',').map((v) => int(name)(v.trim()));
+const dataset = (value: string): DatasetName => {
+  if (!(DATASET_NAMES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`unknown dataset "${value}"; known: ${DATASET_NAMES.join(', ')}`);
+  }
+  return value as DatasetName;
+};
+
+const program = new Command('ladder')
+  .description('Few-step diffusion distillation (ADD, PADD, LADD) on TF.js')
+  .addOption(
+    new Option(
+      '--backend <name>',
+      `TF.js backend (${BACKEND_NAMES.join(', ')}); default: $LADDER_BACKEND or wasm`,
+    ),
+  )
+  .showHelpAfterError()
+  .hook('preAction', async (cmd) => {
+    await initBackend(cmd.opts<{ backend?: string }>().backend);
+  });
+
+program
+  .command('train-ae')
+  .description('train the latent autoencoder on a dataset and write its model folder')
+  .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+  .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
+  .option('--steps <n>', 'training steps', int('--steps'), 2500)
+  .option('--batch <n>', 'batch size', int('--batch'), 64)
+  .option('--lr <x>', 'learning rate', positive('--lr'), 1e-3)
+  .option('--seed <n>', 'random seed', int('--seed'), 0)
+  .option('--limit <n>', 'use only the first N training images', int('--limit'))
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 250)
+  .option('--channels <list>', 'widths per level, e.g. 32,64,64', intList('--channels'))
+  .option('--resume', 'continue the run in --out from its newest checkpoint', false)
+  .action(async (o) => {
+    await trainAutoencoder({
+      dataset: o.data,
+      outDir: o.out,
+      steps: o.steps,
+      batchSize: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      checkpointEvery: o.checkpointEvery,
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      ...(o.channels === undefined ? {} : { arch: { channels: o.channels } }),
+    });
+  });
+
+program
+  .command('train-teacher')
+  .description("train a class-conditional latent diffusion teacher on an autoencoder's latents")
+  .requiredOption('--ae <dir>', 'autoencoder model folder (its dataset is used)')
+  .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
+  .addOption(new Option('--formulation <kind>', 'forward process').choices(['flow', 'vp']).default('flow'))
+  .addOption(
+    new Option('--prediction <kind>', 'VP only: what the net predicts').choices(['eps', 'v']).default('v'),
+  )
+  .option('--no-zero-terminal-snr', 'VP only: keep the original schedule (needs --prediction eps or v)')
+  .option('--steps <n>', 'training steps', int('--steps'), 8000)
+  .option('--batch <n>', 'batch size', int('--batch'), 128)
+  .option('--lr <x>', 'learning rate', positive('--lr'), 5e-4)
+  .option('--seed <n>', 'random seed', int('--seed'), 0)
+  .option('--label-dropout <p>', 'share of labels replaced by the null class (for CFG)', Number, 0.1)
+  .option('--ema <decay>', 'EMA decay of the shipped weights', Number, 0.999)
+  .option(
+    '--channels <list>',
+    `U-Net widths per level (default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
+    intList('--channels'),
+  )
+  .option(
+    '--blocks <n>',
+    `residual blocks per level (default ${TEACHER_UNET_DEFAULTS.blocksPerLevel})`,
+    int('--blocks'),
+  )
+  .option('--limit <n>', 'use only the first N training images', int('--limit'))
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 250)
+  .option('--resume', 'continue the run in --out from its newest checkpoint', false)
+  .action(async (o) => {
+    const formulation =
+      o.formulation === 'flow'
+        ? FLOW_DEFAULTS
+        : { ...VP_DEFAULTS, prediction: o.prediction, zeroTerminalSnr: o.zeroTerminalSnr as boolean };
+    await trainTeacher({
+      aeDir: o.ae,
+      outDir: o.out,
+      formulation,
+      steps: o.steps,
+      batchSize: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      checkpointEvery: o.checkpointEvery,
+      labelDropout: o.labelDropout,
+      emaDecay: o.ema,
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      unet: {
+        ...(o.channels === undefined ? {} : { channels: o.channels }),
+        ...(o.blocks === undefined ? {} : { blocksPerLevel: o.blocks }),
+      },
+    });
+  });
+
+program
+  .command('sample')
+  .description('sample a teacher or student: a class grid (.png) or raw images (.npy + .labels.npy)')
+  .requiredOption('--model <dir>', 'model folder (teacher or student)')
+  .option('--steps <n>', "sampling steps (default: the model's own)", int('--steps'))
+  .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", Number)
+  .option('--sampler <kind>', 'euler, heun, dpmpp-2m or few-step (students default to few-step)')
+  .option('--classes <range>', 'classes, e.g. 0-9 or 1,3,7', '0-9')
+  .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n'), 8)
+  .option('--seed <n>', 'random seed', int('--seed'), 0)
+  .option('--latent-size <hxw>', "latent height x width (default: the model's), e.g. 9x9 or 7x11")
+  .requiredOption('--out <file>', 'output .png (grid) or .npy (raw uint8 images)')
+  .action(async (o) => sampleCommand(o));
+
+program
+  .command('bench')
+  .description('print JSON: ms per U-Net training step on the current backend')
+  .option('--batch <n>', 'batch size', int('--batch'), 32)
+  .option('--size <n>', 'input height and width', int('--size'), 28)
+  .option('--channels <list>', 'U-Net widths per level', intList('--channels'), [32, 64, 128])
+  .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps'), 5)
+  .action(async (o) => {
+    const result = await benchUnetStep({
+      batch: o.batch,
+      size: o.size,
+      channels: o.channels,
+      steps: o.steps,
+    });
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`ladder: error: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

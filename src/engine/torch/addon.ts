@@ -1,0 +1,82 @@
+// Loads the ladder_torch Node-API addon (native/) and explains precisely why when it cannot.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Facts the addon reports after init. */
+export interface NativeInfo {
+  readonly device: string;
+  readonly threads: number;
+  readonly torchVersion: string;
+  readonly cudaAvailable: boolean;
+}
+
+/** The addon's raw interface (see native/src/addon.cc). Handles are small positive integers. */
+export interface NativeAddon {
+  init(
+    buffer: ArrayBuffer,
+    intCap: number,
+    floatOffset: number,
+    floatCap: number,
+    outOffset: number,
+    outCap: number,
+    device: string,
+    threads: number,
+    allowTF32: boolean,
+  ): NativeInfo;
+  opNames(): string[];
+  /** Copies values into a new tensor; its shape is read from the shared int region (rank, dims...). */
+  create(values: Float32Array | Int32Array | Uint8Array, dtypeCode: number): number;
+  /** Copies a tensor's row-major values into `out` (sizes must match). */
+  read(handle: number, out: Float32Array | Int32Array | Uint8Array): void;
+  dispose(handle: number): void;
+  disposeAll(): void;
+  /** Runs op `code` on the arguments in the shared buffer; returns the number of outputs. */
+  run(code: number): number;
+  /** [live tensors, live bytes]. */
+  stats(): [number, number];
+  synchronize(): void;
+}
+
+/** Where `npm run build:native` puts the addon; LADDER_TORCH_ADDON overrides it. */
+export function addonPath(): string {
+  const fromEnv = process.env.LADDER_TORCH_ADDON;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  // src/engine/torch and dist/engine/torch both sit three levels below the package root.
+  return fileURLToPath(new URL('../../../native/build/Release/ladder_torch.node', import.meta.url));
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once (from {@link addonPath}). Throws an Error saying what is missing and how to fix it. */
+export function loadAddon(): NativeAddon {
+  cached ??= loadAddonFrom(addonPath());
+  return cached;
+}
+
+/** Loads an addon file without caching; the errors are those of {@link loadAddon}. */
+export function loadAddonFrom(path: string): NativeAddon {
+  if (!existsSync(path)) {
+    throw new Error(
+      `torch backend unavailable: the native addon is not built (${path} is missing). ` +
+        'Run `npm run build:native` (it needs libtorch: `apt-get install libtorch-dev`, ' +
+        'or set LIBTORCH=/path/to/libtorch with include/ and lib/).',
+    );
+  }
+  try {
+    return createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (/lib(torch|c10)[a-z_]*\.so/.test(message)) {
+      throw new Error(
+        `torch backend unavailable: libtorch cannot be loaded (${message}). ` +
+          'Install it (`apt-get install libtorch-dev`) or rebuild with LIBTORCH=/path/to/libtorch ' +
+          '(`npm run build:native`).',
+      );
+    }
+    throw new Error(
+      `torch backend unavailable: loading ${path} failed (${message}). ` +
+        'Rebuild it with `npm run build:native`.',
+    );
+  }
+}

@@ -1,0 +1,252 @@
+// One self-contained HTML report over eval JSON files: metrics table, vega-lite charts as inline SVG, sample grids.
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { EvalJson, EvalResult } from './eval-json.js';
+
+export interface ReportOptions {
+  /** Page heading and <title>. */
+  readonly title?: string;
+  /**
+   * PNG bytes to embed. A key equal to a result's `grid` field is shown with that result; other keys are
+   * shown after the results, captioned with the key.
+   */
+  readonly grids?: Readonly<Record<string, Uint8Array>>;
+}
+
+interface Row {
+  readonly series: string;
+  readonly run: EvalJson;
+  readonly result: EvalResult;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// ---
+// Series labels: the model name, disambiguated by dataset, then by file index; cfg/sampler when they vary.
+
+function seriesLabels(evals: readonly EvalJson[]): string[][] {
+  const count = (keys: string[], key: string): number => keys.filter((k) => k === key).length;
+  const models = evals.map((e) => e.model);
+  const withDataset = evals.map((e) => (count(models, e.model) > 1 ? `${e.model} (${e.dataset})` : e.model));
+  return evals.map((run, i) => {
+    const base = count(withDataset, withDataset[i]!) > 1 ? `${withDataset[i]} #${i + 1}` : withDataset[i]!;
+    const cfgVaries = new Set(run.results.map((r) => r.cfg)).size > 1;
+    const samplerVaries = new Set(run.results.map((r) => r.sampler)).size > 1;
+    return run.results.map((r) => {
+      const parts = [base];
+      if (cfgVaries) parts.push(`cfg ${r.cfg}`);
+      if (samplerVaries) parts.push(r.sampler ?? 'default sampler');
+      return parts.join(', ');
+    });
+  });
+}
+
+function collectRows(evals: readonly EvalJson[]): Row[] {
+  const labels = seriesLabels(evals);
+  const rows = evals.flatMap((run, i) =>
+    run.results.map((result, j) => ({ series: labels[i]![j]!, run, result })),
+  );
+  return rows.sort(
+    (a, b) =>
+      a.series.localeCompare(b.series) || a.result.nfe - b.result.nfe || a.result.steps - b.result.steps,
+  );
+}
+
+// ---
+// Charts: vega-lite -> vega -> SVG string, rendered headless (no canvas, no DOM).
+
+async function renderChart(spec: vl.TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+function fidChart(rows: readonly Row[], x: 'nfe' | 'msPerImage', xTitle: string): vl.TopLevelSpec {
+  const values = rows.map(({ series, result }) => ({
+    series,
+    x: result[x],
+    fid: result.fid,
+    steps: result.steps,
+  }));
+  const logScale = values.every((v) => v.x > 0); // a zero time cannot go on a log axis
+  return {
+    width: 520,
+    height: 320,
+    background: 'white',
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: {
+        field: 'x',
+        type: 'quantitative',
+        scale: { type: logScale ? 'log' : 'linear' },
+        title: logScale ? `${xTitle} (log scale)` : xTitle,
+      },
+      y: { field: 'fid', type: 'quantitative', title: 'FID (feature net)', scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: 'model' }, // lines join points in x order
+    },
+  };
+}
+
+// ---
+// HTML pieces.
+
+const fixed = (value: number, digits: number): string => value.toFixed(digits);
+
+function numberCell(value: number, text: string): string {
+  return `<td class="num" data-value="${value}">${escapeHtml(text)}</td>`;
+}
+
+function tableRow({ series, run, result }: Row): string {
+  const cells = [
+    `<td>${escapeHtml(series)}</td>`,
+    `<td>${escapeHtml(run.dataset)}</td>`,
+    `<td>${escapeHtml(result.sampler ?? '')}</td>`,
+    numberCell(result.steps, String(result.steps)),
+    numberCell(result.cfg, String(result.cfg)),
+    numberCell(result.nfe, String(result.nfe)),
+    numberCell(result.fid, fixed(result.fid, 2)),
+    numberCell(result.kid, `${fixed(result.kid, 4)} ± ${fixed(result.kidStd, 4)}`),
+    numberCell(result.precision, fixed(result.precision, 3)),
+    numberCell(result.recall, fixed(result.recall, 3)),
+    numberCell(result.classAccuracy, fixed(result.classAccuracy, 3)),
+    numberCell(result.msPerImage, fixed(result.msPerImage, 2)),
+  ];
+  return `<tr class="result">${cells.join('')}</tr>`;
+}
+
+const METRIC_HEADERS = [
+  ...['Model', 'Dataset', 'Sampler', 'Steps', 'CFG', 'NFE', 'FID', 'KID ± std'],
+  ...['Precision', 'Recall', 'Class acc.', 'ms / image'],
+];
+
+function runsTable(evals: readonly EvalJson[]): string {
+  const rows = evals.map((e) => {
+    const cells = [
+      e.model,
+      e.dataset,
+      String(e.samples),
+      String(e.seed),
+      e.featureNet,
+      e.backend ?? '',
+      e.createdAt ?? '',
+    ];
+    return `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+  });
+  const head = ['Model', 'Dataset', 'Samples', 'Seed', 'Feature net', 'Backend', 'Created'];
+  return `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function pngDataUri(bytes: Uint8Array, key: string): string {
+  if (bytes.length < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new Error(`renderReport: grids["${key}"] is not a PNG (bad signature); pass the PNG file's bytes`);
+  }
+  return `data:image/png;base64,${Buffer.from(bytes).toString('base64')}`;
+}
+
+function figure(src: string | undefined, caption: string, missing: string): string {
+  const body =
+    src === undefined
+      ? `<p class="missing">${escapeHtml(missing)}</p>`
+      : `<img src="${escapeHtml(src)}" alt="${escapeHtml(caption)}">`;
+  return `<figure>${body}<figcaption>${escapeHtml(caption)}</figcaption></figure>`;
+}
+
+function gridFigures(rows: readonly Row[], grids: Readonly<Record<string, Uint8Array>>): string[] {
+  const used = new Set<string>();
+  const figures: string[] = [];
+  for (const { series, result } of rows) {
+    const grid = result.grid;
+    if (grid === undefined) continue;
+    const caption = `${series}: ${result.steps} steps, NFE ${result.nfe}`;
+    const bytes = grids[grid];
+    if (bytes !== undefined) used.add(grid);
+    const src = grid.startsWith('data:image/')
+      ? grid
+      : bytes !== undefined
+        ? pngDataUri(bytes, grid)
+        : undefined;
+    const isRemote = /^[a-z][a-z0-9+.-]*:\/\//i.test(grid); // never echo a URL: the page stays offline
+    figures.push(
+      figure(src, caption, isRemote ? 'grid not embedded (remote)' : `grid not embedded: ${grid}`),
+    );
+  }
+  for (const [key, bytes] of Object.entries(grids)) {
+    if (!used.has(key)) figures.push(figure(pngDataUri(bytes, key), key, ''));
+  }
+  return figures;
+}
+
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1200px;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-variant-numeric:tabular-nums}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.num{text-align:right}
+#metrics th{cursor:pointer;user-select:none;background:#f4f4f4}#metrics th[data-dir=asc]::after{content:" ▲"}
+#metrics th[data-dir=desc]::after{content:" ▼"}.charts{display:flex;flex-wrap:wrap;gap:2rem}
+.grids{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}figure img{image-rendering:pixelated;max-width:360px}
+figcaption{font-size:12px;color:#555}.note,.missing{color:#666}`;
+
+// Click a header to sort by that column; numeric cells sort by data-value.
+const SORT_SCRIPT = `document.querySelectorAll('#metrics th').forEach((th, col) => th.addEventListener('click', () => {
+  const body = document.querySelector('#metrics tbody');
+  const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc';
+  document.querySelectorAll('#metrics th').forEach((h) => delete h.dataset.dir);
+  th.dataset.dir = dir;
+  const key = (tr) => tr.cells[col].dataset.value ?? tr.cells[col].textContent;
+  const rows = [...body.rows].sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    const order = isNaN(x) || isNaN(y) ? String(x).localeCompare(String(y)) : Number(x) - Number(y);
+    return dir === 'asc' ? order : -order;
+  });
+  body.append(...rows);
+}));`;
+
+/**
+ * Renders eval files as one self-contained HTML page (inline CSS/SVG, images as data: URIs, no network):
+ * a sortable table of every model x setting, FID against NFE and against ms per image, and sample grids.
+ */
+export async function renderReport(evals: readonly EvalJson[], opts: ReportOptions = {}): Promise<string> {
+  const title = opts.title ?? 'ladder evaluation';
+  const rows = collectRows(evals);
+  const sections: string[] = [];
+  sections.push(`<h2>Runs</h2>${runsTable(evals)}`);
+  const featureNets = [...new Set(evals.map((e) => e.featureNet))];
+  sections.push(
+    `<p class="note">FID, KID and precision/recall use features of ladder's own classifier (${escapeHtml(
+      featureNets.join(', ') || 'none',
+    )}), not Inception: compare numbers only within this report or with the same feature net.</p>`,
+  );
+  const head = METRIC_HEADERS.map((h) => `<th>${h}</th>`).join('');
+  sections.push(
+    `<h2>Metrics</h2><table id="metrics"><thead><tr>${head}</tr></thead><tbody>${rows.map(tableRow).join('')}</tbody></table>`,
+  );
+  if (rows.length > 0) {
+    const [byNfe, byTime] = await Promise.all([
+      renderChart(fidChart(rows, 'nfe', 'network evaluations per image')),
+      renderChart(fidChart(rows, 'msPerImage', 'ms per image')),
+    ]);
+    sections.push(
+      `<h2>Quality against cost</h2><div class="charts"><figure class="chart">${byNfe}<figcaption>FID against NFE</figcaption></figure>` +
+        `<figure class="chart">${byTime}<figcaption>FID against ms per image</figcaption></figure></div>`,
+    );
+  } else {
+    sections.push('<p class="missing">No results to plot.</p>');
+  }
+  const figures = gridFigures(rows, opts.grids ?? {});
+  if (figures.length > 0) sections.push(`<h2>Samples</h2><div class="grids">${figures.join('')}</div>`);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<body><h1>${escapeHtml(title)}</h1>
+${sections.join('\n')}
+<script>${SORT_SCRIPT}</script>
+</body></html>
+`;
+}

@@ -1,0 +1,112 @@
+// Model folders: config.json + weights.safetensors + card.json, written atomically and loaded with every
+// tensor checked against what the config builds.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { initAutoencoder } from '../autoencoder/model.js';
+import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
+import { Rng } from '../core/rng.js';
+import { loadTensors, saveTensors } from '../io/safetensors.js';
+import { disposeParams, type Params } from '../nn/params.js';
+import { initUNet } from '../nn/unet.js';
+import { checkSameShapes } from '../train/checkpoint.js';
+import {
+  type AutoencoderModelConfig,
+  autoencoderModelSchema,
+  type DiffusionModelConfig,
+  diffusionModelSchema,
+  parseConfig,
+} from './schema.js';
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'weights.safetensors';
+export const CARD_FILE = 'card.json';
+
+/**
+ * Writes a model's files into `dir` (which may already hold the run's checkpoints and log), each atomically,
+ * config after weights so a folder with a config always has its weights. An existing model there is replaced
+ * only with `replace`.
+ */
+export async function saveModelFolder(
+  dir: string,
+  config: AutoencoderModelConfig | DiffusionModelConfig,
+  params: Params,
+  card: Record<string, unknown>,
+  opts: { replace?: boolean } = {},
+): Promise<void> {
+  if (existsSync(join(dir, CONFIG_FILE)) && !opts.replace) {
+    throw new Error(`${dir} already holds a model: choose another --out`);
+  }
+  await ensureWritableDir(dir);
+  await saveTensors(join(dir, WEIGHTS_FILE), params, { kind: config.kind });
+  await writeJsonAtomic(join(dir, CONFIG_FILE), config);
+  await writeJsonAtomic(join(dir, CARD_FILE), card);
+}
+
+export async function readJson(path: string, what: string): Promise<unknown> {
+  if (!existsSync(path)) throw new Error(`${what} not found: ${path} does not exist`);
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function readConfig(dir: string): Promise<{ kind?: unknown }> {
+  if (!existsSync(dir)) throw new Error(`model folder ${dir} does not exist`);
+  return (await readJson(join(dir, CONFIG_FILE), `model config of ${dir}`)) as { kind?: unknown };
+}
+
+/** Loads weights and checks every name, shape and dtype against `expected` (disposed afterwards). */
+async function loadCheckedWeights(dir: string, expected: Params): Promise<Params> {
+  try {
+    const file = join(dir, WEIGHTS_FILE);
+    const { tensors } = await loadTensors(file);
+    try {
+      checkSameShapes(tensors, expected, file);
+    } catch (err) {
+      disposeParams(tensors);
+      throw err;
+    }
+    return tensors;
+  } finally {
+    disposeParams(expected);
+  }
+}
+
+export interface LoadedAutoencoder {
+  readonly dir: string;
+  readonly config: AutoencoderModelConfig;
+  readonly params: Params;
+}
+
+export async function loadAutoencoder(dir: string): Promise<LoadedAutoencoder> {
+  const config = parseConfig(autoencoderModelSchema, await readConfig(dir), join(dir, CONFIG_FILE));
+  const params = await loadCheckedWeights(dir, initAutoencoder(config.autoencoder, new Rng(0)));
+  return { dir, config, params };
+}
+
+export interface LoadedDiffusionModel {
+  readonly dir: string;
+  readonly config: DiffusionModelConfig;
+  readonly params: Params;
+  readonly autoencoder: LoadedAutoencoder;
+}
+
+/** A teacher or student folder, with the autoencoder its config names (resolved relative to the folder). */
+export async function loadDiffusionModel(dir: string): Promise<LoadedDiffusionModel> {
+  const raw = await readConfig(dir);
+  if (raw.kind !== 'teacher' && raw.kind !== 'student') {
+    throw new Error(`${dir} holds a ${String(raw.kind)} model, not a teacher or student`);
+  }
+  const config = parseConfig(diffusionModelSchema, raw, join(dir, CONFIG_FILE));
+  const aeDir = resolve(dir, config.autoencoder);
+  if (!existsSync(join(aeDir, CONFIG_FILE))) {
+    throw new Error(
+      `${dir} names autoencoder "${config.autoencoder}" (${aeDir}), which is missing: restore that folder or fix "autoencoder" in ${join(dir, CONFIG_FILE)}`,
+    );
+  }
+  const autoencoder = await loadAutoencoder(aeDir);
+  const params = await loadCheckedWeights(dir, initUNet(config.unet, new Rng(0)));
+  return { dir, config, params, autoencoder };
+}

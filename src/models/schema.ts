@@ -1,0 +1,98 @@
+// Model folder configs (config.json): typed plain data, validated with zod at every IO boundary.
+import { z } from 'zod';
+import type { AutoencoderConfig } from '../autoencoder/model.js';
+import type { FormulationConfig } from '../diffusion/formulation.js';
+import type { UNetConfig } from '../nn/unet.js';
+
+const positiveInt = z.number().int().positive();
+const shape3 = z.tuple([positiveInt, positiveInt, positiveInt]);
+const datasetName = z.enum(['mnist', 'fashion-mnist', 'emoji']);
+
+export const unetConfigSchema = z
+  .object({
+    inChannels: positiveInt,
+    outChannels: positiveInt,
+    channels: z.array(positiveInt).min(1),
+    blocksPerLevel: positiveInt,
+    attentionLevels: z.array(z.number().int().nonnegative()),
+    midAttention: z.boolean(),
+    numClasses: z.number().int().nonnegative(),
+    embedDim: positiveInt,
+    groups: positiveInt,
+    heads: positiveInt,
+  })
+  .strict() satisfies z.ZodType<UNetConfig>;
+
+export const formulationConfigSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('flow'), logitMean: z.number(), logitStd: z.number().positive() }).strict(),
+  z
+    .object({
+      kind: z.literal('vp'),
+      prediction: z.enum(['eps', 'v']),
+      zeroTerminalSnr: z.boolean(),
+      betaStart: z.number().positive(),
+      betaEnd: z.number().positive(),
+    })
+    .strict(),
+]) satisfies z.ZodType<FormulationConfig>;
+
+export const autoencoderConfigSchema = z
+  .object({
+    imageShape: shape3,
+    latentChannels: positiveInt,
+    channels: z.array(positiveInt).min(1),
+    groups: positiveInt,
+    klWeight: z.number().nonnegative(),
+    latentScale: z.number().positive(),
+    latentShift: z.number(),
+  })
+  .strict() satisfies z.ZodType<AutoencoderConfig>;
+
+const header = { format: z.literal('ladder-model'), version: z.literal(1), dataset: datasetName };
+
+export const autoencoderModelSchema = z
+  .object({ ...header, kind: z.literal('autoencoder'), autoencoder: autoencoderConfigSchema })
+  .strict();
+
+/** A latent diffusion model: a teacher, or a student distilled from one (`distill` says how). */
+export const diffusionModelSchema = z
+  .object({
+    ...header,
+    kind: z.enum(['teacher', 'student']),
+    /** Path of the autoencoder folder, relative to this model's folder. */
+    autoencoder: z.string().min(1),
+    latentShape: shape3,
+    classNames: z.array(z.string()),
+    formulation: formulationConfigSchema,
+    unet: unetConfigSchema,
+    /** What the net predicts when it differs from the formulation's default (PADD's 1-step student: x0). */
+    prediction: z.enum(['formulation', 'x0']).default('formulation'),
+    /** Step counts this model is meant to be sampled with (students), and its default CFG (teachers). */
+    sampling: z.object({ steps: z.array(positiveInt).min(1), cfg: z.number().nonnegative() }).strict(),
+    distill: z
+      .object({ method: z.enum(['add', 'padd', 'ladd']), teacher: z.string().min(1) })
+      .passthrough()
+      .optional(),
+  })
+  .strict();
+
+// The component configs keep their own (readonly) interfaces; zod checks that the schemas produce them.
+export type AutoencoderModelConfig = Omit<z.infer<typeof autoencoderModelSchema>, 'autoencoder'> & {
+  readonly autoencoder: AutoencoderConfig;
+};
+export type DiffusionModelConfig = Omit<
+  z.infer<typeof diffusionModelSchema>,
+  'unet' | 'formulation' | 'latentShape'
+> & {
+  readonly unet: UNetConfig;
+  readonly formulation: FormulationConfig;
+  readonly latentShape: readonly [number, number, number];
+};
+
+/** Validates `raw` with `schema`, failing with every bad key path and value listed. */
+export function parseConfig<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, raw: unknown, source: string): T {
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  throw new Error(`${source} is not a valid config: ${problems}`);
+}

@@ -1,0 +1,142 @@
+// Building blocks over tfjs-core ops. Each layer is a function of (scope, input, options): the same code creates
+// the parameters (init scope) and applies them (apply scope). Layout is NHWC throughout.
+import * as tf from '../core/tf.js';
+import { heNormal, normal, type ParamScope, zeros } from './params.js';
+
+export interface Conv2dOptions {
+  readonly kernel?: number;
+  readonly stride?: 1 | 2;
+  readonly bias?: boolean;
+  /** Zero-initialised output (residual branches and final layers start as identity / zero). */
+  readonly zeroInit?: boolean;
+}
+
+/** 2-D convolution, 'same' padding. x: [B, H, W, Cin] -> [B, ceil(H/stride), ceil(W/stride), outChannels]. */
+export function conv2d(
+  s: ParamScope,
+  x: tf.Tensor4D,
+  outChannels: number,
+  opts: Conv2dOptions = {},
+): tf.Tensor4D {
+  const { kernel = 3, stride = 1, bias = true, zeroInit = false } = opts;
+  const inChannels = x.shape[3];
+  const w = s.param(
+    'w',
+    [kernel, kernel, inChannels, outChannels],
+    zeroInit ? zeros : heNormal(),
+  ) as tf.Tensor4D;
+  const y = tf.conv2d(x, w, stride, 'same');
+  return bias ? tf.add(y, s.param('b', [outChannels], zeros)) : y;
+}
+
+/** Dense layer on the last axis. x: [..., in] -> [..., out]. */
+export function linear(
+  s: ParamScope,
+  x: tf.Tensor,
+  outDim: number,
+  opts: { zeroInit?: boolean } = {},
+): tf.Tensor {
+  const inDim = x.shape[x.rank - 1]!;
+  const w = s.param('w', [inDim, outDim], opts.zeroInit ? zeros : heNormal()) as tf.Tensor2D;
+  const flat = x.rank === 2 ? (x as tf.Tensor2D) : x.reshape([-1, inDim]);
+  const y = tf.add(tf.matMul(flat, w), s.param('b', [outDim], zeros));
+  return x.rank === 2 ? y : y.reshape([...x.shape.slice(0, -1), outDim]);
+}
+
+export const silu = <T extends tf.Tensor>(x: T): T => tf.mul(x, tf.sigmoid(x));
+
+/**
+ * GroupNorm (Wu & He 2018) over NHWC: statistics per sample and group of channels. With `affine` the layer has
+ * its own scale and shift; adaptive variants pass `affine: false` and modulate afterwards.
+ */
+export function groupNorm(
+  s: ParamScope,
+  x: tf.Tensor4D,
+  groups: number,
+  opts: { affine?: boolean; eps?: number } = {},
+): tf.Tensor4D {
+  const { affine = true, eps = 1e-5 } = opts;
+  const [b, h, w, c] = x.shape;
+  if (c % groups !== 0) throw new Error(`GroupNorm: ${c} channels do not split into ${groups} groups`);
+  const grouped = x.reshape([b, h, w, groups, c / groups]); // [B, H, W, G, C/G]
+  const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
+  const normed = grouped
+    .sub(mean)
+    .mul(tf.rsqrt(variance.add(eps)))
+    .reshape([b, h, w, c]) as tf.Tensor4D;
+  if (!affine) return normed;
+  return normed.mul(s.param('scale', [c], (shape) => tf.ones([...shape]))).add(s.param('shift', [c], zeros));
+}
+
+/** Multi-head self-attention over the H*W positions, with a residual connection. x: [B, H, W, C]. */
+export function selfAttention(s: ParamScope, x: tf.Tensor4D, heads: number, groups: number): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  if (c % heads !== 0) throw new Error(`attention: ${c} channels do not split into ${heads} heads`);
+  const dHead = c / heads;
+  const qkv = linear(s.child('qkv'), groupNorm(s.child('norm'), x, groups).reshape([b, h * w, c]), 3 * c);
+  // [B, HW, 3, heads, dHead] -> three [B*heads, HW, dHead]
+  const split = qkv.reshape([b, h * w, 3, heads, dHead]).transpose([2, 0, 3, 1, 4]);
+  const [q, k, v] = tf.unstack(split).map((t) => t.reshape([b * heads, h * w, dHead]) as tf.Tensor3D) as [
+    tf.Tensor3D,
+    tf.Tensor3D,
+    tf.Tensor3D,
+  ];
+  const weights = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dHead)));
+  const attended = tf
+    .matMul(weights, v)
+    .reshape([b, heads, h * w, dHead])
+    .transpose([0, 2, 1, 3]);
+  const out = linear(s.child('out'), attended.reshape([b, h * w, c]), c, { zeroInit: true });
+  return x.add(out.reshape([b, h, w, c]));
+}
+
+/**
+ * Sinusoidal embedding of a (continuous) noise level, as in "Attention is all you need" / DDPM.
+ * t: [B] -> [B, dim]. Callers scale t so that it spans about 0..1000.
+ */
+export function sinusoidalEmbedding(t: tf.Tensor1D, dim: number, maxPeriod = 10000): tf.Tensor2D {
+  const half = Math.floor(dim / 2);
+  const freqs = tf.exp(tf.range(0, half).mul(-Math.log(maxPeriod) / half)); // [half]
+  const args = t.reshape([-1, 1]).mul(freqs.reshape([1, half])); // [B, half]
+  return tf.concat([tf.cos(args), tf.sin(args)], 1) as tf.Tensor2D;
+}
+
+/** Sinusoidal features -> two-layer MLP. t: [B] -> [B, dim]. */
+export function timestepEmbedding(s: ParamScope, t: tf.Tensor1D, baseDim: number, dim: number): tf.Tensor2D {
+  const h = silu(linear(s.child('fc1'), sinusoidalEmbedding(t, baseDim), dim));
+  return linear(s.child('fc2'), h, dim) as tf.Tensor2D;
+}
+
+/**
+ * Learned class embedding with one extra row for the null class (index `numClasses`), which classifier-free
+ * guidance uses for the unconditional prediction. labels: int32 [B] -> [B, dim].
+ */
+export function classEmbedding(
+  s: ParamScope,
+  labels: tf.Tensor1D,
+  numClasses: number,
+  dim: number,
+): tf.Tensor2D {
+  const table = s.param('table', [numClasses + 1, dim], normal(1)) as tf.Tensor2D;
+  return tf.gather(table, labels.toInt());
+}
+
+/** Stride-2 3x3 convolution. [B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C]. */
+export function downsample(s: ParamScope, x: tf.Tensor4D): tf.Tensor4D {
+  return conv2d(s.child('conv'), x, x.shape[3], { stride: 2 });
+}
+
+/**
+ * Nearest 2x upsampling (by broadcasting, which has cheap gradients on every backend) cropped to `size`, then a
+ * 3x3 convolution. Cropping lets odd sizes (7x7 latents: 7 -> 4 -> 7) round-trip through the U-Net.
+ */
+export function upsample(s: ParamScope, x: tf.Tensor4D, size: readonly [number, number]): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const doubled = x
+    .reshape([b, h, 1, w, 1, c])
+    .mul(tf.ones([1, 1, 2, 1, 2, 1]))
+    .reshape([b, 2 * h, 2 * w, c]) as tf.Tensor4D;
+  const cropped =
+    size[0] === 2 * h && size[1] === 2 * w ? doubled : doubled.slice([0, 0, 0, 0], [b, size[0], size[1], c]);
+  return conv2d(s.child('conv'), cropped, c);
+}

@@ -1,0 +1,164 @@
+// `ladder train-teacher`: a class-conditional latent diffusion teacher (flow by default, VP as the SD/SDXL-like
+// alternative) trained on the autoencoder's latents with label dropout for classifier-free guidance.
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { encodeLatents, latentShape } from '../autoencoder/model.js';
+import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { ensureWritableDir } from '../core/fs.js';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { loadDataset } from '../data/dataset.js';
+import { BatchLoader } from '../data/loader.js';
+import { addNoise, type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
+import { CONFIG_FILE, loadAutoencoder, saveModelFolder } from '../models/folder.js';
+import type { DiffusionModelConfig } from '../models/schema.js';
+import { countParams } from '../nn/params.js';
+import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
+import { commandLine, makeCard } from '../train/card.js';
+import { Ema } from '../train/ema.js';
+import { train } from '../train/loop.js';
+import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
+
+export interface TrainTeacherOptions {
+  readonly aeDir: string;
+  readonly outDir: string;
+  readonly formulation: FormulationConfig;
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  /** Share of labels replaced by the null class, so the model also learns the unconditional score. */
+  readonly labelDropout: number;
+  readonly emaDecay: number;
+  readonly limit?: number;
+  readonly unet?: Partial<UNetConfig>;
+}
+
+export const TEACHER_UNET_DEFAULTS = {
+  channels: [64, 128],
+  blocksPerLevel: 2,
+  attentionLevels: [1],
+  midAttention: true,
+  groups: 8,
+  heads: 4,
+} as const;
+
+export const FLOW_DEFAULTS: FormulationConfig = { kind: 'flow', logitMean: 0, logitStd: 1 };
+export const VP_DEFAULTS: FormulationConfig = {
+  kind: 'vp',
+  prediction: 'v',
+  zeroTerminalSnr: true,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+};
+
+export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
+  await ensureWritableDir(opts.outDir); // fail before any slow work
+  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
+    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
+  }
+  const ae = await loadAutoencoder(opts.aeDir);
+  const aeCfg = ae.config.autoencoder;
+  const data = await loadDataset(
+    ae.config.dataset,
+    'train',
+    opts.limit === undefined ? {} : { limit: opts.limit },
+  );
+  const shape = latentShape(aeCfg);
+  const base = { ...TEACHER_UNET_DEFAULTS, ...opts.unet };
+  const unet: UNetConfig = {
+    inChannels: shape[2],
+    outChannels: shape[2],
+    numClasses: data.numClasses,
+    embedDim: 4 * base.channels[0]!,
+    ...base,
+  };
+  const f = makeFormulation(opts.formulation);
+
+  // 1. Encode the training set once: the teacher trains on latents (posterior means, normalised).
+  process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
+  const latents = await mapInBatches(data.count, 500, (s, e) =>
+    encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
+  );
+  const loader = new BatchLoader(
+    { data: latents, labels: data.labels, shape },
+    { batchSize: opts.batchSize, seed: opts.seed },
+  );
+
+  const params = initUNet(unet, new Rng(opts.seed));
+  const player = {
+    params,
+    optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: opts.lr, warmupSteps: 200 }),
+    ema: new Ema(params, opts.emaDecay),
+  };
+  const b = opts.batchSize;
+  const result = await train(
+    { teacher: player },
+    (ctx) => {
+      // 2. x0, its class (dropped to the null class with p = labelDropout), t from the training density, noise.
+      const batch = loader.batchAt(ctx.step);
+      const labelValues = batch.labels
+        .dataSync()
+        .map((l) => (ctx.rng.uniform() < opts.labelDropout ? unet.numClasses : l));
+      const labels = tf.tensor1d(labelValues, 'int32');
+      const t = tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b));
+      const eps = randn(ctx.rng, [b, ...shape]) as tf.Tensor4D;
+      const xt = addNoise(f, batch.x, eps, t);
+      const target = f.target(batch.x, eps, t);
+      const netTime = t.mul(f.netTime(1)) as tf.Tensor1D;
+      // 3. Regress the net's output on the formulation's target (velocity, eps or v).
+      const metrics = ctx.update(
+        'teacher',
+        (p) => unetForward(p, unet, xt, netTime, labels).out.sub(target).square().mean() as tf.Scalar,
+      );
+      tf.dispose([batch.x, batch.labels, labels, t, eps, xt, target, netTime]);
+      return metrics;
+    },
+    {
+      outDir: opts.outDir,
+      totalSteps: opts.steps,
+      seed: opts.seed,
+      checkpointEvery: opts.checkpointEvery,
+      logEvery: 10,
+      resume: opts.resume,
+      label: 'train-teacher',
+    },
+  );
+  if (result.interrupted) return;
+
+  const config: DiffusionModelConfig = {
+    format: 'ladder-model',
+    version: 1,
+    kind: 'teacher',
+    dataset: ae.config.dataset,
+    autoencoder: relative(resolve(opts.outDir), resolve(opts.aeDir)) || '.',
+    latentShape: shape,
+    classNames: [...data.classNames],
+    formulation: opts.formulation,
+    unet,
+    prediction: 'formulation',
+    sampling: { steps: [32], cfg: 3 },
+  };
+  const card = makeCard(
+    {
+      command: commandLine(),
+      seed: opts.seed,
+      dataset: ae.config.dataset,
+      steps: result.completedSteps,
+      batchSize: b,
+      wallSeconds: Math.round(result.wallSeconds),
+      msPerStep: Math.round(result.msPerStep),
+    },
+    {},
+    {
+      params: countParams(player.ema.params),
+      weights: `EMA (decay ${opts.emaDecay})`,
+      labelDropout: opts.labelDropout,
+      lr: opts.lr,
+    },
+  );
+  await saveModelFolder(opts.outDir, config, player.ema.params, card, { replace: opts.resume });
+  process.stderr.write(`teacher written to ${opts.outDir}\n`);
+}

@@ -1,0 +1,40 @@
+// Exponential moving average of weights (Polyak averaging), with the usual warm-up of the decay so early
+// averages are not dominated by the random initialisation.
+import * as tf from '../core/tf.js';
+import { cloneParams, disposeParams, type Params } from '../nn/params.js';
+
+export class Ema {
+  params: Params;
+
+  constructor(
+    source: Params,
+    readonly decay: number,
+  ) {
+    this.params = cloneParams(source);
+  }
+
+  /** Decay for the given update count: min(decay, (1 + n) / (10 + n)). */
+  decayAt(updates: number): number {
+    return Math.min(this.decay, (1 + updates) / (10 + updates));
+  }
+
+  update(source: Params, updates: number): void {
+    const beta = this.decayAt(updates);
+    for (const [name, p] of Object.entries(source)) {
+      const old = this.params[name];
+      if (!old) throw new Error(`EMA has no parameter ${name}`);
+      this.params[name] = tf.tidy(() => old.mul(beta).add(p.mul(1 - beta)));
+      old.dispose();
+    }
+  }
+
+  /** Replaces the averaged weights, taking ownership of `params`. */
+  load(params: Params): void {
+    disposeParams(this.params);
+    this.params = params;
+  }
+
+  dispose(): void {
+    disposeParams(this.params);
+  }
+}

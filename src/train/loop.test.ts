@@ -1,0 +1,104 @@
+import * as assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { decodeSafetensors } from '../io/safetensors.js';
+import { initUNet, unetForward } from '../nn/unet.js';
+import { testBackend } from '../test-utils/backend.js';
+import { latestCheckpointStep } from './checkpoint.js';
+import { TINY_UNET } from './fixtures/tiny.js';
+import { train } from './loop.js';
+import { ADAM_DEFAULTS, AdamW } from './optim.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/tiny-run.ts', import.meta.url));
+const tsx = ['--import', 'tsx', fixture];
+const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'ladder-loop-'));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+before(testBackend);
+
+describe('training loop', () => {
+  it('a run killed with SIGKILL and resumed ends with the same weights as an uninterrupted run', async () => {
+    const whole = await tmp();
+    const run = spawnSync(process.execPath, [...tsx, whole, '24'], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+
+    const killed = await tmp();
+    const child = spawn(process.execPath, [...tsx, killed, '24', '--step-delay-ms', '150'], {
+      stdio: 'ignore',
+    });
+    while (((await latestCheckpointStep(killed).catch(() => undefined)) ?? 0) < 9) await sleep(20);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const stoppedAt = await latestCheckpointStep(killed);
+    assert.ok(stoppedAt !== undefined && stoppedAt < 24, `the run was not interrupted (latest ${stoppedAt})`);
+    assert.ok(!existsSync(join(killed, 'final.safetensors')));
+
+    const resumed = spawnSync(process.execPath, [...tsx, killed, '24', '--resume'], { encoding: 'utf8' });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const a = decodeSafetensors(await readFile(join(whole, 'final.safetensors'))).tensors;
+    const b = decodeSafetensors(await readFile(join(killed, 'final.safetensors'))).tensors;
+    assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+    for (const [name, rec] of Object.entries(a)) {
+      assert.deepEqual(Array.from(b[name]!.data), Array.from(rec.data), `${name} differs after resume`);
+    }
+  });
+
+  it('refuses to start over an existing run unless asked to resume', async () => {
+    const dir = await tmp();
+    assert.equal(spawnSync(process.execPath, [...tsx, dir, '3']).status, 0);
+    const again = spawnSync(process.execPath, [...tsx, dir, '6'], { encoding: 'utf8' });
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /already holds a run .*pass --resume/);
+  });
+
+  it('rolls back to the last good checkpoint and halves the learning rate on a NaN loss', async () => {
+    const dir = await tmp();
+    const params = initUNet(TINY_UNET, new Rng(1));
+    const player = { params, optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: 1e-2 }) };
+    let poisoned = false;
+    const seen: number[] = [];
+    const result = await train(
+      { net: player },
+      (ctx) => {
+        seen.push(ctx.step);
+        const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
+        const poison = ctx.step === 7 && !poisoned;
+        if (poison) poisoned = true;
+        const m = ctx.update('net', (p) => {
+          const loss = unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
+            .out.sub(x)
+            .square()
+            .mean();
+          return (poison ? loss.mul(Number.NaN) : loss) as tf.Scalar;
+        });
+        x.dispose();
+        return m;
+      },
+      { outDir: dir, totalSteps: 10, seed: 0, checkpointEvery: 3, logEvery: 1, resume: false },
+    );
+    assert.equal(result.completedSteps, 10);
+    // Steps 0..7, then back to the checkpoint at step 6: 6, 7, 8, 9 again.
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9]);
+    const log = (await readFile(join(dir, 'log.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      log.find((l) => l.event === 'rollback'),
+      { event: 'rollback', step: 6, lrScale: 0.5 },
+    );
+    assert.equal(log.at(-1).lrScale, 0.5);
+    assert.ok(Object.values(player.params).every((t) => !t.isDisposed));
+    const finite = tf.tidy(
+      () => tf.addN(Object.values(player.params).map((t) => t.isNaN().sum())).dataSync()[0],
+    );
+    assert.equal(finite, 0);
+  });
+});
