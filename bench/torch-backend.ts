@@ -26,17 +26,21 @@ type Params = Map<string, tf.Variable>;
 
 function makeParams(rng: Rng): Params {
   const params: Params = new Map();
+  const set = (name: string, init: tf.Tensor) => {
+    params.set(name, tf.variable(init, true, name));
+    init.dispose(); // the variable holds its own reference to the data
+  };
   const add = (name: string, shape: number[], scale: number) => {
     const values = rng.fillNormal(new Float32Array(tf.util.sizeFromShape(shape))).map((v) => v * scale);
-    params.set(name, tf.variable(tf.tensor(values, shape), true, name));
+    set(name, tf.tensor(values, shape));
   };
   const conv = (name: string, k: number, cin: number, cout: number) => {
     add(`${name}.w`, [k, k, cin, cout], Math.sqrt(2 / (k * k * cin)));
-    params.set(`${name}.b`, tf.variable(tf.zeros([cout]), true, `${name}.b`));
+    set(`${name}.b`, tf.zeros([cout]));
   };
   const norm = (name: string, c: number) => {
-    params.set(`${name}.g`, tf.variable(tf.ones([c]), true, `${name}.g`));
-    params.set(`${name}.b`, tf.variable(tf.zeros([c]), true, `${name}.b`));
+    set(`${name}.g`, tf.ones([c]));
+    set(`${name}.b`, tf.zeros([c]));
   };
   const block = (name: string, cin: number, cout: number) => {
     norm(`${name}.n1`, cin);
@@ -95,7 +99,10 @@ function block(params: Params, name: string, x: tf.Tensor4D, temb: tf.Tensor2D):
 
 function timeEmbedding(params: Params, sigma: tf.Tensor1D): tf.Tensor2D {
   const freqs = tf.exp(tf.range(0, 16).mul(-Math.log(1000) / 16)); // [16]
-  const angles = sigma.log().reshape([-1, 1]).mul(freqs.reshape([1, 16])); // [B, 16]
+  const angles = sigma
+    .log()
+    .reshape([-1, 1])
+    .mul(freqs.reshape([1, 16])); // [B, 16]
   const feats = tf.concat([tf.sin(angles), tf.cos(angles)], 1) as tf.Tensor2D; // [B, 32]
   const h = tf.matMul(feats, p(params, 'temb.w1') as tf.Tensor2D);
   return tf.matMul(h.mul(tf.sigmoid(h)), p(params, 'temb.w2') as tf.Tensor2D);
@@ -130,6 +137,7 @@ async function timeBackend(name: string): Promise<void> {
   const n = BATCH * SIZE * SIZE;
   const times: number[] = [];
   const cpuTimes: number[] = [];
+  let faults = 0;
   let loss = 0;
   for (let step = 0; step < STEPS + 2; step++) {
     // Noise is drawn on the CPU, as ladder does, and uploaded every step.
@@ -138,6 +146,7 @@ async function timeBackend(name: string): Promise<void> {
     const sigmas = Float32Array.from({ length: BATCH }, () => Math.exp(rng.normal() - 1));
     const start = performance.now();
     const cpuStart = process.cpuUsage();
+    const faultStart = process.resourceUsage().minorPageFault;
     const cost = opt.minimize(() => {
       const x0 = tf.tensor4d(clean, [BATCH, SIZE, SIZE, 1]);
       const eps = tf.tensor4d(noise, [BATCH, SIZE, SIZE, 1]);
@@ -151,12 +160,14 @@ async function timeBackend(name: string): Promise<void> {
       times.push(performance.now() - start);
       const cpu = process.cpuUsage(cpuStart);
       cpuTimes.push((cpu.user + cpu.system) / 1000);
+      faults += process.resourceUsage().minorPageFault - faultStart;
     }
   }
   console.log(
     `${name.padEnd(6)} ${median(times).toFixed(0).padStart(6)} ms/step, ` +
       `${median(cpuTimes).toFixed(0).padStart(6)} CPU ms/step (median of ${STEPS}; batch ${BATCH}, ` +
       `${SIZE}x${SIZE}, ${(count / 1e3).toFixed(0)}k params, last loss ${loss.toFixed(4)}, ` +
+      `${(faults / STEPS).toFixed(0)} page faults/step, ` +
       `${tf.memory().numTensors} tensors live)`,
   );
   opt.dispose();

@@ -4,6 +4,7 @@
       "target_name": "ladder_torch",
       "sources": [
         "src/addon.cc",
+        "src/allocator.cc",
         "src/ops_elementwise.cc",
         "src/ops_reduce.cc",
         "src/ops_shape.cc",
@@ -15,12 +16,11 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": [
-        "-std=c++17",
         "-fexceptions",
         "-frtti",
         "-O2",
         "-Wno-unused-parameter",
-        "<!@(node -p \"process.env.LADDER_TORCH_CXXFLAGS || '-DLADDER_TORCH_NO_EXTRA_FLAGS'\")"
+        "<!@(node -p \"process.env.LADDER_TORCH_CXXFLAGS || '-std=c++17'\")"
       ],
       "libraries": ["<!@(node -p \"process.env.LADDER_TORCH_LDFLAGS || '-ltorch -ltorch_cpu -lc10'\")"]
     }

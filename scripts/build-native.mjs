@@ -44,11 +44,23 @@ function findLibtorch() {
   };
 }
 
-/** libtorch builds pin the libstdc++ ABI (pip wheels often use the old one); match it. */
-function abiFlag(cmakeConfig) {
-  if (!existsSync(cmakeConfig)) return '';
-  const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(readFileSync(cmakeConfig, 'utf8'));
-  return m ? `-D_GLIBCXX_USE_CXX11_ABI=${m[1]}` : '';
+/** libtorch builds pin the libstdc++ ABI (older pip wheels use the pre-C++11 one); match it. */
+function abiFlag(torch) {
+  if (existsSync(torch.cmakeConfig)) {
+    const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(readFileSync(torch.cmakeConfig, 'utf8'));
+    if (m) return `-D_GLIBCXX_USE_CXX11_ABI=${m[1]}`;
+  }
+  // Newer configs omit it: the exported symbols tell (std::__cxx11 names exist only with ABI 1).
+  const nm = spawnSync('nm', ['-D', '--defined-only', join(torch.libDir, 'libc10.so')], { encoding: 'utf8' });
+  if (nm.status !== 0 || !nm.stdout.includes('c10')) return '';
+  return `-D_GLIBCXX_USE_CXX11_ABI=${nm.stdout.includes('__cxx11') ? 1 : 0}`;
+}
+
+/** Recent libtorch (2.10+) headers need C++20; older ones build as C++17. */
+function cxxStandard(torch) {
+  const aten = torch.includeDirs.map((d) => join(d, 'ATen', 'ATen.h')).find((f) => existsSync(f));
+  const needs20 = aten !== undefined && readFileSync(aten, 'utf8').includes('C++20');
+  return needs20 ? '-std=c++20' : '-std=c++17';
 }
 
 /** node-gyp: the copy bundled with npm, else one on PATH. */
@@ -81,7 +93,7 @@ const libs = ['-ltorch', '-ltorch_cpu', '-lc10', ...(hasCuda ? ['-ltorch_cuda', 
 const env = {
   ...process.env,
   LADDER_TORCH_INCLUDE_DIRS: torch.includeDirs.join(' '),
-  LADDER_TORCH_CXXFLAGS: abiFlag(torch.cmakeConfig) || '-DLADDER_TORCH_DEFAULT_ABI',
+  LADDER_TORCH_CXXFLAGS: [cxxStandard(torch), abiFlag(torch)].filter((f) => f !== '').join(' '),
   // --no-as-needed keeps libtorch_cuda linked although no symbol of it is referenced directly.
   LADDER_TORCH_LDFLAGS: [
     `-L${torch.libDir}`,

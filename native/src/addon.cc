@@ -20,6 +20,13 @@ at::Device& device() {
 
 at::TensorOptions opts(at::ScalarType dtype) { return at::TensorOptions().dtype(dtype).device(device()); }
 
+at::Tensor upload(const at::Tensor& cpu) {
+  if (device().is_cpu()) return cpu;
+  // A pageable-memory copy would wait for the whole GPU queue; a pinned one is queued like a kernel.
+  at::Tensor pinned = cpu.is_pinned() ? cpu : cpu.pin_memory();
+  return pinned.to(at::TensorOptions().device(device()), /*non_blocking=*/true);
+}
+
 namespace {
 std::vector<at::Tensor> g_tensors{at::Tensor()};  // handle 0 is never issued
 std::vector<int32_t> g_free;
@@ -188,10 +195,10 @@ int32_t get_i32(napi_env env, napi_value v) {
 }
 
 // init(buffer: ArrayBuffer, intCap, floatOffset, floatCap, outOffset, outCap, device: string, threads,
-//      allowTF32: boolean)
+//      allowTF32: boolean, cpuCacheMiB)
 napi_value Init(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  if (!get_args(env, info, 9, argv)) return nullptr;
+  napi_value argv[10];
+  if (!get_args(env, info, 10, argv)) return nullptr;
   void* data = nullptr;
   size_t len = 0;
   NAPI_TRY(napi_get_arraybuffer_info(env, argv[0], &data, &len));
@@ -220,6 +227,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
   int32_t threads = get_i32(env, argv[7]);
   bool allow_tf32 = false;
   NAPI_TRY(napi_get_value_bool(env, argv[8], &allow_tf32));
+  int32_t cache_mib = get_i32(env, argv[9]);
   try {
     std::string name(dev_name, dev_len);
     if (name == "cuda" && !at::hasCUDA()) {
@@ -232,6 +240,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     // TF32 trades float32 accuracy for speed on recent GPUs; tfjs semantics are plain float32.
     at::globalContext().setAllowTF32CuDNN(allow_tf32);
     at::globalContext().setAllowTF32CuBLAS(allow_tf32);
+    install_cpu_cache(static_cast<size_t>(cache_mib > 0 ? cache_mib : 0) << 20);
   } catch (const std::exception& e) {
     return throw_error(env, "init", error_text(e));
   }
@@ -287,10 +296,17 @@ napi_value Create(napi_env env, napi_callback_info info) {
                                             std::to_string(numel * static_cast<int64_t>(bytes_per)));
     }
     c10::InferenceMode guard;
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    bool on_cpu = device().is_cpu();
+    if (!on_cpu && numel == 1) {
+      // Scalars (tfjs makes many) become a device-side fill: no host-device copy at all.
+      double value = dtype == at::kFloat ? static_cast<double>(*static_cast<const float*>(data))
+                     : dtype == at::kInt ? static_cast<double>(*static_cast<const int32_t*>(data))
+                                         : static_cast<double>(*static_cast<const uint8_t*>(data) != 0);
+      return make_int(env, table_put(at::full(shape, value, opts(dtype))));
+    }
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(!on_cpu));
     if (have_bytes > 0) std::memcpy(t.data_ptr(), data, have_bytes);
-    if (!device().is_cpu()) t = t.to(device());
-    return make_int(env, table_put(std::move(t)));
+    return make_int(env, table_put(upload(t)));
   } catch (const std::exception& e) {
     return throw_error(env, "create", error_text(e));
   }
@@ -359,13 +375,20 @@ napi_value Run(napi_env env, napi_callback_info info) {
   return make_int(env, out.count);
 }
 
-// stats(): [liveTensors, liveBytes]
+// stats(): [liveTensors, liveBytes, cachedCpuBytes]
 napi_value Stats(napi_env env, napi_callback_info) {
   napi_value arr;
-  NAPI_TRY(napi_create_array_with_length(env, 2, &arr));
+  NAPI_TRY(napi_create_array_with_length(env, 3, &arr));
   NAPI_TRY(napi_set_element(env, arr, 0, make_int(env, static_cast<int64_t>(table_live()))));
   NAPI_TRY(napi_set_element(env, arr, 1, make_int(env, static_cast<int64_t>(table_live_bytes()))));
+  NAPI_TRY(napi_set_element(env, arr, 2, make_int(env, static_cast<int64_t>(cpu_cache_bytes()))));
   return arr;
+}
+
+// emptyCache(): returns cached CPU blocks to the system.
+napi_value EmptyCache(napi_env, napi_callback_info) {
+  empty_cpu_cache();
+  return nullptr;
 }
 
 // synchronize(): waits for queued device work (a no-op on CPU).
@@ -399,6 +422,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
       {"disposeAll", nullptr, DisposeAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"emptyCache", nullptr, EmptyCache, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"synchronize", nullptr, Synchronize, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -14,6 +14,8 @@ namespace ladder {
 // Device: chosen once at init; every tensor the addon creates lands here.
 at::Device& device();
 at::TensorOptions opts(at::ScalarType dtype);
+// Moves a CPU tensor to the device without a blocking copy (through pinned memory on CUDA).
+at::Tensor upload(const at::Tensor& cpu);
 
 // ---------------------------------------------------------------------------
 // Tensor table: JS holds integer handles, the addon owns the at::Tensor values.
@@ -100,6 +102,11 @@ using OpFn = void (*)(Args&, Out&);
 void register_op(const char* name, OpFn fn);
 const std::vector<std::string>& op_names();
 OpFn op_at(int32_t code);
+
+// Caching CPU allocator (allocator.cc): limit 0 leaves libtorch's default allocator in charge.
+void install_cpu_cache(size_t limit_bytes);
+size_t cpu_cache_bytes();
+void empty_cpu_cache();
 
 void register_elementwise_ops();
 void register_reduce_ops();

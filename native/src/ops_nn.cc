@@ -263,10 +263,10 @@ void op_avg_pool_grad(Args& in, Out& out) {
 // Resize. JS computes, per output row/column, the source indices (and lerp weights) with tfjs'
 // formulas; here they are applied as separable gathers, and scattered back for the gradient.
 
-at::Tensor index_tensor(Args& in) { return at::tensor(in.ints_list(), at::kLong).to(device()); }
+at::Tensor index_tensor(Args& in) { return upload(at::tensor(in.ints_list(), at::kLong)); }
 
 at::Tensor weight_tensor(Args& in, std::vector<int64_t> view) {
-  return at::tensor(in.floats_list(), at::kDouble).to(at::kFloat).to(device()).view(view);
+  return upload(at::tensor(in.floats_list(), at::kDouble).to(at::kFloat)).view(view);
 }
 
 struct BilinearAxis {

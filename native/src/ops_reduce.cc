@@ -88,6 +88,16 @@ at::Tensor cumulative(Args& in, bool product) {
 }
 
 void op_cumsum(Args& in, Out& out) { out.push(cumulative(in, false)); }
+
+// topk(x, k, sorted): largest k along the last axis; values then int32 indices.
+void op_topk(Args& in, Out& out) {
+  const at::Tensor& x = in.tensor();
+  int64_t k = in.i64();
+  bool sorted = in.flag();
+  auto vi = at::topk(x, k, -1, true, sorted);
+  out.push(std::get<0>(vi));
+  out.push(std::get<1>(vi));
+}
 void op_cumprod(Args& in, Out& out) { out.push(cumulative(in, true)); }
 
 }  // namespace
@@ -106,6 +116,7 @@ void register_reduce_ops() {
   register_op("log_softmax", op_log_softmax);
   register_op("cumsum", op_cumsum);
   register_op("cumprod", op_cumprod);
+  register_op("topk", op_topk);
 }
 
 }  // namespace ladder

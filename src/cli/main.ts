@@ -6,6 +6,8 @@ import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
 import { benchUnetStep } from './bench.js';
+import { cardCommand } from './card.js';
+import { registerDistillCommands } from './distill.js';
 import { sampleCommand } from './sample.js';
 
 const int =
@@ -86,9 +88,9 @@ program
     new Option('--prediction <kind>', 'VP only: what the net predicts').choices(['eps', 'v']).default('v'),
   )
   .option('--no-zero-terminal-snr', 'VP only: keep the original schedule (needs --prediction eps or v)')
-  .option('--steps <n>', 'training steps', int('--steps'), 8000)
+  .option('--steps <n>', 'training steps', int('--steps'), 5000)
   .option('--batch <n>', 'batch size', int('--batch'), 128)
-  .option('--lr <x>', 'learning rate', positive('--lr'), 5e-4)
+  .option('--lr <x>', 'learning rate', positive('--lr'), 1e-3)
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--label-dropout <p>', 'share of labels replaced by the null class (for CFG)', Number, 0.1)
   .option('--ema <decay>', 'EMA decay of the shipped weights', Number, 0.999)
@@ -145,6 +147,26 @@ program
   .action(async (o) => sampleCommand(o));
 
 program
+  .command('card')
+  .description(
+    'measure a model folder: sample grids per step count and throughput, recorded in its card.json',
+  )
+  .requiredOption('--model <dir>', 'model folder (teacher or student)')
+  .option('--steps <list>', 'step counts to draw grids for', intList('--steps'), [32, 4, 1])
+  .option('--cfg <w>', "guidance scale (default: the model's own)", Number)
+  .option('--seed <n>', 'random seed', int('--seed'), 0)
+  .option('--eval <files...>', 'eval JSON files to copy into the card', [])
+  .action(async (o) =>
+    cardCommand({
+      model: o.model,
+      steps: o.steps,
+      seed: o.seed,
+      eval: o.eval,
+      ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
+    }),
+  );
+
+program
   .command('bench')
   .description('print JSON: ms per U-Net training step on the current backend')
   .option('--batch <n>', 'batch size', int('--batch'), 32)
@@ -160,6 +182,8 @@ program
     });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   });
+
+registerDistillCommands(program);
 
 try {
   await program.parseAsync(process.argv);

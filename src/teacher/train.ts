@@ -37,7 +37,7 @@ export interface TrainTeacherOptions {
 }
 
 export const TEACHER_UNET_DEFAULTS = {
-  channels: [64, 128],
+  channels: [32, 64],
   blocksPerLevel: 2,
   attentionLevels: [1],
   midAttention: true,
@@ -80,7 +80,7 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
   // 1. Encode the training set once: the teacher trains on latents (posterior means, normalised).
   process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
   const latents = await mapInBatches(data.count, 500, (s, e) =>
-    encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
+    tf.tidy(() => encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D)),
   );
   const loader = new BatchLoader(
     { data: latents, labels: data.labels, shape },

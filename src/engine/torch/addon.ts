@@ -23,6 +23,7 @@ export interface NativeAddon {
     device: string,
     threads: number,
     allowTF32: boolean,
+    cpuCacheMiB: number,
   ): NativeInfo;
   opNames(): string[];
   /** Copies values into a new tensor; its shape is read from the shared int region (rank, dims...). */
@@ -33,8 +34,10 @@ export interface NativeAddon {
   disposeAll(): void;
   /** Runs op `code` on the arguments in the shared buffer; returns the number of outputs. */
   run(code: number): number;
-  /** [live tensors, live bytes]. */
-  stats(): [number, number];
+  /** [live tensors, live bytes, bytes held by the CPU block cache]. */
+  stats(): [number, number, number];
+  /** Frees the CPU block cache. */
+  emptyCache(): void;
   synchronize(): void;
 }
 
@@ -63,6 +66,10 @@ export function loadAddonFrom(path: string): NativeAddon {
         'or set LIBTORCH=/path/to/libtorch with include/ and lib/).',
     );
   }
+  // OpenMP's default spin-waiting makes libtorch's threads fight any other process for the CPU (a training step
+  // measured 6x slower on a shared 2-core machine); passive waiting costs little when the machine is idle. It must
+  // be set before libtorch (and its OpenMP runtime) loads; an explicit setting is kept.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
@@ -72,6 +79,13 @@ export function loadAddonFrom(path: string): NativeAddon {
         `torch backend unavailable: libtorch cannot be loaded (${message}). ` +
           'Install it (`apt-get install libtorch-dev`) or rebuild with LIBTORCH=/path/to/libtorch ' +
           '(`npm run build:native`).',
+      );
+    }
+    if (message.includes('cannot open shared object file')) {
+      throw new Error(
+        `torch backend unavailable: a library the addon needs is missing (${message}). ` +
+          'For a CUDA libtorch, install the CUDA libraries it was built with (the nvidia-* pip packages ' +
+          'beside torch) or add their directory to LD_LIBRARY_PATH; otherwise rebuild with `npm run build:native`.',
       );
     }
     throw new Error(

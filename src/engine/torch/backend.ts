@@ -1,33 +1,24 @@
 // TF.js backend whose tensors live in libtorch (through the ladder_torch addon); kernels run there too.
-import { availableParallelism } from 'node:os';
 import * as tf from '../../core/tf.js';
 import { loadAddon, type NativeAddon, type NativeInfo } from './addon.js';
 import { torchKernels } from './kernels/all.js';
 import { type OpName, resolveOpCodes } from './ops.js';
 import {
   ArgWriter,
+  asNativeArray,
   DTYPE_CODES,
   DTYPES_BY_CODE,
   FLOAT_CAP,
   FLOAT_OFFSET,
   INT_CAP,
-  type NativeDtype,
   OUT_CAP,
   OUT_OFFSET,
+  sameShape,
+  zerosFor,
 } from './protocol.js';
+import { resolveSettings, type TorchBackendOptions, type TorchSettings } from './settings.js';
 
-/** Where torch kernels run. */
-export type TorchDevice = 'cpu' | 'cuda';
-
-/** Options of {@link registerTorchBackend}. */
-export interface TorchBackendOptions {
-  /** Intra-op threads; default LADDER_TORCH_THREADS, else os.availableParallelism(). */
-  readonly threads?: number;
-  /** Default LADDER_TORCH_DEVICE, else 'cpu'. */
-  readonly device?: TorchDevice;
-  /** Allow TF32 matmul/conv on recent NVIDIA GPUs (faster, ~1e-3 relative error). Default false. */
-  readonly allowTF32?: boolean;
-}
+export type { TorchBackendOptions, TorchDevice } from './settings.js';
 
 /** One tensor's bookkeeping: the native handle, or JS-held bytes for string tensors. */
 interface TensorRecord {
@@ -50,9 +41,7 @@ export class TorchBackend extends tf.KernelBackend {
 
   constructor(
     private readonly native: NativeAddon,
-    device: TorchDevice,
-    threads: number,
-    allowTF32: boolean,
+    settings: TorchSettings,
   ) {
     super();
     this.codes = resolveOpCodes(native.opNames());
@@ -64,9 +53,10 @@ export class TorchBackend extends tf.KernelBackend {
       FLOAT_CAP,
       OUT_OFFSET,
       OUT_CAP,
-      device,
-      threads,
-      allowTF32,
+      settings.device,
+      settings.threads,
+      settings.allowTF32,
+      settings.cpuCacheMiB,
     );
     this.data = new tf.DataStorage(this, tf.engine());
   }
@@ -140,13 +130,15 @@ export class TorchBackend extends tf.KernelBackend {
     reasons: string[];
     numNativeTensors: number;
     numNativeBytes: number;
+    numCachedCpuBytes: number;
   } {
-    const [numNativeTensors, numNativeBytes] = this.native.stats();
+    const [numNativeTensors, numNativeBytes, numCachedCpuBytes] = this.native.stats();
     return {
       unreliable: true,
       reasons: ['numBytes counts tfjs tensors; views share libtorch storage, see numNativeBytes'],
       numNativeTensors,
       numNativeBytes,
+      numCachedCpuBytes,
     };
   }
 
@@ -167,6 +159,12 @@ export class TorchBackend extends tf.KernelBackend {
 
   override dispose(): void {
     this.native.disposeAll();
+    this.native.emptyCache();
+  }
+
+  /** Returns the CPU buffers cached for reuse to the system (they are rebuilt on demand). */
+  emptyCache(): void {
+    this.native.emptyCache();
   }
 
   // --- kernel plumbing -----------------------------------------------------------------------
@@ -275,76 +273,31 @@ export class TorchBackend extends tf.KernelBackend {
   }
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
-  return true;
-}
-
-function zerosFor(dtype: tf.DataType, size: number): tf.backend_util.BackendValues {
-  if (dtype === 'int32') return new Int32Array(size);
-  if (dtype === 'bool') return new Uint8Array(size);
-  if (dtype === 'string') return Array.from({ length: size }, () => new Uint8Array(0));
-  return new Float32Array(size);
-}
-
-/** The typed array the addon expects for a dtype, converting when tfjs hands over another kind. */
-function asNativeArray(
-  values: tf.backend_util.BackendValues,
-  dtype: NativeDtype,
-): Float32Array | Int32Array | Uint8Array {
-  if (dtype === 'float32')
-    return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
-  if (dtype === 'int32')
-    return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
-  if (values instanceof Uint8Array) return values;
-  return Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
-}
-
 // --- registration ------------------------------------------------------------------------------
 
-function envDevice(): TorchDevice | undefined {
-  const v = process.env.LADDER_TORCH_DEVICE;
-  if (v === undefined || v === '') return undefined;
-  if (v === 'cpu' || v === 'cuda') return v;
-  throw new Error(`LADDER_TORCH_DEVICE=${v} is not a device; use 'cpu' or 'cuda'`);
-}
-
-function envThreads(): number | undefined {
-  const v = process.env.LADDER_TORCH_THREADS;
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`LADDER_TORCH_THREADS=${v} is not a positive integer`);
-  return n;
-}
-
-let registered: { device: TorchDevice; threads: number } | undefined;
+let registered: TorchSettings | undefined;
 
 /**
- * Loads the addon and registers the 'torch' backend and its kernels with tfjs (then call
- * `tf.setBackend('torch')`). Throws an Error saying why the backend is unavailable (addon not built,
- * libtorch missing, CUDA requested but absent). A second call is a no-op.
+ * Loads the addon and registers the 'torch' backend and its kernels with tfjs, then call
+ * `tf.setBackend('torch')` (registration never makes it the default: its priority is below wasm's).
+ * Throws an Error saying why the backend is unavailable (addon not built, libtorch missing, CUDA
+ * requested but absent). A second call is a no-op.
  */
 export async function registerTorchBackend(opts: TorchBackendOptions = {}): Promise<void> {
   if (registered !== undefined) return;
+  const settings = resolveSettings(opts);
   const native = loadAddon();
-  const device = opts.device ?? envDevice() ?? 'cpu';
-  const threads = opts.threads ?? envThreads() ?? availableParallelism();
-  const allowTF32 = opts.allowTF32 ?? false;
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new Error(`registerTorchBackend: threads=${threads} must be a positive integer`);
-  }
   // Build one backend now so init errors surface here, not as a tfjs warning at setBackend time.
-  let first: TorchBackend | undefined = new TorchBackend(native, device, threads, allowTF32);
+  let first: TorchBackend | undefined = new TorchBackend(native, settings);
   for (const kernel of torchKernels()) tf.registerKernel({ ...kernel, backendName: 'torch' });
   tf.registerBackend(
     'torch',
     () => {
-      const backend = first ?? new TorchBackend(native, device, threads, allowTF32);
+      const backend = first ?? new TorchBackend(native, settings);
       first = undefined;
       return backend;
     },
-    3,
+    1,
   );
-  registered = { device, threads };
+  registered = settings;
 }

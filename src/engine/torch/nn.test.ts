@@ -178,4 +178,23 @@ describe('torch network kernels', { skip: torchSkip }, () => {
       (a, b, c, d) => [tf.einsum('ij,jk->ik', a, b), tf.einsum('bij,bjk->bik', c, d), tf.einsum('ij->ji', a)],
       TOL,
     ));
+
+  it('flipLeftRight mirrors the width axis', () =>
+    expectSameAsCpu([normal(rng, [2, 3, 5, 2])], (x) => tf.image.flipLeftRight(x as tf.Tensor4D)));
+
+  it('fused depthwiseConv2d with bias and relu6, dilation 2', () =>
+    expectSameAsCpu(
+      [x7, normal(rng, [3, 3, 3, 2]), normal(rng, [6])],
+      (x, w, bias) =>
+        tf.fused.depthwiseConv2d({
+          x: x as tf.Tensor4D,
+          filter: w as tf.Tensor4D,
+          strides: 1,
+          pad: 'same',
+          dilations: 2,
+          bias,
+          activation: 'relu6',
+        }),
+      TOL,
+    ));
 });

@@ -106,6 +106,7 @@ export const NATIVE_OPS = [
   'log_softmax',
   'cumsum',
   'cumprod',
+  'topk',
   // layout and factories
   'reshape',
   'transpose',

@@ -77,3 +77,29 @@ export class ArgWriter {
     }
   }
 }
+
+/** True when two shapes are equal. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Zero values of a dtype (strings: empty byte strings). */
+export function zerosFor(dtype: string, size: number): Float32Array | Int32Array | Uint8Array | Uint8Array[] {
+  if (dtype === 'int32') return new Int32Array(size);
+  if (dtype === 'bool') return new Uint8Array(size);
+  if (dtype === 'string') return Array.from({ length: size }, () => new Uint8Array(0));
+  return new Float32Array(size);
+}
+
+/** The typed array the addon expects for a dtype, converting when tfjs hands over another kind. */
+export function asNativeArray(values: unknown, dtype: NativeDtype): Float32Array | Int32Array | Uint8Array {
+  if (dtype === 'float32') {
+    return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  }
+  if (dtype === 'int32')
+    return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  if (values instanceof Uint8Array) return values;
+  return Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
+}

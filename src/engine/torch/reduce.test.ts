@@ -69,4 +69,10 @@ describe('torch reduction kernels', { skip: torchSkip }, () => {
       tf.cumprod(t, 1),
       tf.cumprod(t, 1, true, true),
     ]));
+
+  it('topk values and indices, sorted', () =>
+    expectSameAsCpu([normal(rng, [3, 7])], (t) => {
+      const { values, indices } = tf.topk(t, 3, true);
+      return [values, indices];
+    }));
 });

@@ -1,4 +1,4 @@
-// Resize kernels (bilinear, nearest neighbour) and their gradients. Source indices and lerp weights
+// Image kernels: resize (bilinear, nearest neighbour) and their gradients, FlipLeftRight. Source indices and lerp weights
 // per output row/column follow tfjs' formulas; the addon applies them as separable gathers and
 // scatters them back for the gradients (the exact adjoint, including halfPixelCenters).
 import * as tf from '../../../core/tf.js';
@@ -105,7 +105,12 @@ const resizeNearestGrad = defineKernel(tf.ResizeNearestNeighborGrad, ({ inputs, 
   return backend.run1('resize_nearest_grad');
 });
 
-/** All resize kernels. */
+const flipLeftRight = defineKernel(tf.FlipLeftRight, ({ inputs, backend }) => {
+  backend.args(input(inputs, 'image')).ints([2]);
+  return backend.run1('reverse');
+});
+
+/** All image kernels. */
 export function imageKernels(): TorchKernel[] {
-  return [resizeBilinear, resizeBilinearGrad, resizeNearest, resizeNearestGrad];
+  return [resizeBilinear, resizeBilinearGrad, resizeNearest, resizeNearestGrad, flipLeftRight];
 }

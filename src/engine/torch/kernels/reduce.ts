@@ -1,4 +1,4 @@
-// Reduction kernels (Sum, Mean, Max, Min, Prod, All, Any, ArgMax, ArgMin), Softmax, Cumsum/Cumprod.
+// Reduction kernels (Sum, Mean, Max, Min, Prod, All, Any, ArgMax, ArgMin), Softmax, Cumsum/Cumprod, TopK.
 import * as tf from '../../../core/tf.js';
 import type { OpName } from '../ops.js';
 import { attrsOf, defineKernel, dtypeCode, input, reductionAxes, type TorchKernel } from './util.js';
@@ -55,6 +55,12 @@ function cumulativeKernel(kernel: string, op: OpName): TorchKernel {
   });
 }
 
+const topK = defineKernel(tf.TopK, ({ inputs, backend, attrs }) => {
+  const { k, sorted } = attrsOf<tf.TopKAttrs>(attrs);
+  backend.args(input(inputs, 'x')).int(k).flag(sorted);
+  return backend.run('topk');
+});
+
 /** All reduction kernels. */
 export function reduceKernels(): TorchKernel[] {
   return [
@@ -71,5 +77,6 @@ export function reduceKernels(): TorchKernel[] {
     softmaxKernel(tf.LogSoftmax, 'log_softmax', (a) => attrsOf<tf.LogSoftmaxAttrs>(a).axis),
     cumulativeKernel(tf.Cumsum, 'cumsum'),
     cumulativeKernel(tf.Cumprod, 'cumprod'),
+    topK,
   ];
 }

@@ -1,0 +1,132 @@
+// Trainable discriminator heads on the feature maps of a frozen (LADD) or trainable (PADD) U-Net encoder:
+// conv3x3 -> GroupNorm -> SiLU -> conv3x3 -> conv1x1 -> mean (METHODS.md section 3), conditioned on the noise level
+// and the class by FiLM after the GroupNorm. One independent head per tapped feature.
+import type { Rng } from '../../core/rng.js';
+import * as tf from '../../core/tf.js';
+import { classEmbedding, conv2d, groupNorm, linear, silu, sinusoidalEmbedding } from '../../nn/layers.js';
+import { initParams, ParamScope, type Params } from '../../nn/params.js';
+import { type Feature, featureChannels, type UNetConfig } from '../../nn/unet.js';
+import type { HeadLogits } from './gan-loss.js';
+
+/** One tapped feature: where it comes from and how many channels it has. */
+export interface TappedFeature {
+  readonly name: string;
+  readonly channels: number;
+}
+
+export interface HeadsConfig {
+  /** The tapped features, in the order the heads read them. */
+  readonly features: readonly TappedFeature[];
+  /** Width of each head's hidden convolutions. */
+  readonly channels: number;
+  /** GroupNorm groups; must divide `channels`. */
+  readonly groups: number;
+  /** Width of the noise-level / class conditioning embedding. */
+  readonly embedDim: number;
+  /** Classes of the condition (0: no class conditioning); label `numClasses` is the null class. */
+  readonly numClasses: number;
+}
+
+/** Names of the features a U-Net's encoder can give, in the order `unetEncoderForward` returns them. */
+export function unetFeatureNames(cfg: UNetConfig): string[] {
+  return [...cfg.channels.map((_, level) => `down.${level}`), 'mid'];
+}
+
+/** The tapped features of `cfg`'s encoder named in `names` ('all': every level and the middle block). */
+export function tapUNetFeatures(cfg: UNetConfig, names: 'all' | readonly string[]): TappedFeature[] {
+  const known = unetFeatureNames(cfg);
+  const widths = featureChannels(cfg);
+  const chosen = names === 'all' ? known : names;
+  if (chosen.length === 0) throw new Error('tap at least one feature for the discriminator heads');
+  return chosen.map((name) => {
+    const i = known.indexOf(name);
+    if (i < 0) throw new Error(`no U-Net feature named "${name}"; this U-Net has: ${known.join(', ')}`);
+    return { name, channels: widths[i]! };
+  });
+}
+
+/** The tapped feature maps out of all of an encoder's features, in `cfg.features` order. */
+export function pickFeatures(all: readonly Feature[], cfg: HeadsConfig): tf.Tensor4D[] {
+  return cfg.features.map(({ name }) => {
+    const found = all.find((f) => f.name === name);
+    if (!found) {
+      throw new Error(`feature "${name}" was not produced; got: ${all.map((f) => f.name).join(', ')}`);
+    }
+    return found.x;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const headKey = (name: string): string => name.replaceAll('.', '');
+
+/** One head: [B, H, W, Cin] feature map and [B, embedDim] condition -> [B] logits. */
+function head(s: ParamScope, cfg: HeadsConfig, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor1D {
+  const [b] = x.shape;
+  const c = cfg.channels;
+  const h1 = conv2d(s.child('conv1'), x, c);
+  // FiLM: the condition scales and shifts the normalised activations; zero-initialised, so a fresh head starts
+  // unconditional and learns how much to use t_hat and the class.
+  const film = linear(s.child('film'), silu(emb), 2 * c, { zeroInit: true }).reshape([b, 1, 1, 2 * c]);
+  const [scale, shift] = tf.split(film, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
+  const normed = groupNorm(s.child('norm'), h1, cfg.groups).mul(scale.add(1)).add(shift) as tf.Tensor4D;
+  const h2 = conv2d(s.child('conv2'), silu(normed), c);
+  const logitMap = conv2d(s.child('out'), h2, 1, { kernel: 1 }); // [B, H, W, 1]
+  return logitMap.mean([1, 2, 3]) as tf.Tensor1D; // one logit per sample
+}
+
+/** Condition embedding: sinusoidal(netTime) -> linear, plus a class embedding (with the null row). */
+function condition(s: ParamScope, cfg: HeadsConfig, netTime: tf.Tensor1D, labels: tf.Tensor1D): tf.Tensor2D {
+  let emb = linear(s.child('time'), sinusoidalEmbedding(netTime, cfg.embedDim), cfg.embedDim) as tf.Tensor2D;
+  if (cfg.numClasses > 0)
+    emb = emb.add(classEmbedding(s.child('class'), labels, cfg.numClasses, cfg.embedDim));
+  return emb;
+}
+
+function forward(
+  s: ParamScope,
+  cfg: HeadsConfig,
+  features: readonly tf.Tensor4D[],
+  netTime: tf.Tensor1D,
+  labels: tf.Tensor1D,
+): tf.Tensor1D[] {
+  if (features.length !== cfg.features.length) {
+    throw new Error(`the heads read ${cfg.features.length} features but got ${features.length}`);
+  }
+  return cfg.features.map(({ name, channels }, k) => {
+    const x = features[k]!;
+    if (x.shape[3] !== channels) {
+      throw new Error(`feature "${name}" has ${x.shape[3]} channels but its head was built for ${channels}`);
+    }
+    const hs = s.child(headKey(name));
+    return head(hs, cfg, x, condition(hs.child('cond'), cfg, netTime, labels));
+  });
+}
+
+/**
+ * Per-head logits, one [B] tensor per tapped feature. `features` in `cfg.features` order (see `pickFeatures`);
+ * `netTime` is the re-noising time as the network's time input (0..~1000); labels int32 [B]. Runs inside the
+ * caller's tidy / gradient scope.
+ */
+export function headLogits(
+  params: Params,
+  cfg: HeadsConfig,
+  features: readonly tf.Tensor4D[],
+  netTime: tf.Tensor1D,
+  labels: tf.Tensor1D,
+): HeadLogits {
+  return forward(ParamScope.apply(params), cfg, features, netTime, labels);
+}
+
+/** Fresh head parameters (keys `<feature>.<layer>...`, e.g. `down0.conv1.w`); caller owns them. */
+export function initHeads(cfg: HeadsConfig, rng: Rng): Params {
+  if (cfg.channels % cfg.groups !== 0) {
+    throw new Error(`head groups=${cfg.groups} do not divide head channels=${cfg.channels}`);
+  }
+  const keys = cfg.features.map((f) => headKey(f.name));
+  if (new Set(keys).size !== keys.length) throw new Error(`tapped features repeat: ${keys.join(', ')}`);
+  return initParams(rng, (s) => {
+    const features = cfg.features.map((f) => tf.zeros([1, 4, 4, f.channels]) as tf.Tensor4D);
+    forward(s, cfg, features, tf.zeros([1]), tf.zeros([1], 'int32'));
+  });
+}

@@ -1,0 +1,135 @@
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as tf from '../core/tf.js';
+import { decodeSafetensors } from '../io/safetensors.js';
+import { loadDiffusionModel } from '../models/folder.js';
+import { defaultSampler, generateImages } from '../models/pipeline.js';
+import { disposeParams } from '../nn/params.js';
+import { testBackend } from '../test-utils/backend.js';
+import { latestCheckpointStep } from '../train/checkpoint.js';
+import { tinyLaddOptions } from './fixtures/tiny-ladd-run.js';
+import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
+import { synthesize } from './synth.js';
+import { distillLadd } from './train.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/tiny-ladd-run.ts', import.meta.url));
+const ITERATIONS = 8;
+
+let root = '';
+let teacherDir = '';
+let synthFile = '';
+before(async () => {
+  await testBackend();
+  root = await mkdtemp(join(tmpdir(), 'ladder-distill-'));
+  teacherDir = await makeTinyTeacher(root);
+  synthFile = join(root, 'synth.safetensors');
+  const teacher = await loadDiffusionModel(teacherDir);
+  await synthesize({
+    teacher,
+    teacherDir,
+    outFile: synthFile,
+    settings: { count: 16, steps: 2, cfg: 2, sampler: 'euler', seed: 0 },
+  });
+  disposeParams(teacher.params);
+  disposeParams(teacher.autoencoder.params);
+});
+
+const readLog = async (dir: string): Promise<Record<string, unknown>[]> =>
+  (await readFile(join(dir, 'log.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const weights = async (dir: string) =>
+  decodeSafetensors(await readFile(join(dir, 'weights.safetensors'))).tensors;
+
+describe('distill --method ladd (tiny, end to end)', () => {
+  const whole = (): string => join(root, 'whole');
+
+  it('finishes without NaN, logs every metric, and writes a student that samples at 4, 2 and 1 steps', async () => {
+    const result = await distillLadd(tinyLaddOptions(teacherDir, synthFile, whole(), ITERATIONS, false));
+    assert.equal(result.completedSteps, ITERATIONS);
+    const log = await readLog(whole());
+    assert.equal(log.length, ITERATIONS);
+    for (const line of log) {
+      for (const key of ['generatorLoss', 'discriminatorLoss', 'realLogit', 'fakeLogit', 'msPerStep']) {
+        assert.ok(Number.isFinite(line[key]), `log line ${JSON.stringify(line)} lacks a finite ${key}`);
+      }
+    }
+
+    const student = await loadDiffusionModel(whole());
+    const { config } = student;
+    assert.equal(config.kind, 'student');
+    assert.equal(config.autoencoder, '../ae');
+    assert.deepEqual(config.sampling, { steps: [4, 2, 1], cfg: 1 });
+    assert.equal(config.prediction, 'formulation');
+    assert.equal(config.distill?.method, 'ladd');
+    assert.equal(config.distill?.teacher, '../teacher');
+    assert.equal((config.distill as { steps?: unknown } | undefined)?.steps, 4);
+    const card = JSON.parse(await readFile(join(whole(), 'card.json'), 'utf8'));
+    assert.equal(card.method, 'ladd');
+    assert.equal(card.steps, ITERATIONS);
+    for (const steps of [4, 2, 1]) {
+      const images = generateImages(student, {
+        labels: Int32Array.from([0, 3, 9]),
+        steps,
+        cfg: 1,
+        sampler: defaultSampler(config),
+        seed: 2,
+      });
+      assert.deepEqual(images.shape, [3, 28, 28, 1]);
+      assert.equal(
+        tf.tidy(() => images.isNaN().sum().dataSync()[0]),
+        0,
+        `NaN in ${steps}-step samples`,
+      );
+      images.dispose();
+    }
+    disposeParams(student.params);
+    disposeParams(student.autoencoder.params);
+    await assert.rejects(
+      distillLadd(tinyLaddOptions(teacherDir, synthFile, whole(), ITERATIONS, false)),
+      /already holds a finished model/,
+    );
+  });
+
+  it("trains on real latents (the dataset encoded by the teacher's autoencoder) when asked", async () => {
+    const out = join(root, 'real');
+    const base = tinyLaddOptions(teacherDir, synthFile, out, 2, false);
+    const tensorsBefore = tf.memory().numTensors;
+    await distillLadd({ ...base, config: { ...base.config, data: 'real' }, limit: 8 });
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'the run left tensors behind');
+    const card = JSON.parse(await readFile(join(out, 'card.json'), 'utf8'));
+    assert.deepEqual(card.data, { kind: 'real', dataset: 'mnist', count: 8 });
+    assert.ok(!existsSync(join(out, 'synthetic.safetensors')));
+  });
+
+  it('a run killed with SIGKILL resumes and ends with the same student as the uninterrupted run', async () => {
+    const killed = join(root, 'killed');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', fixture, teacherDir, synthFile, killed, String(ITERATIONS), '--kill-at', '4'],
+      { stdio: 'ignore' },
+    );
+    const signal = await new Promise((r) => child.once('exit', (_code, sig) => r(sig)));
+    assert.equal(signal, 'SIGKILL');
+    const stoppedAt = await latestCheckpointStep(killed);
+    assert.ok(stoppedAt !== undefined && stoppedAt >= 4 && stoppedAt < ITERATIONS, `stopped at ${stoppedAt}`);
+    assert.ok(!existsSync(join(killed, 'config.json')));
+
+    await distillLadd(tinyLaddOptions(teacherDir, synthFile, killed, ITERATIONS, true));
+    const log = await readLog(killed);
+    assert.ok(log.some((l) => l.event === 'resume'));
+    const a = await weights(whole());
+    const b = await weights(killed);
+    assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+    for (const [name, rec] of Object.entries(a)) {
+      assert.deepEqual(Array.from(b[name]!.data), Array.from(rec.data), `${name} differs after resume`);
+    }
+  });
+});

@@ -1,0 +1,188 @@
+// `ladder distill --method ladd`: loads the teacher and its training latents (cached synthetic ones by default),
+// trains the LADD players with the shared loop (resumable, logged) and writes the student's model folder.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeLatents, latentShape } from '../autoencoder/model.js';
+import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { ensureWritableDir } from '../core/fs.js';
+import { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { loadDataset } from '../data/dataset.js';
+import { type ArraySource, BatchLoader } from '../data/loader.js';
+import { makeFormulation } from '../diffusion/formulation.js';
+import {
+  CONFIG_FILE,
+  type LoadedDiffusionModel,
+  loadDiffusionModel,
+  saveModelFolder,
+} from '../models/folder.js';
+import { countParams, disposeParams } from '../nn/params.js';
+import { commandLine, makeCard } from '../train/card.js';
+import type { Player } from '../train/checkpoint.js';
+import { train } from '../train/loop.js';
+import {
+  type LaddConfig,
+  type LaddSetup,
+  laddHeadsConfig,
+  laddPlayers,
+  laddStep,
+  resolveLaddConfig,
+} from './ladd.js';
+import { studentConfig } from './shared/student-folder.js';
+import { trainedStepCounts } from './shared/student-times.js';
+import {
+  checkSyntheticFits,
+  defaultSynthSettings,
+  loadSynthetic,
+  type SyntheticSet,
+  type SynthSettings,
+  synthesize,
+} from './synth.js';
+
+export interface DistillLaddOptions {
+  readonly teacherDir: string;
+  readonly outDir: string;
+  /** Overrides of LADD_DEFAULTS. */
+  readonly config?: Partial<LaddConfig>;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  readonly logEvery?: number;
+  /** Synthetic latents file; made (and cached) there when missing. Default `<outDir>/synthetic.safetensors`. */
+  readonly syntheticFile?: string;
+  /**
+   * How to make the synthetic set when the file is missing (default: the teacher's steps and CFG, 10 000). When
+   * given, an existing file must have been made with these settings; when not, an existing file is used as is.
+   */
+  readonly synth?: Partial<SynthSettings>;
+  /** Real data only: use the first N training images. */
+  readonly limit?: number;
+  /** Stop after this many steps in this process (tests); the run stays resumable. */
+  readonly stopAfter?: number;
+}
+
+export interface DistillResult {
+  readonly completedSteps: number;
+  readonly interrupted: boolean;
+  readonly msPerStep: number;
+  readonly wallSeconds: number;
+}
+
+/** The latents LADD trains on: the cached synthetic set, or the dataset encoded by the teacher's autoencoder. */
+async function trainingLatents(
+  opts: DistillLaddOptions,
+  config: LaddConfig,
+  teacher: LoadedDiffusionModel,
+): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
+  if (config.data === 'synthetic') {
+    const file = opts.syntheticFile ?? join(opts.outDir, 'synthetic.safetensors');
+    // An existing file is used as it is, unless generation settings were given: then they must match it.
+    const asked = Object.keys(opts.synth ?? {}).length > 0;
+    let set: SyntheticSet;
+    if (existsSync(file) && !asked) {
+      set = await loadSynthetic(file);
+      checkSyntheticFits(set, teacher, file);
+    } else {
+      const settings = defaultSynthSettings(teacher, opts.synth);
+      set = await synthesize({ teacher, teacherDir: opts.teacherDir, outFile: file, settings });
+    }
+    return { ...set, description: { kind: 'synthetic', file, ...set.settings } };
+  }
+  const ae = teacher.autoencoder;
+  const aeCfg = ae.config.autoencoder;
+  const dataset = await loadDataset(
+    ae.config.dataset,
+    'train',
+    opts.limit === undefined ? {} : { limit: opts.limit },
+  );
+  const data = await mapInBatches(dataset.count, 500, (s, e) =>
+    tf.tidy(() =>
+      encodeLatents(ae.params, aeCfg, sliceTensor(dataset.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
+    ),
+  );
+  return {
+    data,
+    labels: dataset.labels,
+    shape: latentShape(aeCfg),
+    description: { kind: 'real', dataset: dataset.name, count: dataset.count },
+  };
+}
+
+export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
+  await ensureWritableDir(opts.outDir); // fail before any slow work
+  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
+    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
+  }
+  const config = resolveLaddConfig(opts.config);
+  const teacher = await loadDiffusionModel(opts.teacherDir);
+  let players: Record<string, Player> = {};
+  try {
+    if (teacher.config.kind !== 'teacher') {
+      throw new Error(`${opts.teacherDir} is a ${teacher.config.kind} model: LADD distils a teacher folder`);
+    }
+    const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
+    const latents = await trainingLatents(opts, config, teacher);
+    const setup: LaddSetup = {
+      config,
+      formulation: makeFormulation(teacher.config.formulation),
+      unet: teacher.config.unet,
+      teacherParams: teacher.params,
+      heads,
+      data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed }),
+    };
+    players = laddPlayers(setup, new Rng(opts.seed).fork());
+    const result = await train(players, laddStep(setup, players), {
+      outDir: opts.outDir,
+      totalSteps: config.iterations,
+      seed: opts.seed,
+      checkpointEvery: opts.checkpointEvery,
+      logEvery: opts.logEvery ?? 10,
+      resume: opts.resume,
+      label: `ladd ${config.steps}-step`,
+      ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
+    });
+    if (result.interrupted) return result;
+
+    // The shipped student: EMA weights when EMA is on, with the config it was distilled with.
+    const student = players.generator!;
+    const weights = student.ema?.params ?? student.params;
+    const card = makeCard(
+      {
+        command: commandLine(),
+        seed: opts.seed,
+        dataset: teacher.config.dataset,
+        steps: result.completedSteps,
+        batchSize: config.batchSize,
+        wallSeconds: Math.round(result.wallSeconds),
+        msPerStep: Math.round(result.msPerStep),
+      },
+      {},
+      {
+        method: 'ladd',
+        params: countParams(weights),
+        headParams: countParams(players.discriminator!.params),
+        weights: student.ema ? `EMA (decay ${config.emaDecay})` : 'raw',
+        data: latents.description,
+        config,
+      },
+    );
+    const folder = studentConfig({
+      teacher,
+      outDir: opts.outDir,
+      method: 'ladd',
+      steps: trainedStepCounts(config.steps),
+      methodConfig: config,
+    });
+    await saveModelFolder(opts.outDir, folder, weights, card, { replace: opts.resume });
+    process.stderr.write(`LADD ${config.steps}-step student written to ${opts.outDir}\n`);
+    return result;
+  } finally {
+    for (const p of Object.values(players)) {
+      disposeParams(p.params);
+      p.optimizer.dispose();
+      p.ema?.dispose();
+    }
+    disposeParams(teacher.params);
+    disposeParams(teacher.autoencoder.params);
+  }
+}
