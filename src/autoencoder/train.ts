@@ -1,17 +1,12 @@
-// `ladder train-ae`: trains the KL autoencoder, measures the latent normalisation and the test PSNR, and
-// writes the model folder.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { mapInBatches, sliceTensor } from '../core/batched.js';
-import { ensureWritableDir } from '../core/fs.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { type DatasetName, loadDataset } from '../data/dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
-import { CONFIG_FILE, saveModelFolder } from '../models/folder.js';
+import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
 import { countParams } from '../nn/params.js';
-import { commandLine, makeCard } from '../train/card.js';
+import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
 import { train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
@@ -47,10 +42,7 @@ export const AUTOENCODER_DEFAULTS = {
 } as const;
 
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<void> {
-  await ensureWritableDir(opts.outDir); // fail before any slow work
-  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
-    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
-  }
+  await prepareRunDir(opts.outDir, opts.resume);
   const data = await loadDataset(
     opts.dataset,
     'train',
@@ -112,15 +104,8 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<v
     autoencoder: finalCfg,
   };
   const card = makeCard(
-    {
-      command: commandLine(),
-      seed: opts.seed,
-      dataset: opts.dataset,
-      steps: result.completedSteps,
-      batchSize: opts.batchSize,
-      wallSeconds: Math.round(result.wallSeconds),
-      msPerStep: Math.round(result.msPerStep),
-    },
+    { seed: opts.seed, dataset: opts.dataset, batchSize: opts.batchSize },
+    result,
     { testPsnrDb: Number(psnr.toFixed(2)), latentStd: Number(Math.sqrt(variance).toFixed(4)) },
     { params: countParams(ema), weights: 'EMA (decay 0.999)', latentShape: latentShape(cfg) },
   );

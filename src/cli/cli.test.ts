@@ -6,13 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { initAutoencoder } from '../autoencoder/model.js';
 import { Rng } from '../core/rng.js';
 import { saveModelFolder, WEIGHTS_FILE } from '../models/folder.js';
-import type { AutoencoderModelConfig, DiffusionModelConfig } from '../models/schema.js';
 import { initUNet } from '../nn/unet.js';
-import { FLOW_DEFAULTS } from '../teacher/train.js';
 import { testBackend } from '../test-utils/backend.js';
+import { tinyTeacherConfig, writeTinyTeacher } from '../test-utils/tiny-models.js';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const ladder = (...args: string[]) =>
@@ -21,59 +19,32 @@ const ladder = (...args: string[]) =>
     env: { ...process.env },
   });
 
-const aeConfig: AutoencoderModelConfig = {
-  format: 'ladder-model',
-  version: 1,
-  kind: 'autoencoder',
-  dataset: 'mnist',
-  autoencoder: {
-    imageShape: [28, 28, 1],
-    latentChannels: 4,
-    channels: [8, 8, 8],
-    groups: 4,
-    klWeight: 0,
-    latentScale: 1,
-    latentShift: 0,
-  },
-};
-const teacherConfig: DiffusionModelConfig = {
-  format: 'ladder-model',
-  version: 1,
-  kind: 'teacher',
-  dataset: 'mnist',
-  autoencoder: '../ae',
-  latentShape: [7, 7, 4],
-  classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
-  formulation: FLOW_DEFAULTS,
-  unet: {
-    inChannels: 4,
-    outChannels: 4,
-    channels: [8, 8],
-    blocksPerLevel: 1,
-    attentionLevels: [],
-    midAttention: false,
-    numClasses: 10,
-    embedDim: 8,
-    groups: 4,
-    heads: 1,
-  },
-  prediction: 'formulation',
-  sampling: { steps: [2], cfg: 1 },
-};
+const teacherConfig = tinyTeacherConfig();
 
 let root = '';
 before(async () => {
   await testBackend();
   root = await mkdtemp(join(tmpdir(), 'ladder-cli-'));
-  await saveModelFolder(join(root, 'ae'), aeConfig, initAutoencoder(aeConfig.autoencoder, new Rng(0)), {});
-  await saveModelFolder(join(root, 'teacher'), teacherConfig, initUNet(teacherConfig.unet, new Rng(0)), {});
+  await writeTinyTeacher(root);
 });
 
 describe('ladder CLI', () => {
   it('lists its commands', () => {
     const r = ladder('--help');
     assert.equal(r.status, 0);
-    for (const verb of ['train-ae', 'train-teacher', 'sample', 'bench'])
+    for (const verb of [
+      'train-ae',
+      'train-teacher',
+      'sample',
+      'card',
+      'bench',
+      'train-features',
+      'eval',
+      'report',
+      'distill',
+      'synth',
+      'serve',
+    ])
       assert.match(r.stdout, new RegExp(verb));
   });
 

@@ -1,40 +1,16 @@
 // `ladder distill` and `ladder synth`: flags -> a LADD config override / synthetic settings -> one library call.
 // Unset flags leave LADD_DEFAULTS (src/distill/ladd.ts) in force, so every default is written in one place.
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { LADD_DEFAULTS, type LaddConfig } from '../distill/ladd.js';
 import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/synth.js';
 import { distillLadd } from '../distill/train.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { disposeParams } from '../nn/params.js';
-import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
+import { SAMPLER_KINDS } from '../samplers/sample.js';
+import { int, list, num, sampler } from './options.js';
 
-const int =
-  (name: string, min = 0) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got "${value}"`);
-    return n;
-  };
-const num =
-  (name: string) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n))
-      throw new InvalidArgumentError(`${name} must be a number, got "${value}"`);
-    return n;
-  };
-const numList =
-  (name: string) =>
-  (value: string): number[] =>
-    value.split(',').map((v) => num(name)(v));
 const features = (value: string): 'all' | string[] =>
   value === 'all' ? 'all' : value.split(',').map((v) => v.trim());
-const sampler = (value: string): SamplerKind => {
-  if (!(SAMPLER_KINDS as readonly string[]).includes(value))
-    throw new InvalidArgumentError(`unknown sampler "${value}"; known: ${SAMPLER_KINDS.join(', ')}`);
-  return value as SamplerKind;
-};
 
 /** Keeps the entries whose value was given, so unset flags fall back to the library's defaults. */
 function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }): Partial<T> {
@@ -108,12 +84,12 @@ export function registerDistillCommands(program: Command): void {
     .option(
       '--warmup-probs <list>',
       'student time probabilities during warm-up, e.g. 0,0,.5,.5',
-      numList('--warmup-probs'),
+      list(num('--warmup-probs')),
     )
     .option(
       '--probs <list>',
       'student time probabilities after warm-up, e.g. .7,.1,.1,.1',
-      numList('--probs'),
+      list(num('--probs')),
     )
     .option('--r1 <w>', `approximate-R1 weight, 0 = off (default ${d.r1Weight})`, num('--r1'))
     .option('--r1-sigma <s>', `approximate-R1 perturbation std (default ${d.r1Sigma})`, num('--r1-sigma'))

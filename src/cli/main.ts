@@ -1,41 +1,17 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { trainAutoencoder } from '../autoencoder/train.js';
-import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
+import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
 import { benchUnetStep } from './bench.js';
 import { cardCommand } from './card.js';
 import { registerDistillCommands } from './distill.js';
+import { registerEvalCommands } from './eval.js';
+import { dataset, int, list, positive } from './options.js';
 import { sampleCommand } from './sample.js';
-
-const int =
-  (name: string) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0)
-      throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${value}"`);
-    return n;
-  };
-const positive =
-  (name: string) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new InvalidArgumentError(`${name} must be a positive number, got "${value}"`);
-    return n;
-  };
-const intList =
-  (name: string) =>
-  (value: string): number[] =>
-    value.split(',').map((v) => int(name)(v.trim()));
-const dataset = (value: string): DatasetName => {
-  if (!(DATASET_NAMES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`unknown dataset "${value}"; known: ${DATASET_NAMES.join(', ')}`);
-  }
-  return value as DatasetName;
-};
+import { registerServeCommands } from './serve.js';
 
 const program = new Command('ladder')
   .description('Few-step diffusion distillation (ADD, PADD, LADD) on TF.js')
@@ -61,7 +37,7 @@ program
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--limit <n>', 'use only the first N training images', int('--limit'))
   .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 250)
-  .option('--channels <list>', 'widths per level, e.g. 32,64,64', intList('--channels'))
+  .option('--channels <list>', 'widths per level, e.g. 32,64,64', list(int('--channels')))
   .option('--resume', 'continue the run in --out from its newest checkpoint', false)
   .action(async (o) => {
     await trainAutoencoder({
@@ -97,7 +73,7 @@ program
   .option(
     '--channels <list>',
     `U-Net widths per level (default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
-    intList('--channels'),
+    list(int('--channels')),
   )
   .option(
     '--blocks <n>',
@@ -152,7 +128,7 @@ program
     'measure a model folder: sample grids per step count and throughput, recorded in its card.json',
   )
   .requiredOption('--model <dir>', 'model folder (teacher or student)')
-  .option('--steps <list>', 'step counts to draw grids for', intList('--steps'), [32, 4, 1])
+  .option('--steps <list>', 'step counts to draw grids for', list(int('--steps')), [32, 4, 1])
   .option('--cfg <w>', "guidance scale (default: the model's own)", Number)
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--eval <files...>', 'eval JSON files to copy into the card', [])
@@ -171,7 +147,7 @@ program
   .description('print JSON: ms per U-Net training step on the current backend')
   .option('--batch <n>', 'batch size', int('--batch'), 32)
   .option('--size <n>', 'input height and width', int('--size'), 28)
-  .option('--channels <list>', 'U-Net widths per level', intList('--channels'), [32, 64, 128])
+  .option('--channels <list>', 'U-Net widths per level', list(int('--channels')), [32, 64, 128])
   .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps'), 5)
   .action(async (o) => {
     const result = await benchUnetStep({
@@ -184,6 +160,8 @@ program
   });
 
 registerDistillCommands(program);
+registerEvalCommands(program);
+registerServeCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,8 +9,12 @@ import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { expectNoLeak, testBackend } from '../test-utils/backend.js';
+import {
+  TINY_UNET as TINY_TEACHER_UNET,
+  tinyUNetParams as tinyTeacherParams,
+} from '../test-utils/tiny-models.js';
 import { train } from '../train/loop.js';
-import { TINY_LADD, TINY_TEACHER_UNET, tinyTeacherParams } from './fixtures/tiny-teacher.js';
+import { TINY_LADD } from './fixtures/tiny-teacher.js';
 import {
   type LaddConfig,
   type LaddSetup,

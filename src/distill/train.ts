@@ -4,20 +4,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeLatents, latentShape } from '../autoencoder/model.js';
 import { mapInBatches, sliceTensor } from '../core/batched.js';
-import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { type ArraySource, BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
-import {
-  CONFIG_FILE,
-  type LoadedDiffusionModel,
-  loadDiffusionModel,
-  saveModelFolder,
-} from '../models/folder.js';
+import { type LoadedDiffusionModel, loadDiffusionModel, saveModelFolder } from '../models/folder.js';
 import { countParams, disposeParams } from '../nn/params.js';
-import { commandLine, makeCard } from '../train/card.js';
+import { makeCard, prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
 import { train } from '../train/loop.js';
 import {
@@ -109,10 +103,7 @@ async function trainingLatents(
 }
 
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
-  await ensureWritableDir(opts.outDir); // fail before any slow work
-  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
-    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
-  }
+  await prepareRunDir(opts.outDir, opts.resume);
   const config = resolveLaddConfig(opts.config);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let players: Record<string, Player> = {};
@@ -147,15 +138,8 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
     const student = players.generator!;
     const weights = student.ema?.params ?? student.params;
     const card = makeCard(
-      {
-        command: commandLine(),
-        seed: opts.seed,
-        dataset: teacher.config.dataset,
-        steps: result.completedSteps,
-        batchSize: config.batchSize,
-        wallSeconds: Math.round(result.wallSeconds),
-        msPerStep: Math.round(result.msPerStep),
-      },
+      { seed: opts.seed, dataset: teacher.config.dataset, batchSize: config.batchSize },
+      result,
       {},
       {
         method: 'ladd',

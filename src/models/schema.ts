@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { AutoencoderConfig } from '../autoencoder/model.js';
 import type { FormulationConfig } from '../diffusion/formulation.js';
+import type { FeatureNetConfig } from '../eval/features.js';
 import type { UNetConfig } from '../nn/unet.js';
 
 const positiveInt = z.number().int().positive();
@@ -76,6 +77,26 @@ export const diffusionModelSchema = z
   })
   .strict();
 
+export const featureNetConfigSchema = z
+  .object({
+    imageShape: shape3,
+    numClasses: positiveInt,
+    channels: z.array(positiveInt).min(1),
+    kernel: positiveInt,
+    featureDim: positiveInt,
+  })
+  .strict() satisfies z.ZodType<FeatureNetConfig>;
+
+/** The classifier whose penultimate layer gives the FID/KID features and whose softmax gives class accuracy. */
+export const featuresModelSchema = z
+  .object({
+    ...header,
+    kind: z.literal('features'),
+    classNames: z.array(z.string()),
+    featureNet: featureNetConfigSchema,
+  })
+  .strict();
+
 // The component configs keep their own (readonly) interfaces; zod checks that the schemas produce them.
 export type AutoencoderModelConfig = Omit<z.infer<typeof autoencoderModelSchema>, 'autoencoder'> & {
   readonly autoencoder: AutoencoderConfig;
@@ -87,6 +108,10 @@ export type DiffusionModelConfig = Omit<
   readonly unet: UNetConfig;
   readonly formulation: FormulationConfig;
   readonly latentShape: readonly [number, number, number];
+};
+
+export type FeaturesModelConfig = Omit<z.infer<typeof featuresModelSchema>, 'featureNet'> & {
+  readonly featureNet: FeatureNetConfig;
 };
 
 /** Validates `raw` with `schema`, failing with every bad key path and value listed. */

@@ -17,7 +17,13 @@ before(async () => {
   await testBackend();
   root = await mkdtemp(join(tmpdir(), 'ladder-teacher-'));
   const quiet = { seed: 0, resume: false, checkpointEvery: 2, limit: 64, batchSize: 8, lr: 1e-3 };
-  await trainAutoencoder({ ...quiet, dataset: 'mnist', outDir: join(root, 'ae'), steps: 2, arch: { channels: [8, 8, 8], groups: 4 } });
+  await trainAutoencoder({
+    ...quiet,
+    dataset: 'mnist',
+    outDir: join(root, 'ae'),
+    steps: 2,
+    arch: { channels: [8, 8, 8], groups: 4 },
+  });
 });
 
 describe('teacher training (tiny, end to end)', () => {
@@ -37,16 +43,30 @@ describe('teacher training (tiny, end to end)', () => {
         labelDropout: 0.1,
         emaDecay: 0.9,
         limit: 64,
-        unet: { channels: [8, 8], blocksPerLevel: 1, attentionLevels: [], midAttention: false, groups: 4, heads: 1 },
+        unet: {
+          channels: [8, 8],
+          blocksPerLevel: 1,
+          attentionLevels: [],
+          midAttention: false,
+          groups: 4,
+          heads: 1,
+        },
       });
-      for (const file of ['config.json', 'weights.safetensors', 'card.json', 'log.jsonl']) assert.ok(existsSync(join(out, file)), file);
+      for (const file of ['config.json', 'weights.safetensors', 'card.json', 'log.jsonl'])
+        assert.ok(existsSync(join(out, file)), file);
       const card = JSON.parse(await readFile(join(out, 'card.json'), 'utf8'));
       assert.equal(card.steps, 3);
       assert.equal(card.dataset, 'mnist');
       assert.match(card.command, /^ladder\b/);
       const model = await loadDiffusionModel(out);
       assert.equal(model.config.autoencoder, '../ae');
-      const images = generateImages(model, { labels: Int32Array.from([0, 5, 9]), steps: 2, cfg: 3, sampler: 'euler', seed: 1 });
+      const images = generateImages(model, {
+        labels: Int32Array.from([0, 5, 9]),
+        steps: 2,
+        cfg: 3,
+        sampler: 'euler',
+        seed: 1,
+      });
       assert.deepEqual(images.shape, [3, 28, 28, 1]);
       assert.ok(images.min().dataSync()[0]! >= -1 && images.max().dataSync()[0]! <= 1);
       tf.dispose(images);

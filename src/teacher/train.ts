@@ -1,20 +1,16 @@
-// `ladder train-teacher`: a class-conditional latent diffusion teacher (flow by default, VP as the SD/SDXL-like
-// alternative) trained on the autoencoder's latents with label dropout for classifier-free guidance.
-import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { encodeLatents, latentShape } from '../autoencoder/model.js';
 import { mapInBatches, sliceTensor } from '../core/batched.js';
-import { ensureWritableDir } from '../core/fs.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { addNoise, type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
-import { CONFIG_FILE, loadAutoencoder, saveModelFolder } from '../models/folder.js';
+import { loadAutoencoder, saveModelFolder } from '../models/folder.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
 import { countParams } from '../nn/params.js';
 import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
-import { commandLine, makeCard } from '../train/card.js';
+import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
 import { train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
@@ -55,10 +51,7 @@ export const VP_DEFAULTS: FormulationConfig = {
 };
 
 export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
-  await ensureWritableDir(opts.outDir); // fail before any slow work
-  if (existsSync(join(opts.outDir, CONFIG_FILE)) && !opts.resume) {
-    throw new Error(`${opts.outDir} already holds a finished model: choose another --out`);
-  }
+  await prepareRunDir(opts.outDir, opts.resume);
   const ae = await loadAutoencoder(opts.aeDir);
   const aeCfg = ae.config.autoencoder;
   const data = await loadDataset(
@@ -80,7 +73,9 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
   // 1. Encode the training set once: the teacher trains on latents (posterior means, normalised).
   process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
   const latents = await mapInBatches(data.count, 500, (s, e) =>
-    tf.tidy(() => encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D)),
+    tf.tidy(() =>
+      encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
+    ),
   );
   const loader = new BatchLoader(
     { data: latents, labels: data.labels, shape },
@@ -142,15 +137,8 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
     sampling: { steps: [32], cfg: 3 },
   };
   const card = makeCard(
-    {
-      command: commandLine(),
-      seed: opts.seed,
-      dataset: ae.config.dataset,
-      steps: result.completedSteps,
-      batchSize: b,
-      wallSeconds: Math.round(result.wallSeconds),
-      msPerStep: Math.round(result.msPerStep),
-    },
+    { seed: opts.seed, dataset: ae.config.dataset, batchSize: b },
+    result,
     {},
     {
       params: countParams(player.ema.params),

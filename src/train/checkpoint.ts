@@ -7,9 +7,13 @@ import { writeDirAtomic, writeJsonAtomic } from '../core/fs.js';
 import type { RngState } from '../core/rng.js';
 import type * as tf from '../core/tf.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
+import { checkSameShapes } from '../nn/check-shapes.js';
 import type { Params } from '../nn/params.js';
 import type { Ema } from './ema.js';
 import type { AdamW } from './optim.js';
+
+// Moved to nn/check-shapes.ts (browser-safe); re-exported for existing importers.
+export { checkSameShapes } from '../nn/check-shapes.js';
 
 /** A network the trainer optimises: its weights are replaced on every update. */
 export interface Player {
@@ -110,22 +114,4 @@ export async function loadCheckpoint(
     rollbacks: saved.rollbacks,
     wallSeconds: saved.wallSeconds,
   };
-}
-
-/** Fails with every difference listed when `actual` and `expected` differ in names or shapes. */
-export function checkSameShapes(actual: Params, expected: Params, source: string): void {
-  const problems: string[] = [];
-  for (const [k, t] of Object.entries(expected)) {
-    const a = actual[k];
-    if (!a) problems.push(`missing ${k}`);
-    else if (a.shape.join() !== t.shape.join())
-      problems.push(`${k} has shape [${a.shape}], expected [${t.shape}]`);
-    else if (a.dtype !== t.dtype) problems.push(`${k} has dtype ${a.dtype}, expected ${t.dtype}`);
-  }
-  for (const k of Object.keys(actual)) if (!(k in expected)) problems.push(`unexpected ${k}`);
-  if (problems.length > 0) {
-    const shown =
-      problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; and ${problems.length - 8} more` : '');
-    throw new Error(`${source} does not match the model config: ${shown}`);
-  }
 }

@@ -1,0 +1,196 @@
+// The evaluation verbs of `ladder`: train-features (the feature net), eval (metrics JSON) and report (HTML).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { writeFileAtomic } from '../core/fs.js';
+import type { DatasetName } from '../data/dataset.js';
+import { type EvalJson, parseEvalJson } from '../eval/eval-json.js';
+import { evaluateModel } from '../eval/evaluate.js';
+import { FEATURE_NET_DEFAULTS } from '../eval/features.js';
+import { renderReport } from '../eval/report.js';
+import { trainFeatureNet } from '../eval/train-features.js';
+import { readJson } from '../models/folder.js';
+import { SAMPLER_KINDS } from '../samplers/sample.js';
+import { dataset, num as finite, int, list, positive, sampler } from './options.js';
+
+/**
+ * Reads eval files and renders the HTML report to `out`. Sample grids named by relative path are read from
+ * next to their eval file and embedded.
+ */
+export async function reportCommand(files: readonly string[], out: string, title?: string): Promise<void> {
+  if (files.length === 0)
+    throw new Error('report: pass at least one eval JSON file (written by `ladder eval`)');
+  const evals: EvalJson[] = [];
+  const grids: Record<string, Uint8Array> = {};
+  for (const file of files) {
+    const run = parseEvalJson(await readJson(file, 'eval file'), file);
+    const results = [];
+    for (const result of run.results) {
+      const grid = result.grid;
+      if (grid === undefined || grid.startsWith('data:') || /^[a-z][a-z0-9+.-]*:\/\//i.test(grid)) {
+        results.push(result);
+        continue;
+      }
+      // Keyed by the path from the working folder, so equal grid names of different eval files stay apart.
+      const path = isAbsolute(grid) ? grid : resolve(dirname(file), grid);
+      const key = relative(process.cwd(), path) || path;
+      if (existsSync(path)) grids[key] = await readFile(path);
+      else
+        process.stderr.write(
+          `warning: sample grid ${path} (named in ${file}) is missing; the report shows a gap\n`,
+        );
+      results.push({ ...result, grid: key });
+    }
+    evals.push({ ...run, results });
+  }
+  const html = await renderReport(evals, { ...(title === undefined ? {} : { title }), grids });
+  await writeFileAtomic(out, html);
+  process.stderr.write(`report of ${files.length} eval file(s) -> ${out}\n`);
+}
+
+/** Adds `train-features`, `eval` and `report` to the `ladder` program. */
+export function registerEvalCommands(program: Command): void {
+  program
+    .command('train-features')
+    .description('train the feature net (classifier) used for FID/KID, precision/recall and class accuracy')
+    .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+    .requiredOption(
+      '--out <dir>',
+      'model folder to write, e.g. models/mnist/features (holds checkpoints while training)',
+    )
+    .option('--steps <n>', 'training steps', int('--steps', 1), 2000)
+    .option('--batch <n>', 'batch size', int('--batch', 1), 128)
+    .option('--lr <x>', 'learning rate (Adam)', positive('--lr'), 1e-3)
+    .option('--seed <n>', 'random seed', int('--seed'), 0)
+    .option(
+      '--shift <px>',
+      'largest random shift of training images, in pixels (0: no augmentation)',
+      int('--shift'),
+      2,
+    )
+    .option('--ema <decay>', 'EMA decay of the shipped weights', Number, 0.999)
+    .option(
+      '--channels <list>',
+      `conv widths (default ${FEATURE_NET_DEFAULTS.channels.join(',')})`,
+      list(int('--channels', 1)),
+    )
+    .option(
+      '--feature-dim <n>',
+      `width of the feature layer (default ${FEATURE_NET_DEFAULTS.featureDim})`,
+      int('--feature-dim', 1),
+    )
+    .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
+    .option(
+      '--test-limit <n>',
+      'use only the first N test images (accuracy, reference stats, anchors)',
+      int('--test-limit', 4),
+    )
+    .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every', 1), 250)
+    .option(
+      '--cache-dir <dir>',
+      'folder of the reference-statistics cache (default: .cache in the repository)',
+    )
+    .option(
+      '--resume',
+      'continue the run in --out from its newest checkpoint (on a finished run: redo the card)',
+      false,
+    )
+    .action(async (o) => {
+      await trainFeatureNet({
+        dataset: o.data,
+        outDir: o.out,
+        steps: o.steps,
+        batchSize: o.batch,
+        lr: o.lr,
+        seed: o.seed,
+        resume: o.resume,
+        checkpointEvery: o.checkpointEvery,
+        maxShift: o.shift,
+        emaDecay: o.ema,
+        ...(o.limit === undefined ? {} : { limit: o.limit }),
+        ...(o.testLimit === undefined ? {} : { testLimit: o.testLimit }),
+        ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+        arch: {
+          ...(o.channels === undefined ? {} : { channels: o.channels }),
+          ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
+        },
+      });
+    });
+
+  program
+    .command('eval')
+    .description(
+      'sample a teacher or student at several step counts and write FID, KID, precision/recall, accuracy, speed as JSON',
+    )
+    .requiredOption('--model <dir>', 'model folder (teacher or student)')
+    .option(
+      '--steps <list>',
+      "sampling step counts, e.g. 1,2,4,32 (default: the model's own)",
+      list(int('--steps', 1)),
+    )
+    .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", finite('--cfg'))
+    .option(
+      '--sampler <kind>',
+      `${SAMPLER_KINDS.join(', ')} (default: few-step for students, euler for teachers)`,
+      sampler,
+    )
+    .option('--samples <n>', 'generated images per step count (class-balanced)', int('--samples', 4), 1000)
+    .option(
+      '--seed <n>',
+      'seed of the noise (same seed: same noise and labels for every model)',
+      int('--seed'),
+      0,
+    )
+    .option('--features <dir>', 'feature net folder (default: models/<dataset>/features)')
+    .requiredOption('--json <file>', 'eval JSON to write; sample grids go next to it')
+    .option('--name <text>', 'model name in the JSON and the report (default: the --model path)')
+    .option(
+      '--batch <n>',
+      'sampling batch size (the timing is per image at this batch)',
+      int('--batch', 1),
+      100,
+    )
+    .option('--kid-subsets <n>', 'KID subsets of min(1000, samples) images', int('--kid-subsets', 1), 20)
+    .option(
+      '--grid-per-class <n>',
+      'images per class in each sample grid (0: no grids)',
+      int('--grid-per-class'),
+      8,
+    )
+    .option('--ref-limit <n>', 'use only the first N test images as the reference', int('--ref-limit', 4))
+    .option(
+      '--cache-dir <dir>',
+      'folder of the reference-statistics cache (default: .cache in the repository)',
+    )
+    .action(async (o) => {
+      await evaluateModel({
+        modelDir: o.model,
+        samples: o.samples,
+        seed: o.seed,
+        outJson: o.json,
+        batchSize: o.batch,
+        kidSubsets: o.kidSubsets,
+        gridPerClass: o.gridPerClass,
+        ...(o.steps === undefined ? {} : { steps: o.steps }),
+        ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
+        ...(o.sampler === undefined ? {} : { sampler: o.sampler }),
+        ...(o.features === undefined ? {} : { featuresDir: o.features }),
+        ...(o.name === undefined ? {} : { name: o.name }),
+        ...(o.refLimit === undefined ? {} : { referenceLimit: o.refLimit }),
+        ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+      });
+    });
+
+  program
+    .command('report')
+    .description(
+      'one self-contained HTML page (table, FID against NFE and ms per image, sample grids) from eval JSON files',
+    )
+    .argument('<eval-json...>', 'eval files written by `ladder eval`')
+    .requiredOption('--out <file>', 'HTML file to write')
+    .option('--title <text>', 'page title')
+    .action(async (files: string[], o: { out: string; title?: string }) =>
+      reportCommand(files, o.out, o.title),
+    );
+}

@@ -1,0 +1,110 @@
+// Tests for `ladder eval`'s library entry: the JSON it writes (tiny untrained models, few samples), paired
+// sampling, and clear errors for bad input.
+import * as assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as tf from '../core/tf.js';
+import { decodePng } from '../image/png.js';
+import { testBackend } from '../test-utils/backend.js';
+import { writeTinyTeacher } from '../test-utils/tiny-models.js';
+import { parseEvalJson } from './eval-json.js';
+import { type EvaluateOptions, evaluateModel } from './evaluate.js';
+import { loadFeatureNet } from './features.js';
+import { tinyFeaturesConfig, writeTinyFeatureNet } from './fixtures/tiny-models.js';
+
+let root = '';
+let base: EvaluateOptions;
+before(async () => {
+  await testBackend();
+  root = await mkdtemp(join(tmpdir(), 'ladder-eval-'));
+  await writeTinyTeacher(root);
+  await writeTinyFeatureNet(join(root, 'features'));
+  base = {
+    modelDir: join(root, 'teacher'),
+    featuresDir: join(root, 'features'),
+    samples: 12,
+    seed: 5,
+    outJson: join(root, 'out', 'teacher.json'),
+    referenceLimit: 40,
+    cacheDir: join(root, 'cache'),
+    kidSubsets: 3,
+    gridPerClass: 2,
+  };
+});
+after(() => rm(root, { recursive: true, force: true }));
+
+describe('evaluateModel', () => {
+  it('writes an eval JSON of the documented shape, with one result per step count and its grid', async () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const returned = await evaluateModel({ ...base, steps: [1, 2] });
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'tensors leaked');
+    const onDisk = parseEvalJson(JSON.parse(await readFile(base.outJson, 'utf8')), base.outJson);
+    assert.deepEqual(onDisk, returned);
+    const net = await loadFeatureNet(join(root, 'features'));
+    tf.dispose(Object.values(net.params));
+    assert.equal(onDisk.featureNet, net.name);
+    assert.equal(onDisk.dataset, 'mnist');
+    assert.equal(onDisk.samples, 12);
+    assert.equal(onDisk.seed, 5);
+    assert.equal(typeof onDisk.backend, 'string');
+    assert.deepEqual(
+      onDisk.results.map((r) => [r.steps, r.cfg, r.nfe, r.sampler]),
+      [
+        [1, 1, 1, 'euler'],
+        [2, 1, 2, 'euler'],
+      ],
+    );
+    for (const r of onDisk.results) {
+      assert.ok(r.fid >= 0 && r.msPerImage > 0);
+      assert.equal(r.grid, `teacher-${r.steps}steps.png`);
+      const png = decodePng(await readFile(join(root, 'out', r.grid!)));
+      assert.ok(png.height > png.width, 'one row per class (10) and 2 columns');
+    }
+  });
+
+  it('is paired: the same seed gives the same metrics, another seed others; CFG counts two NFE per step', async () => {
+    const opts = { ...base, steps: [1], gridPerClass: 0 };
+    const a = await evaluateModel({ ...opts, outJson: join(root, 'a.json') });
+    const b = await evaluateModel({ ...opts, outJson: join(root, 'b.json') });
+    const { msPerImage: _a, ...metricsA } = a.results[0]!;
+    const { msPerImage: _b, ...metricsB } = b.results[0]!;
+    assert.deepEqual(metricsA, metricsB);
+    assert.equal(metricsA.grid, undefined);
+    const guided = await evaluateModel({ ...opts, cfg: 2, outJson: join(root, 'c.json') });
+    assert.equal(guided.results[0]!.nfe, 2);
+    const reseeded = await evaluateModel({ ...opts, seed: 6, outJson: join(root, 'd.json') });
+    assert.notEqual(reseeded.results[0]!.fid, metricsA.fid);
+  });
+
+  it('says when the model folder is missing or is not a model', async () => {
+    await assert.rejects(
+      evaluateModel({ ...base, modelDir: join(root, 'gone') }),
+      /model folder .*gone does not exist: pass --model the folder of a trained teacher or student/,
+    );
+    await mkdir(join(root, 'empty'));
+    await assert.rejects(
+      evaluateModel({ ...base, modelDir: join(root, 'empty') }),
+      /empty has no config\.json/,
+    );
+  });
+
+  it('refuses a feature net trained on another dataset, and says how to get one', async () => {
+    await writeTinyFeatureNet(join(root, 'fashion-features'), tinyFeaturesConfig('fashion-mnist'));
+    await assert.rejects(
+      evaluateModel({ ...base, featuresDir: join(root, 'fashion-features') }),
+      /was trained on fashion-mnist, but model .*teacher generates mnist images: pass --features with a feature net trained on mnist/,
+    );
+    await assert.rejects(
+      evaluateModel({ ...base, featuresDir: join(root, 'no-features') }),
+      /feature net folder .*no-features does not exist: train one with `ladder train-features/,
+    );
+    assert.ok(!existsSync(join(root, 'out', 'never.json')));
+  });
+
+  it('rejects too few samples for precision/recall', async () => {
+    await assert.rejects(evaluateModel({ ...base, samples: 3 }), /--samples must be an integer above 3/);
+  });
+});

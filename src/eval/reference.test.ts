@@ -1,0 +1,66 @@
+// Tests for the reference-statistics cache: keyed by dataset, split, limit and feature net; reused; rebuilt
+// when damaged.
+import * as assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { disposeParams } from '../nn/params.js';
+import { testBackend } from '../test-utils/backend.js';
+import { type LoadedFeatureNet, loadFeatureNet } from './features.js';
+import { writeTinyFeatureNet } from './fixtures/tiny-models.js';
+import { featureStats } from './metrics.js';
+import { loadReference, referenceCachePath } from './reference.js';
+
+let root = '';
+let cacheDir = '';
+let net: LoadedFeatureNet;
+before(async () => {
+  await testBackend();
+  root = await mkdtemp(join(tmpdir(), 'ladder-ref-'));
+  cacheDir = join(root, 'cache');
+  await writeTinyFeatureNet(join(root, 'net'));
+  net = await loadFeatureNet(join(root, 'net'));
+});
+after(async () => {
+  disposeParams(net.params);
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('loadReference', () => {
+  it('names the cache file by dataset, split, limit and feature net hash', () => {
+    const path = referenceCachePath(net, 'test', { cacheDir, limit: 40 });
+    assert.equal(path, join(cacheDir, 'fid-ref', `mnist-test-first40-${net.hash}.safetensors`));
+    assert.equal(
+      basename(referenceCachePath(net, 'train', { cacheDir })),
+      `mnist-train-${net.hash}.safetensors`,
+    );
+  });
+
+  it('computes the features and their stats once, then reads them from the cache', async () => {
+    const opts = { cacheDir, limit: 40 };
+    const first = await loadReference(net, 'test', opts);
+    assert.equal(first.count, 40);
+    assert.equal(first.dim, 16);
+    assert.equal(first.labels.length, 40);
+    const direct = featureStats(first.features, 40, 16);
+    assert.deepEqual([...first.stats.mu], [...direct.mu]);
+    assert.ok(existsSync(first.path));
+    const written = (await stat(first.path)).mtimeMs;
+    const second = await loadReference(net, 'test', opts);
+    assert.equal((await stat(first.path)).mtimeMs, written, 'the cache was rewritten instead of read');
+    assert.deepEqual([...second.features], [...first.features]);
+    assert.deepEqual([...second.labels], [...first.labels]);
+    assert.ok(second.stats.cov.every((v, i) => Math.abs(v - first.stats.cov[i]!) < 1e-12));
+  });
+
+  it('rebuilds a damaged cache file', async () => {
+    const opts = { cacheDir, limit: 30 };
+    const first = await loadReference(net, 'test', opts);
+    await writeFile(first.path, 'not safetensors');
+    const rebuilt = await loadReference(net, 'test', opts);
+    assert.deepEqual([...rebuilt.features], [...first.features]);
+    assert.equal((await loadReference(net, 'test', opts)).count, 30);
+  });
+});

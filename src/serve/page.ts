@@ -1,0 +1,261 @@
+// The `ladder serve` page: pickers, a continuously regenerated canvas grid, and teacher-vs-student panels.
+// Generation runs in workers (worker.ts) driven by frames.ts; this module wires the DOM.
+import { FrameLoop, GeneratorWorker, Stats } from './frames.js';
+import { isBroken, type ModelEntry, type ModelIndex, type ModelInfo, WEB_BACKENDS } from './protocol.js';
+
+const TEACHER_STEPS = 32;
+const TEACHER_STEP_CHOICES = [1, 2, 4, 8, 16, 32, 64];
+
+// ---
+// DOM helpers.
+
+function byId<T extends HTMLElement>(id: string, type: new () => T): T {
+  const element = document.getElementById(id);
+  if (!(element instanceof type)) throw new Error(`the page has no <${type.name}> #${id}`);
+  return element;
+}
+
+function setOptions(
+  select: HTMLSelectElement,
+  options: readonly (readonly [string, string])[],
+  value?: string,
+) {
+  select.replaceChildren(
+    ...options.map(([v, text]) =>
+      Object.assign(document.createElement('option'), { value: v, textContent: text }),
+    ),
+  );
+  if (value !== undefined && options.some(([v]) => v === value)) select.value = value;
+}
+
+// ---
+
+const methodName = (m: ModelInfo) =>
+  m.method === undefined ? m.kind : `${m.method.toUpperCase()} ${m.kind}`;
+
+function stepChoices(model: ModelInfo): number[] {
+  const choices = model.kind === 'teacher' ? TEACHER_STEP_CHOICES : [...model.steps, 1, 2, 4];
+  return [...new Set(choices)].sort((a, b) => a - b);
+}
+
+function labelsFor(classValue: string, count: number, numClasses: number): Int32Array {
+  if (classValue === 'all') return Int32Array.from({ length: count }, (_, i) => i % numClasses);
+  return new Int32Array(count).fill(Number(classValue));
+}
+
+/** Runs the page: fetches the model index, starts the workers, and wires the controls. */
+export async function startPage(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  const forced = params.get('backend') ?? undefined;
+  const backend = WEB_BACKENDS.find((b) => b === forced);
+  const status = byId('backend', HTMLElement);
+  const errors = byId('errors', HTMLUListElement);
+  const showError = (message: string) => {
+    errors.append(Object.assign(document.createElement('li'), { textContent: message }));
+    void fetch('/api/log', { method: 'POST', body: JSON.stringify({ message }) }).catch(() => undefined);
+  };
+  if (forced !== undefined && backend === undefined)
+    showError(`unknown backend "${forced}" in the address; use one of ${WEB_BACKENDS.join(', ')}`);
+
+  const workers = [new GeneratorWorker(backend)];
+  const second = () => (workers[1] ??= new GeneratorWorker(backend));
+  let index: readonly ModelEntry[] = [];
+  try {
+    const [report, response] = await Promise.all([workers[0]!.ready, fetch('/api/models')]);
+    status.textContent = `backend: ${report.detail}`;
+    status.dataset.backend = report.backend;
+    status.title = report.skipped.length > 0 ? `not used: ${report.skipped.join('; ')}` : '';
+    byId('backend-note', HTMLElement).textContent =
+      report.skipped.length > 0 ? `(${report.skipped.join('; ')})` : '';
+    if (!response.ok) throw new Error(`GET /api/models failed: HTTP ${response.status}`);
+    index = ((await response.json()) as ModelIndex).models;
+  } catch (err) {
+    status.textContent = 'backend: none';
+    showError((err as Error).message);
+    return;
+  }
+  for (const entry of index) if (isBroken(entry)) showError(`model ${entry.path}: ${entry.error}`);
+  const models = index.filter((m): m is ModelInfo => !isBroken(m));
+  const teachers = models.filter((m) => m.kind === 'teacher');
+  const byPath = (path: string) => models.find((m) => m.path === path);
+  const absolute = (m: ModelInfo) => new URL(m.url, location.href).href;
+
+  // The playground: any model, class and step count.
+  const modelSelect = byId('model', HTMLSelectElement);
+  const classSelect = byId('class', HTMLSelectElement);
+  const stepsSelect = byId('steps', HTMLSelectElement);
+  const rowsSelect = byId('rows', HTMLSelectElement);
+  const runButton = byId('run', HTMLButtonElement);
+  const onLoopError = (message: string) => {
+    stopAll();
+    showError(message);
+  };
+  const main = new FrameLoop(
+    workers[0]!,
+    byId('grid', HTMLCanvasElement),
+    new Stats(byId('stats', HTMLElement)),
+    onLoopError,
+  );
+  const columns = 8;
+  setOptions(
+    modelSelect,
+    models.map((m) => [m.path, `${m.path} (${methodName(m)})`]),
+    models.find((m) => m.kind === 'student')?.path,
+  );
+  const onModel = () => {
+    const model = byPath(modelSelect.value);
+    if (model === undefined) return;
+    const steps = model.kind === 'teacher' ? TEACHER_STEPS : model.steps[0]!;
+    setOptions(
+      stepsSelect,
+      stepChoices(model).map((s) => [String(s), String(s)]),
+      String(steps),
+    );
+    const classes = model.classNames.map((name, i): [string, string] => [String(i), name]);
+    setOptions(classSelect, [['all', 'all'], ...classes], classSelect.value);
+  };
+  modelSelect.onchange = onModel;
+  onModel();
+
+  // The comparison: a teacher at 32 steps beside a 1-step student, each in its own worker, both running.
+  const compareButton = byId('compare-run', HTMLButtonElement);
+  const teacherSelect = byId('compare-teacher', HTMLSelectElement);
+  const studentSelect = byId('compare-student', HTMLSelectElement);
+  const studentTitle = byId('student-title', HTMLElement);
+  // Default: the teacher a served student was distilled from.
+  const distilledFrom = models.find((m) => m.kind === 'student' && m.teacher !== undefined)?.teacher;
+  setOptions(
+    teacherSelect,
+    teachers.map((m) => [m.path, m.path]),
+    distilledFrom,
+  );
+  const onTeacher = () => {
+    const teacher = byPath(teacherSelect.value);
+    if (teacher !== undefined) {
+      // Guidance runs the network twice per step: say how many passes the 32 steps really cost.
+      const passes = teacher.cfg === 1 ? TEACHER_STEPS : 2 * TEACHER_STEPS;
+      byId('teacher-title', HTMLElement).textContent =
+        `${teacher.path}, ${TEACHER_STEPS} steps (${teacher.cfg === 1 ? '' : `CFG ${teacher.cfg}: `}${passes} network passes per image)`;
+    }
+    const students = models.filter((m) => m.kind === 'student' && m.dataset === teacher?.dataset);
+    const options = students.map((m): [string, string] => [m.path, `${m.path} (${methodName(m)})`]);
+    // No distilled student yet: the teacher itself at one step, named as what it is.
+    if (teacher !== undefined)
+      options.push([`teacher:${teacher.path}`, `${teacher.path} at 1 step (not a student)`]);
+    setOptions(studentSelect, options, students.find((m) => m.method === 'ladd')?.path);
+    onStudent();
+  };
+  const onStudent = () => {
+    const fallback = studentSelect.value.startsWith('teacher:');
+    studentTitle.textContent = fallback
+      ? 'Teacher at 1 step: no distilled student is served, so this shows what one step of the teacher gives'
+      : `${studentSelect.value}, 1 step`;
+  };
+  teacherSelect.onchange = onTeacher;
+  studentSelect.onchange = onStudent;
+  onTeacher();
+  const teacherLoop = new FrameLoop(
+    workers[0]!,
+    byId('teacher-canvas', HTMLCanvasElement),
+    new Stats(byId('teacher-stats', HTMLElement)),
+    onLoopError,
+  );
+  let studentLoop: FrameLoop | undefined;
+
+  const stopAll = () => {
+    for (const loop of [main, teacherLoop, studentLoop]) loop?.stop();
+    runButton.textContent = 'Start';
+    compareButton.textContent = 'Start';
+  };
+  runButton.onclick = () => {
+    if (main.isRunning) return stopAll();
+    stopAll();
+    runButton.textContent = 'Stop';
+    main.start(() => {
+      const model = byPath(modelSelect.value)!;
+      const count = Number(rowsSelect.value) * columns;
+      const labels = labelsFor(classSelect.value, count, model.classNames.length);
+      return { url: absolute(model), labels, steps: Number(stepsSelect.value), columns };
+    });
+  };
+  compareButton.onclick = () => {
+    if (teacherLoop.isRunning) return stopAll();
+    const teacher = byPath(teacherSelect.value);
+    const studentPath = studentSelect.value.replace(/^teacher:/, '');
+    const student = byPath(studentPath);
+    if (teacher === undefined || student === undefined)
+      return showError('no teacher is served: nothing to compare');
+    stopAll();
+    compareButton.textContent = 'Stop';
+    studentLoop ??= new FrameLoop(
+      second(),
+      byId('student-canvas', HTMLCanvasElement),
+      new Stats(byId('student-stats', HTMLElement)),
+      onLoopError,
+    );
+    const classOf = (numClasses: number) => labelsFor(classSelect.value, 8, numClasses);
+    teacherLoop.start(() => ({
+      url: absolute(teacher),
+      labels: classOf(teacher.classNames.length),
+      steps: TEACHER_STEPS,
+      columns: 4,
+    }));
+    studentLoop.start(() => ({
+      url: absolute(student),
+      labels: classOf(student.classNames.length),
+      steps: 1,
+      columns: 4,
+    }));
+  };
+  if (models.length === 0) {
+    runButton.disabled = true;
+    compareButton.disabled = true;
+    showError(
+      'no usable teacher or student is served: train one, or point `ladder serve --models` at a folder',
+    );
+  }
+
+  exposeBench(workers[0]!, models, absolute, stopAll);
+  document.body.dataset.ready = 'true';
+}
+
+/** Options and result of the throughput benchmark the page exposes as window.ladder.bench. */
+export interface BenchOptions {
+  readonly path: string;
+  readonly steps: number;
+  readonly batch: number;
+  readonly seconds: number;
+}
+export interface BenchResult {
+  readonly path: string;
+  readonly steps: number;
+  readonly batch: number;
+  readonly frames: number;
+  readonly imagesPerSecond: number;
+  readonly msPerImage: number;
+}
+
+function exposeBench(
+  worker: GeneratorWorker,
+  models: readonly ModelInfo[],
+  absolute: (m: ModelInfo) => string,
+  stopAll: () => void,
+): void {
+  const bench = async (o: BenchOptions): Promise<BenchResult> => {
+    stopAll();
+    const model = models.find((m) => m.path === o.path);
+    if (model === undefined) throw new Error(`no usable model ${o.path} is served`);
+    const labels = labelsFor('all', o.batch, model.classNames.length);
+    await worker.generate(absolute(model), labels, o.steps, 0, 8); // warm-up: model load, shader compilation
+    let frames = 0;
+    let ms = 0;
+    const began = performance.now();
+    while (frames < 2 || performance.now() - began < 1000 * o.seconds) {
+      ms += (await worker.generate(absolute(model), labels, o.steps, ++frames, 8)).ms;
+    }
+    const images = frames * o.batch;
+    const wall = performance.now() - began;
+    return { ...o, frames, imagesPerSecond: (1000 * images) / wall, msPerImage: ms / images };
+  };
+  Object.assign(window, { ladder: { bench } });
+}

@@ -1,0 +1,80 @@
+// What the server, the page and its generation workers say to each other (types only, browser-safe).
+
+/** A usable teacher or student in GET /api/models. */
+export interface ModelInfo {
+  /** Folder relative to the served models folder, e.g. "mnist/teacher". */
+  readonly path: string;
+  readonly name: string;
+  readonly dataset: string;
+  readonly kind: 'teacher' | 'student';
+  /** The distillation method of a student. */
+  readonly method?: 'add' | 'padd' | 'ladd';
+  /** Folder path of the teacher a student was distilled from, when it is served too. */
+  readonly teacher?: string;
+  /** Where the page fetches the folder's files, e.g. "/models/mnist/teacher/". */
+  readonly url: string;
+  /** Step counts the model is meant to be sampled with, and its default guidance scale. */
+  readonly steps: readonly number[];
+  readonly cfg: number;
+  readonly classNames: readonly string[];
+}
+
+/** A folder that holds a model config but cannot be used; `error` says why and what to do. */
+export interface BrokenModel {
+  readonly path: string;
+  readonly name: string;
+  readonly error: string;
+}
+
+export type ModelEntry = ModelInfo | BrokenModel;
+
+export interface ModelIndex {
+  readonly models: readonly ModelEntry[];
+}
+
+export const isBroken = (entry: ModelEntry): entry is BrokenModel => 'error' in entry;
+
+/** Backends the page can run on, in order of preference. */
+export type WebBackend = 'webgpu' | 'webgl' | 'wasm';
+export const WEB_BACKENDS: readonly WebBackend[] = ['webgpu', 'webgl', 'wasm'];
+
+// ---
+// Page <-> worker messages. Each request carries an id that its reply repeats.
+
+export type WorkerRequest =
+  | { readonly type: 'init'; readonly id: number; readonly backend?: WebBackend }
+  | {
+      readonly type: 'generate';
+      readonly id: number;
+      /** Absolute model folder URL. */
+      readonly url: string;
+      readonly labels: Int32Array;
+      readonly steps: number;
+      readonly seed: number;
+      /** Grid columns of the returned picture. */
+      readonly columns: number;
+    };
+
+export interface BackendReport {
+  readonly backend: WebBackend;
+  /** Human-readable details, e.g. "wasm (SIMD, 4 threads)". */
+  readonly detail: string;
+  /** Why each preferred backend was not used. */
+  readonly skipped: readonly string[];
+}
+
+/** A generated grid: RGBA pixels (width x height) and the time spent generating and reading them back. */
+export interface GeneratedGrid {
+  readonly rgba: Uint8ClampedArray;
+  readonly width: number;
+  readonly height: number;
+  readonly images: number;
+  readonly ms: number;
+  /** Tensors alive in the worker after the frame (steady when nothing leaks). */
+  readonly tensors: number;
+}
+
+export type WorkerReply =
+  | ({ readonly type: 'ready'; readonly id: number } & BackendReport)
+  | ({ readonly type: 'grid'; readonly id: number } & GeneratedGrid)
+  | { readonly type: 'error'; readonly id: number; readonly message: string };
