@@ -1,5 +1,6 @@
 // Convolutional KL autoencoder (the VAE of latent diffusion, Rombach et al. 2022, scaled to 28x28 and 32x32):
 // images [-1, 1] -> latents with `latentChannels` channels at 1/4 resolution, and back.
+import { mapInBatches, sliceTensor } from '../core/batched.js';
 import type { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { conv2d, downsample, groupNorm, silu, upsample } from '../nn/layers.js';
@@ -101,6 +102,18 @@ export function encodeLatents(params: Params, cfg: AutoencoderConfig, x: tf.Tens
 export function decodeLatents(params: Params, cfg: AutoencoderConfig, latents: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() =>
     decodeRaw(params, cfg, latents.div(cfg.latentScale).add(cfg.latentShift) as tf.Tensor4D),
+  );
+}
+
+/** Normalised latents of `count` images (NHWC values back to back), encoded in batches of 500. */
+export function encodeImages(
+  params: Params,
+  cfg: AutoencoderConfig,
+  images: Float32Array,
+  count: number,
+): Promise<Float32Array> {
+  return mapInBatches(count, 500, (s, e) =>
+    tf.tidy(() => encodeLatents(params, cfg, sliceTensor(images, cfg.imageShape, s, e) as tf.Tensor4D)),
   );
 }
 

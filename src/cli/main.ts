@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { trainAutoencoder } from '../autoencoder/train.js';
 import type { DatasetName } from '../data/dataset.js';
@@ -7,6 +8,7 @@ import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
 import { benchUnetStep } from './bench.js';
 import { cardCommand } from './card.js';
+import { demoCommand } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
 import { dataset, int, list, positive } from './options.js';
@@ -25,6 +27,18 @@ const program = new Command('ladder')
   .hook('preAction', async (cmd) => {
     await initBackend(cmd.opts<{ backend?: string }>().backend);
   });
+
+program
+  .command('demo')
+  .description('the main job: evaluate the shipped teacher and students, write runs/demo/report.html')
+  .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+  .option('--models <dir>', 'folder of model folders (<dir>/<dataset>/<name>)', 'models')
+  .option('--out <dir>', 'where eval JSONs, grids and the report go', join('runs', 'demo'))
+  .option('--samples <n>', 'generated images per model and step count', int('--samples', 4), 1000)
+  .option('--seed <n>', 'random seed (the same for every model: paired comparison)', int('--seed'), 0)
+  .action(async (o) =>
+    demoCommand({ dataset: o.data, models: o.models, out: o.out, samples: o.samples, seed: o.seed }),
+  );
 
 program
   .command('train-ae')

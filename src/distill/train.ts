@@ -2,10 +2,8 @@
 // trains the LADD players with the shared loop (resumable, logged) and writes the student's model folder.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeLatents, latentShape } from '../autoencoder/model.js';
-import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { encodeImages, latentShape } from '../autoencoder/model.js';
 import { Rng } from '../core/rng.js';
-import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { type ArraySource, BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
@@ -89,11 +87,7 @@ async function trainingLatents(
     'train',
     opts.limit === undefined ? {} : { limit: opts.limit },
   );
-  const data = await mapInBatches(dataset.count, 500, (s, e) =>
-    tf.tidy(() =>
-      encodeLatents(ae.params, aeCfg, sliceTensor(dataset.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
-    ),
-  );
+  const data = await encodeImages(ae.params, aeCfg, dataset.images, dataset.count);
   return {
     data,
     labels: dataset.labels,

@@ -1,6 +1,5 @@
 import { relative, resolve } from 'node:path';
-import { encodeLatents, latentShape } from '../autoencoder/model.js';
-import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { encodeImages, latentShape } from '../autoencoder/model.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
@@ -72,11 +71,7 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
 
   // 1. Encode the training set once: the teacher trains on latents (posterior means, normalised).
   process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
-  const latents = await mapInBatches(data.count, 500, (s, e) =>
-    tf.tidy(() =>
-      encodeLatents(ae.params, aeCfg, sliceTensor(data.images, aeCfg.imageShape, s, e) as tf.Tensor4D),
-    ),
-  );
+  const latents = await encodeImages(ae.params, aeCfg, data.images, data.count);
   const loader = new BatchLoader(
     { data: latents, labels: data.labels, shape },
     { batchSize: opts.batchSize, seed: opts.seed },
