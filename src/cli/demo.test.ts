@@ -23,9 +23,15 @@ describe('ladder demo', () => {
     const out = join(models, '..', 'demo');
     await demoCommand({ dataset: 'mnist', models, out, samples: 10, seed: 0 });
     const run = parseEvalJson(JSON.parse(await readFile(join(out, 'teacher.json'), 'utf8')), 'teacher.json');
-    assert.deepEqual(run.results.map((r) => r.steps), [1, 2, 4, 32]);
+    assert.deepEqual(
+      run.results.map((r) => r.steps),
+      [1, 2, 4, 32],
+    );
     assert.ok(existsSync(join(out, 'report.html')));
-    assert.ok(!existsSync(join(out, 'ae.json')) && !existsSync(join(out, 'features.json')), 'only diffusion models are evaluated');
+    assert.ok(
+      !existsSync(join(out, 'ae.json')) && !existsSync(join(out, 'features.json')),
+      'only diffusion models are evaluated',
+    );
   });
 
   it('says where models are missing', async () => {
