@@ -5,7 +5,7 @@ import { writeJsonAtomic } from '../core/fs.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
 import { writeImageGrid } from '../image/png.js';
-import { CARD_FILE, loadDiffusionModel, readJson } from '../models/folder.js';
+import { CARD_FILE, CONFIG_FILE, loadDiffusionModel, readJson } from '../models/folder.js';
 import {
   balancedLabels,
   type DiffusionModel,
@@ -13,6 +13,7 @@ import {
   generateImages,
   nfe,
 } from '../models/pipeline.js';
+import { diffusionModelSchema, parseConfig } from '../models/schema.js';
 
 export interface CardOptions {
   readonly model: string;
@@ -21,6 +22,8 @@ export interface CardOptions {
   readonly seed: number;
   /** Eval JSON files whose results are copied into the card. */
   readonly eval: readonly string[];
+  /** Also make `cfg` the model's default guidance scale (config.json `sampling.cfg`), e.g. after a CFG sweep. */
+  readonly setDefaultCfg?: boolean;
 }
 
 /** Images per second when sampling `batch` images at once (one warm-up batch first). */
@@ -66,6 +69,11 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   }
   const throughput = samplingThroughput(model, Math.max(...o.steps), cfg, 100);
   const evals = await Promise.all(o.eval.map((path) => readJson(path, 'eval JSON')));
+  if (o.setDefaultCfg) {
+    const configPath = join(o.model, CONFIG_FILE);
+    const config = parseConfig(diffusionModelSchema, await readJson(configPath, 'model config'), configPath);
+    await writeJsonAtomic(configPath, { ...config, sampling: { ...config.sampling, cfg } });
+  }
   const cardPath = join(o.model, CARD_FILE);
   const card = (await readJson(cardPath, 'model card')) as Record<string, unknown>;
   await writeJsonAtomic(cardPath, {

@@ -146,12 +146,18 @@ program
   .option('--cfg <w>', "guidance scale (default: the model's own)", Number)
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--eval <files...>', 'eval JSON files to copy into the card', [])
+  .option(
+    '--set-default-cfg',
+    "make --cfg the model's default guidance scale (e.g. the best of a CFG sweep)",
+    false,
+  )
   .action(async (o) =>
     cardCommand({
       model: o.model,
       steps: o.steps,
       seed: o.seed,
       eval: o.eval,
+      setDefaultCfg: o.setDefaultCfg,
       ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
     }),
   );

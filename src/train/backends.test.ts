@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { availableBackends } from '../engine/backend.js';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { availableBackends, initBackend } from '../engine/backend.js';
+import { initUNet, unetForward } from '../nn/unet.js';
+import { TINY_UNET } from './fixtures/tiny.js';
+import { ADAM_DEFAULTS, AdamW } from './optim.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-run.ts', import.meta.url));
 
@@ -39,5 +44,39 @@ describe('backends agree on training', async () => {
       );
     }
     assert.ok(wasm[14]! < wasm[0]!, 'the run should learn');
+  });
+});
+
+describe('torch backend memory over a long run', async () => {
+  const torch = (await availableBackends()).includes('torch');
+  it('keeps tensor counts and RSS stable over 1000 training updates', {
+    skip: !torch && 'torch addon not built',
+  }, async () => {
+    await initBackend('torch');
+    const rng = new Rng(0);
+    let params = initUNet(TINY_UNET, rng);
+    const optimizer = new AdamW(ADAM_DEFAULTS);
+    const names = Object.keys(params);
+    const snapshot = () => ({ tensors: tf.memory().numTensors, rss: process.memoryUsage().rss });
+    let early = snapshot();
+    for (let step = 0; step < 1000; step++) {
+      const x = randn(rng, [4, 6, 6, 1]) as tf.Tensor4D;
+      const t = tf.tensor1d([100, 300, 600, 900]);
+      const labels = tf.tensor1d([0, 1, 2, 1], 'int32');
+      const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
+        const p = Object.fromEntries(names.map((n, i) => [n, xs[i]!]));
+        return unetForward(p, TINY_UNET, x, t, labels).out.sub(x).square().mean() as tf.Scalar;
+      })(names.map((n) => params[n]!));
+      value.dataSync();
+      params = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!]))).params;
+      tf.dispose([value, ...grads, x, t, labels]);
+      if (step === 199) early = snapshot();
+    }
+    const late = snapshot();
+    assert.equal(late.tensors, early.tensors, 'tensor count grew');
+    const growthMiB = (late.rss - early.rss) / 2 ** 20;
+    assert.ok(growthMiB < 32, `RSS grew by ${growthMiB.toFixed(1)} MiB over 800 updates`);
+    tf.dispose(Object.values(params));
+    optimizer.dispose();
   });
 });
