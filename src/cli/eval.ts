@@ -13,6 +13,7 @@ import { trainFeatureNet } from '../eval/train-features.js';
 import { readJson } from '../models/folder.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
 import { dataset, num as finite, int, list, positive, sampler } from './options.js';
+import { parseLatentSize } from './sample.js';
 
 /**
  * Reads eval files and renders the HTML report to `out`. Sample grids named by relative path are read from
@@ -158,6 +159,10 @@ export function registerEvalCommands(program: Command): void {
       int('--grid-per-class'),
       8,
     )
+    .option(
+      '--latent-size <hxw>',
+      "sample at this latent size (e.g. 9x9, 7x11); images are resized to the feature net's input for scoring",
+    )
     .option('--ref-limit <n>', 'use only the first N test images as the reference', int('--ref-limit', 4))
     .option(
       '--cache-dir <dir>',
@@ -172,6 +177,7 @@ export function registerEvalCommands(program: Command): void {
         batchSize: o.batch,
         kidSubsets: o.kidSubsets,
         gridPerClass: o.gridPerClass,
+        ...(o.latentSize === undefined ? {} : { latentSize: parseLatentSize(o.latentSize) }),
         ...(o.steps === undefined ? {} : { steps: o.steps }),
         ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
         ...(o.sampler === undefined ? {} : { sampler: o.sampler }),

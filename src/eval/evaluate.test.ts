@@ -79,6 +79,20 @@ describe('evaluateModel', () => {
     assert.notEqual(reseeded.results[0]!.fid, metricsA.fid);
   });
 
+  it('samples at another latent size (9x11) and scores the images resized to the feature net input', async () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const out = await evaluateModel({
+      ...base,
+      steps: [1],
+      latentSize: [9, 11],
+      outJson: join(root, 'wide.json'),
+    });
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'tensors leaked');
+    assert.deepEqual((out as { latentSize?: unknown }).latentSize, [9, 11]);
+    assert.equal(out.results.length, 1);
+    assert.ok(Number.isFinite(out.results[0]!.fid));
+  });
+
   it('says when the model folder is missing or is not a model', async () => {
     await assert.rejects(
       evaluateModel({ ...base, modelDir: join(root, 'gone') }),

@@ -48,6 +48,11 @@ export interface EvaluateOptions {
   readonly referenceLimit?: number;
   /** Parent of the reference-statistics cache folder (default `.cache/`). */
   readonly cacheDir?: string;
+  /**
+   * Sample at this latent [height, width] instead of the model's own (resolution independence); the decoded
+   * images are resized (bilinear) to the feature net's input before scoring.
+   */
+  readonly latentSize?: readonly [number, number];
 }
 
 /** Nearest-neighbour count of the precision/recall estimate (Kynkaanniemi et al. 2019). */
@@ -123,8 +128,23 @@ async function runEvaluation(
   });
   const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
   const labels = balancedLabels(classes, opts.samples);
-  const generate = (steps: number, asked: Int32Array): tf.Tensor4D =>
-    generateImages(model, { labels: asked, steps, cfg, sampler, seed: opts.seed, batchSize });
+  const [netH, netW] = net.config.featureNet.imageShape;
+  const generate = (steps: number, asked: Int32Array): tf.Tensor4D => {
+    const { latentSize } = opts;
+    const images = generateImages(model, {
+      labels: asked,
+      steps,
+      cfg,
+      sampler,
+      seed: opts.seed,
+      batchSize,
+      ...(latentSize === undefined ? {} : { latentSize }),
+    });
+    if (images.shape[1] === netH && images.shape[2] === netW) return images;
+    const resized = tf.image.resizeBilinear(images, [netH, netW]);
+    images.dispose();
+    return resized;
+  };
 
   // Warm-up: one 1-step batch, so one-time backend setup is not billed to the first setting.
   tf.dispose(generate(1, labels.subarray(0, Math.min(batchSize, labels.length))));
@@ -170,6 +190,7 @@ async function runEvaluation(
       kidSubsets: opts.kidSubsets ?? 20,
       kidSubsetSize: Math.min(KID_SUBSET_SIZE, opts.samples, reference.count),
       precisionRecallK: PRECISION_RECALL_K,
+      ...(opts.latentSize === undefined ? {} : { latentSize: opts.latentSize }),
     },
     'ladder eval (internal)',
   );
