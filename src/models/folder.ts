@@ -7,9 +7,9 @@ import { initAutoencoder } from '../autoencoder/model.js';
 import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
+import { acceptWeights } from '../nn/check-shapes.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet } from '../nn/unet.js';
-import { checkSameShapes } from '../train/checkpoint.js';
 import {
   type AutoencoderModelConfig,
   autoencoderModelSchema,
@@ -59,19 +59,15 @@ async function readConfig(dir: string): Promise<{ kind?: unknown }> {
 
 /** Loads weights and checks every name, shape and dtype against `expected` (disposed afterwards). */
 async function loadCheckedWeights(dir: string, expected: Params): Promise<Params> {
+  const file = join(dir, WEIGHTS_FILE);
+  let tensors: Params;
   try {
-    const file = join(dir, WEIGHTS_FILE);
-    const { tensors } = await loadTensors(file);
-    try {
-      checkSameShapes(tensors, expected, file);
-    } catch (err) {
-      disposeParams(tensors);
-      throw err;
-    }
-    return tensors;
-  } finally {
+    tensors = (await loadTensors(file)).tensors;
+  } catch (err) {
     disposeParams(expected);
+    throw err;
   }
+  return acceptWeights(tensors, expected, file);
 }
 
 export interface LoadedAutoencoder {

@@ -18,3 +18,19 @@ export function checkSameShapes(actual: Params, expected: Params, source: string
     throw new Error(`${source} does not match the model config: ${shown}`);
   }
 }
+
+/**
+ * Takes ownership of loaded `weights` and of `expected` (the parameters the config builds): returns the weights
+ * when they match, else disposes them and throws. `expected` is disposed either way.
+ */
+export function acceptWeights(weights: Params, expected: Params, source: string): Params {
+  try {
+    checkSameShapes(weights, expected, source);
+    return weights;
+  } catch (err) {
+    for (const t of Object.values(weights)) t.dispose();
+    throw err;
+  } finally {
+    for (const t of Object.values(expected)) t.dispose();
+  }
+}

@@ -10,7 +10,7 @@ import {
   diffusionModelSchema,
   parseConfig,
 } from '../models/schema.js';
-import { checkSameShapes } from '../nn/check-shapes.js';
+import { acceptWeights } from '../nn/check-shapes.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet } from '../nn/unet.js';
 
@@ -59,26 +59,20 @@ async function fetchConfig(fetchFn: Fetch, folder: URL, what: string): Promise<u
 
 /** Fetches and decodes weights, checked against `expected` (which is disposed). Caller owns the result. */
 async function fetchCheckedWeights(fetchFn: Fetch, folder: URL, expected: Params): Promise<Params> {
+  const url = new URL('weights.safetensors', folder);
+  let records: ReturnType<typeof decodeSafetensors>['tensors'];
   try {
-    const url = new URL('weights.safetensors', folder);
     const bytes = new Uint8Array(await (await fetchOk(fetchFn, url, 'weights')).arrayBuffer());
-    let records: ReturnType<typeof decodeSafetensors>['tensors'];
     try {
       records = decodeSafetensors(bytes).tensors;
     } catch (err) {
       throw new Error(`${url.href}: ${(err as Error).message}`);
     }
-    const tensors = recordsToTensors(records);
-    try {
-      checkSameShapes(tensors, expected, url.href);
-    } catch (err) {
-      disposeParams(tensors);
-      throw err;
-    }
-    return tensors;
-  } finally {
+  } catch (err) {
     disposeParams(expected);
+    throw err;
   }
+  return acceptWeights(recordsToTensors(records), expected, url.href);
 }
 
 /**
