@@ -12,7 +12,7 @@ import { renderReport } from '../eval/report.js';
 import { trainFeatureNet } from '../eval/train-features.js';
 import { readJson } from '../models/folder.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
-import { dataset, num as finite, int, list, positive, sampler } from './options.js';
+import { addTrainingFlags, dataset, num as finite, int, list, sampler } from './options.js';
 import { parseLatentSize } from './sample.js';
 
 /**
@@ -52,72 +52,68 @@ export async function reportCommand(files: readonly string[], out: string, title
 
 /** Adds `train-features`, `eval` and `report` to the `ladder` program. */
 export function registerEvalCommands(program: Command): void {
-  program
-    .command('train-features')
-    .description('train the feature net (classifier) used for FID/KID, precision/recall and class accuracy')
-    .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
-    .requiredOption(
-      '--out <dir>',
-      'model folder to write, e.g. models/mnist/features (holds checkpoints while training)',
-    )
-    .option('--steps <n>', 'training steps', int('--steps', 1), 2000)
-    .option('--batch <n>', 'batch size', int('--batch', 1), 128)
-    .option('--lr <x>', 'learning rate (Adam)', positive('--lr'), 1e-3)
-    .option('--seed <n>', 'random seed', int('--seed'), 0)
-    .option(
-      '--shift <px>',
-      'largest random shift of training images, in pixels (0: no augmentation)',
-      int('--shift'),
-      2,
-    )
-    .option('--ema <decay>', 'EMA decay of the shipped weights', Number, 0.999)
-    .option(
-      '--channels <list>',
-      `conv widths (default ${FEATURE_NET_DEFAULTS.channels.join(',')})`,
-      list(int('--channels', 1)),
-    )
-    .option(
-      '--feature-dim <n>',
-      `width of the feature layer (default ${FEATURE_NET_DEFAULTS.featureDim})`,
-      int('--feature-dim', 1),
-    )
-    .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
-    .option(
-      '--test-limit <n>',
-      'use only the first N test images (accuracy, reference stats, anchors)',
-      int('--test-limit', 4),
-    )
-    .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every', 1), 250)
-    .option(
-      '--cache-dir <dir>',
-      'folder of the reference-statistics cache (default: .cache in the repository)',
-    )
-    .option(
-      '--resume',
-      'continue the run in --out from its newest checkpoint (on a finished run: redo the card)',
-      false,
-    )
-    .action(async (o) => {
-      await trainFeatureNet({
-        dataset: o.data,
-        outDir: o.out,
-        steps: o.steps,
-        batchSize: o.batch,
-        lr: o.lr,
-        seed: o.seed,
-        resume: o.resume,
-        checkpointEvery: o.checkpointEvery,
-        maxShift: o.shift,
-        emaDecay: o.ema,
-        ...(o.limit === undefined ? {} : { limit: o.limit }),
-        ...(o.testLimit === undefined ? {} : { testLimit: o.testLimit }),
-        ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
-        arch: {
-          ...(o.channels === undefined ? {} : { channels: o.channels }),
-          ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
-        },
-      });
+  addTrainingFlags(
+    program
+      .command('train-features')
+      .description('train the feature net (classifier) used for FID/KID, precision/recall and class accuracy')
+      .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+      .requiredOption(
+        '--out <dir>',
+        'model folder to write, e.g. models/mnist/features (holds checkpoints while training)',
+      )
+      .option(
+        '--shift <px>',
+        'largest random shift of training images, in pixels (0: no augmentation)',
+        int('--shift'),
+        2,
+      )
+      .option('--ema <decay>', 'EMA decay of the shipped weights', finite('--ema'), 0.999)
+      .option(
+        '--channels <list>',
+        `conv widths (default ${FEATURE_NET_DEFAULTS.channels.join(',')})`,
+        list(int('--channels', 1)),
+      )
+      .option(
+        '--feature-dim <n>',
+        `width of the feature layer (default ${FEATURE_NET_DEFAULTS.featureDim})`,
+        int('--feature-dim', 1),
+      )
+      .option(
+        '--test-limit <n>',
+        'use only the first N test images (accuracy, reference stats, anchors)',
+        int('--test-limit', 4),
+      )
+      .option(
+        '--cache-dir <dir>',
+        'folder of the reference-statistics cache (default: .cache in the repository)',
+      ),
+    {
+      steps: 2000,
+      batch: 128,
+      lr: 1e-3,
+      resumeHelp: 'continue the run in --out from its newest checkpoint (on a finished run: redo the card)',
+    },
+  ).action(async (o) => {
+    await trainFeatureNet({
+      dataset: o.data,
+      outDir: o.out,
+      steps: o.steps,
+      batchSize: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      checkpointEvery: o.checkpointEvery,
+      maxShift: o.shift,
+      emaDecay: o.ema,
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      ...(o.testLimit === undefined ? {} : { testLimit: o.testLimit }),
+      ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+      arch: {
+        ...(o.channels === undefined ? {} : { channels: o.channels }),
+        ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
+      },
     });
+  });
 
   program
     .command('eval')

@@ -11,7 +11,7 @@ import { cardCommand } from './card.js';
 import { demoCommand } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
-import { dataset, int, list, positive } from './options.js';
+import { addTrainingFlags, dataset, int, list, num } from './options.js';
 import { sampleCommand } from './sample.js';
 import { registerServeCommands } from './serve.js';
 
@@ -40,94 +40,89 @@ program
     demoCommand({ dataset: o.data, models: o.models, out: o.out, samples: o.samples, seed: o.seed }),
   );
 
-program
-  .command('train-ae')
-  .description('train the latent autoencoder on a dataset and write its model folder')
-  .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
-  .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
-  .option('--steps <n>', 'training steps', int('--steps'), 2500)
-  .option('--batch <n>', 'batch size', int('--batch'), 64)
-  .option('--lr <x>', 'learning rate', positive('--lr'), 1e-3)
-  .option('--seed <n>', 'random seed', int('--seed'), 0)
-  .option('--limit <n>', 'use only the first N training images', int('--limit'))
-  .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 250)
-  .option('--channels <list>', 'widths per level, e.g. 32,64,64', list(int('--channels')))
-  .option('--resume', 'continue the run in --out from its newest checkpoint', false)
-  .action(async (o) => {
-    await trainAutoencoder({
-      dataset: o.data,
-      outDir: o.out,
-      steps: o.steps,
-      batchSize: o.batch,
-      lr: o.lr,
-      seed: o.seed,
-      resume: o.resume,
-      checkpointEvery: o.checkpointEvery,
-      ...(o.limit === undefined ? {} : { limit: o.limit }),
-      ...(o.channels === undefined ? {} : { arch: { channels: o.channels } }),
-    });
+addTrainingFlags(
+  program
+    .command('train-ae')
+    .description('train the latent autoencoder on a dataset and write its model folder')
+    .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+    .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
+    .option('--channels <list>', 'widths per level, e.g. 32,64,64', list(int('--channels'))),
+  { steps: 2500, batch: 64, lr: 1e-3 },
+).action(async (o) => {
+  await trainAutoencoder({
+    dataset: o.data,
+    outDir: o.out,
+    steps: o.steps,
+    batchSize: o.batch,
+    lr: o.lr,
+    seed: o.seed,
+    resume: o.resume,
+    checkpointEvery: o.checkpointEvery,
+    ...(o.limit === undefined ? {} : { limit: o.limit }),
+    ...(o.channels === undefined ? {} : { arch: { channels: o.channels } }),
   });
+});
 
-program
-  .command('train-teacher')
-  .description("train a class-conditional latent diffusion teacher on an autoencoder's latents")
-  .requiredOption('--ae <dir>', 'autoencoder model folder (its dataset is used)')
-  .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
-  .addOption(new Option('--formulation <kind>', 'forward process').choices(['flow', 'vp']).default('flow'))
-  .addOption(
-    new Option('--prediction <kind>', 'VP only: what the net predicts').choices(['eps', 'v']).default('v'),
-  )
-  .option('--no-zero-terminal-snr', 'VP only: keep the original schedule (needs --prediction eps or v)')
-  .option('--steps <n>', 'training steps', int('--steps'), 5000)
-  .option('--batch <n>', 'batch size', int('--batch'), 128)
-  .option('--lr <x>', 'learning rate', positive('--lr'), 1e-3)
-  .option('--seed <n>', 'random seed', int('--seed'), 0)
-  .option('--label-dropout <p>', 'share of labels replaced by the null class (for CFG)', Number, 0.1)
-  .option('--ema <decay>', 'EMA decay of the shipped weights', Number, 0.999)
-  .option(
-    '--channels <list>',
-    `U-Net widths per level (default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
-    list(int('--channels')),
-  )
-  .option(
-    '--blocks <n>',
-    `residual blocks per level (default ${TEACHER_UNET_DEFAULTS.blocksPerLevel})`,
-    int('--blocks'),
-  )
-  .option('--limit <n>', 'use only the first N training images', int('--limit'))
-  .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 250)
-  .option('--resume', 'continue the run in --out from its newest checkpoint', false)
-  .action(async (o) => {
-    const formulation =
-      o.formulation === 'flow'
-        ? FLOW_DEFAULTS
-        : { ...VP_DEFAULTS, prediction: o.prediction, zeroTerminalSnr: o.zeroTerminalSnr as boolean };
-    await trainTeacher({
-      aeDir: o.ae,
-      outDir: o.out,
-      formulation,
-      steps: o.steps,
-      batchSize: o.batch,
-      lr: o.lr,
-      seed: o.seed,
-      resume: o.resume,
-      checkpointEvery: o.checkpointEvery,
-      labelDropout: o.labelDropout,
-      emaDecay: o.ema,
-      ...(o.limit === undefined ? {} : { limit: o.limit }),
-      unet: {
-        ...(o.channels === undefined ? {} : { channels: o.channels }),
-        ...(o.blocks === undefined ? {} : { blocksPerLevel: o.blocks }),
-      },
-    });
+addTrainingFlags(
+  program
+    .command('train-teacher')
+    .description("train a class-conditional latent diffusion teacher on an autoencoder's latents")
+    .requiredOption('--ae <dir>', 'autoencoder model folder (its dataset is used)')
+    .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
+    .addOption(new Option('--formulation <kind>', 'forward process').choices(['flow', 'vp']).default('flow'))
+    .addOption(
+      new Option('--prediction <kind>', 'VP only: what the net predicts').choices(['eps', 'v']).default('v'),
+    )
+    .option('--no-zero-terminal-snr', 'VP only: keep the original schedule (needs --prediction eps or v)')
+    .option(
+      '--label-dropout <p>',
+      'share of labels replaced by the null class (for CFG)',
+      num('--label-dropout'),
+      0.1,
+    )
+    .option('--ema <decay>', 'EMA decay of the shipped weights', num('--ema'), 0.999)
+    .option(
+      '--channels <list>',
+      `U-Net widths per level (default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
+      list(int('--channels')),
+    )
+    .option(
+      '--blocks <n>',
+      `residual blocks per level (default ${TEACHER_UNET_DEFAULTS.blocksPerLevel})`,
+      int('--blocks'),
+    ),
+  { steps: 5000, batch: 128, lr: 1e-3 },
+).action(async (o) => {
+  const formulation =
+    o.formulation === 'flow'
+      ? FLOW_DEFAULTS
+      : { ...VP_DEFAULTS, prediction: o.prediction, zeroTerminalSnr: o.zeroTerminalSnr as boolean };
+  await trainTeacher({
+    aeDir: o.ae,
+    outDir: o.out,
+    formulation,
+    steps: o.steps,
+    batchSize: o.batch,
+    lr: o.lr,
+    seed: o.seed,
+    resume: o.resume,
+    checkpointEvery: o.checkpointEvery,
+    labelDropout: o.labelDropout,
+    emaDecay: o.ema,
+    ...(o.limit === undefined ? {} : { limit: o.limit }),
+    unet: {
+      ...(o.channels === undefined ? {} : { channels: o.channels }),
+      ...(o.blocks === undefined ? {} : { blocksPerLevel: o.blocks }),
+    },
   });
+});
 
 program
   .command('sample')
   .description('sample a teacher or student: a class grid (.png) or raw images (.npy + .labels.npy)')
   .requiredOption('--model <dir>', 'model folder (teacher or student)')
   .option('--steps <n>', "sampling steps (default: the model's own)", int('--steps'))
-  .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", Number)
+  .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", num('--cfg'))
   .option('--sampler <kind>', 'euler, heun, dpmpp-2m or few-step (students default to few-step)')
   .option('--classes <range>', 'classes, e.g. 0-9 or 1,3,7', '0-9')
   .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n'), 8)
@@ -143,7 +138,7 @@ program
   )
   .requiredOption('--model <dir>', 'model folder (teacher or student)')
   .option('--steps <list>', 'step counts to draw grids for', list(int('--steps')), [32, 4, 1])
-  .option('--cfg <w>', "guidance scale (default: the model's own)", Number)
+  .option('--cfg <w>', "guidance scale (default: the model's own)", num('--cfg'))
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--eval <files...>', 'eval JSON files to copy into the card', [])
   .option(

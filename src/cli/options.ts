@@ -1,5 +1,5 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 
@@ -53,3 +53,24 @@ export const oneOf =
 
 export const dataset: Parser<DatasetName> = oneOf('dataset', DATASET_NAMES);
 export const sampler: Parser<SamplerKind> = oneOf('sampler', SAMPLER_KINDS);
+
+/** Defaults of the flags every training command shares. */
+export interface TrainingFlagDefaults {
+  readonly steps: number;
+  readonly batch: number;
+  readonly lr: number;
+  /** Help text of --resume when the command does more than continue the run. */
+  readonly resumeHelp?: string;
+}
+
+/** Adds --steps, --batch, --lr, --seed, --limit, --checkpoint-every and --resume, checked the same everywhere. */
+export function addTrainingFlags(command: Command, d: TrainingFlagDefaults): Command {
+  return command
+    .option('--steps <n>', 'training steps', int('--steps', 1), d.steps)
+    .option('--batch <n>', 'batch size', int('--batch', 1), d.batch)
+    .option('--lr <x>', 'learning rate', positive('--lr'), d.lr)
+    .option('--seed <n>', 'random seed', int('--seed'), 0)
+    .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
+    .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every', 1), 250)
+    .option('--resume', d.resumeHelp ?? 'continue the run in --out from its newest checkpoint', false);
+}
