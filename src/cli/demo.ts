@@ -25,29 +25,40 @@ interface DemoModel {
   readonly steps: readonly number[];
 }
 
-/** Teacher and student folders under `<models>/<dataset>`, teachers first. */
+/** Step counts the demo shows: a teacher at 1, 2, 4 and 32; a student at the ones it supports up to 4. */
+const DEMO_STUDENT_MAX_STEPS = 4;
+
+/**
+ * Teacher and student folders under `<models>/<dataset>`, teachers first. A folder without a model is looked into
+ * once more, so a PADD run's stages (`padd/stage-4`) are found; students made only for more than 4 steps (PADD's
+ * intermediate stage-8) are not few-step students and are left out.
+ */
 async function findModels(o: DemoOptions): Promise<DemoModel[]> {
   const root = join(o.models, o.dataset);
-  const entries = await readdir(root, { withFileTypes: true }).catch(() => {
+  const subfolders = async (dir: string) =>
+    (await readdir(dir, { withFileTypes: true }))
+      .filter((x) => x.isDirectory())
+      .map((x) => x.name)
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names = await subfolders(root).catch(() => {
     throw new Error(`no models folder ${root}: run this from the ladder checkout, or pass --models`);
   });
   const found: DemoModel[] = [];
-  for (const e of entries.filter((x) => x.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
-    const dir = join(root, e.name);
+  const visit = async (name: string, nested: boolean): Promise<void> => {
+    const dir = join(root, name);
     const config = (await readJson(join(dir, 'config.json'), 'model config').catch(() => undefined)) as
       | { kind?: string; sampling?: { steps?: number[] } }
       | undefined;
-    if (config?.kind === 'teacher')
-      found.unshift({ name: e.name, dir, kind: 'teacher', steps: [1, 2, 4, 32] });
-    if (config?.kind === 'student') {
-      found.push({
-        name: e.name,
-        dir,
-        kind: 'student',
-        steps: [...(config.sampling?.steps ?? [1])].sort((a, b) => a - b),
-      });
+    if (config === undefined && !nested) {
+      for (const sub of await subfolders(dir)) await visit(`${name}/${sub}`, true);
     }
-  }
+    if (config?.kind === 'teacher') found.unshift({ name, dir, kind: 'teacher', steps: [1, 2, 4, 32] });
+    const steps = (config?.sampling?.steps ?? [1]).filter((k) => k <= DEMO_STUDENT_MAX_STEPS);
+    if (config?.kind === 'student' && steps.length > 0) {
+      found.push({ name, dir, kind: 'student', steps: [...steps].sort((a, b) => a - b) });
+    }
+  };
+  for (const name of names) await visit(name, false);
   if (!found.some((m) => m.kind === 'teacher')) throw new Error(`no teacher model under ${root}`);
   return found;
 }
@@ -78,7 +89,7 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   const files: string[] = [];
   const evals: EvalJson[] = [];
   for (const m of models) {
-    const outJson = join(o.out, `${m.name}.json`);
+    const outJson = join(o.out, `${m.name.replaceAll('/', '-')}.json`);
     evals.push(
       await evaluateModel({
         modelDir: m.dir,

@@ -1,7 +1,10 @@
-// `ladder distill` and `ladder synth`: flags -> a LADD config override / synthetic settings -> one library call.
-// Unset flags leave LADD_DEFAULTS (src/distill/ladd.ts) in force, so every default is written in one place.
+// `ladder distill` and `ladder synth`: flags -> a method's config override / synthetic settings -> one library
+// call. Unset flags leave the method's defaults (LADD_DEFAULTS, PADD_DEFAULTS) in force, so every default is
+// written in one place; a flag that belongs to another method is an error, not silently ignored.
 import { type Command, Option } from 'commander';
 import { LADD_DEFAULTS, type LaddConfig } from '../distill/ladd.js';
+import { PADD_DEFAULTS, type PaddConfig } from '../distill/padd.js';
+import { distillPadd } from '../distill/padd-train.js';
 import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/synth.js';
 import { distillLadd } from '../distill/train.js';
 import { loadDiffusionModel } from '../models/folder.js';
@@ -18,24 +21,98 @@ function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }):
 }
 
 const d = LADD_DEFAULTS;
+const p = PADD_DEFAULTS;
+
+type Method = 'ladd' | 'padd';
+
+/** Flags that only some methods read (by commander's option key); the rest are common to all. */
+const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }> = {
+  steps: { flag: '--steps', methods: ['ladd'] },
+  tHatMean: { flag: '--t-hat-mean', methods: ['ladd'] },
+  tHatStd: { flag: '--t-hat-std', methods: ['ladd'] },
+  features: { flag: '--features', methods: ['ladd'] },
+  headEmbed: { flag: '--head-embed', methods: ['ladd'] },
+  warmup: { flag: '--warmup', methods: ['ladd'] },
+  warmupProbs: { flag: '--warmup-probs', methods: ['ladd'] },
+  probs: { flag: '--probs', methods: ['ladd'] },
+  r1: { flag: '--r1', methods: ['ladd'] },
+  r1Sigma: { flag: '--r1-sigma', methods: ['ladd'] },
+  schedule: { flag: '--schedule', methods: ['padd'] },
+  relax: { flag: '--relax', methods: ['padd'] },
+  x0Warmup: { flag: '--x0-warmup', methods: ['padd'] },
+  mseLr: { flag: '--mse-lr', methods: ['padd'] },
+  teacherCfg: { flag: '--teacher-cfg', methods: ['padd'] },
+  fromStage: { flag: '--from-stage', methods: ['padd'] },
+};
+
+function checkMethodFlags(method: Method, o: Record<string, unknown>): void {
+  for (const [key, { flag, methods }] of Object.entries(METHOD_FLAGS)) {
+    if (o[key] !== undefined && !methods.includes(method)) {
+      throw new Error(
+        `${flag} is a ${methods.join('/').toUpperCase()} flag; --method ${method} does not read it`,
+      );
+    }
+  }
+}
 
 /** Adds `distill` and `synth` to the `ladder` program. */
 export function registerDistillCommands(program: Command): void {
   program
     .command('distill')
-    .description('distil a few-step student from a teacher folder (LADD) and write its model folder')
-    .addOption(new Option('--method <name>', 'distillation method').choices(['ladd']).makeOptionMandatory())
+    .description(
+      'distil few-step students from a teacher folder (LADD: one student; PADD: a ladder of stage-N students)',
+    )
+    .addOption(
+      new Option('--method <name>', 'distillation method').choices(['ladd', 'padd']).makeOptionMandatory(),
+    )
     .requiredOption('--teacher <dir>', 'teacher model folder')
     .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)')
     .option(
       '--steps <n>',
-      `student steps: 4 trains {1, .75, .5, .25} (default ${d.steps})`,
+      `LADD student steps: 4 trains {1, .75, .5, .25} (default ${d.steps})`,
       int('--steps', 1),
     )
-    .option('--iterations <n>', `training iterations (default ${d.iterations})`, int('--iterations', 1))
+    .option(
+      '--schedule <list>',
+      `PADD ladder of step counts, :mse/:adv sets a stage's loss (default ${p.schedule})`,
+    )
+    .option(
+      '--iterations <n>',
+      `training iterations (LADD default ${d.iterations}; PADD: per stage, default ${p.iterations})`,
+      int('--iterations', 1),
+    )
+    .option(
+      '--relax <f>',
+      `PADD: share of an adversarial stage in the relax phase (default ${p.relaxFraction})`,
+      num('--relax'),
+    )
+    .option(
+      '--x0-warmup <f>',
+      `PADD: share of the x0 (1-step) stage regressing the teacher first (default ${p.x0WarmupFraction})`,
+      num('--x0-warmup'),
+    )
+    .option('--mse-lr <x>', `PADD: student learning rate of MSE phases (default ${p.mseLr})`, num('--mse-lr'))
+    .option(
+      '--teacher-cfg <w>',
+      "PADD: CFG scale of the first stage's teacher (default: the teacher's)",
+      num('--teacher-cfg'),
+    )
+    .option(
+      '--from-stage <n>',
+      'PADD: start at the stage of this student step count (earlier ones read from --out)',
+      int('--from-stage', 1),
+    )
     .option('--batch <n>', `batch size, >= 2 (default ${d.batchSize})`, int('--batch', 2))
-    .option('--lr <x>', `student learning rate (default ${d.generatorLr})`, num('--lr'))
-    .option('--d-lr <x>', `discriminator head learning rate (default ${d.discriminatorLr})`, num('--d-lr'))
+    .option(
+      '--lr <x>',
+      `adversarial student learning rate (LADD ${d.generatorLr}, PADD ${p.generatorLr})`,
+      num('--lr'),
+    )
+    .option(
+      '--d-lr <x>',
+      `discriminator learning rate (LADD ${d.discriminatorLr}, PADD ${p.discriminatorLr})`,
+      num('--d-lr'),
+    )
     .option(
       '--d-updates <n>',
       `discriminator updates per student update (default ${d.discriminatorUpdates})`,
@@ -113,6 +190,45 @@ export function registerDistillCommands(program: Command): void {
     .option('--log-every <n>', 'iterations between log.jsonl lines', int('--log-every', 1), 10)
     .option('--resume', 'continue the run in --out from its newest checkpoint', false)
     .action(async (o) => {
+      checkMethodFlags(o.method, o);
+      const source = {
+        teacherDir: o.teacher,
+        outDir: o.out,
+        synth: given<SynthSettings>({ count: o.synthN, steps: o.synthSteps, cfg: o.synthCfg }),
+        ...(o.synthetic === undefined ? {} : { syntheticFile: o.synthetic }),
+        ...(o.limit === undefined ? {} : { limit: o.limit }),
+      };
+      const run = {
+        seed: o.seed,
+        resume: o.resume,
+        checkpointEvery: o.checkpointEvery,
+        logEvery: o.logEvery,
+      };
+      if (o.method === 'padd') {
+        const config = given<PaddConfig>({
+          schedule: o.schedule,
+          iterations: o.iterations,
+          relaxFraction: o.relax,
+          x0WarmupFraction: o.x0Warmup,
+          batchSize: o.batch,
+          mseLr: o.mseLr,
+          generatorLr: o.lr,
+          discriminatorLr: o.dLr,
+          discriminatorUpdates: o.dUpdates,
+          emaDecay: o.ema,
+          headChannels: o.headChannels,
+          headGroups: o.headGroups,
+          teacherCfg: o.teacherCfg,
+          data: o.data,
+        });
+        await distillPadd({
+          ...source,
+          ...run,
+          config,
+          ...(o.fromStage === undefined ? {} : { fromStage: o.fromStage }),
+        });
+        return;
+      }
       const config = given<LaddConfig>({
         steps: o.steps,
         iterations: o.iterations,
@@ -134,18 +250,7 @@ export function registerDistillCommands(program: Command): void {
         r1Sigma: o.r1Sigma,
         data: o.data,
       });
-      await distillLadd({
-        teacherDir: o.teacher,
-        outDir: o.out,
-        config,
-        seed: o.seed,
-        resume: o.resume,
-        checkpointEvery: o.checkpointEvery,
-        logEvery: o.logEvery,
-        synth: given<SynthSettings>({ count: o.synthN, steps: o.synthSteps, cfg: o.synthCfg }),
-        ...(o.synthetic === undefined ? {} : { syntheticFile: o.synthetic }),
-        ...(o.limit === undefined ? {} : { limit: o.limit }),
-      });
+      await distillLadd({ ...source, ...run, config });
     });
 
   program

@@ -129,7 +129,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", finite('--cfg'))
     .option(
       '--sampler <kind>',
-      `${SAMPLER_KINDS.join(', ')} (default: few-step for students, euler for teachers)`,
+      `${SAMPLER_KINDS.join(', ')} (default: the model's own; else few-step for students, euler for teachers)`,
       sampler,
     )
     .option('--samples <n>', 'generated images per step count (class-balanced)', int('--samples', 4), 1000)

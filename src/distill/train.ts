@@ -60,13 +60,22 @@ export interface DistillResult {
   readonly wallSeconds: number;
 }
 
-/** The latents LADD trains on: the cached synthetic set, or the dataset encoded by the teacher's autoencoder. */
-async function trainingLatents(
-  opts: DistillLaddOptions,
-  config: LaddConfig,
+/** Where a distillation run's latents come from (the fields of its options that say so). */
+export type LatentSourceOptions = Pick<
+  DistillLaddOptions,
+  'teacherDir' | 'outDir' | 'syntheticFile' | 'synth' | 'limit'
+>;
+
+/**
+ * The latents LADD and PADD train on: the cached synthetic set (made when missing), or the dataset encoded by
+ * the teacher's autoencoder.
+ */
+export async function trainingLatents(
+  opts: LatentSourceOptions,
+  kind: 'synthetic' | 'real',
   teacher: LoadedDiffusionModel,
 ): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
-  if (config.data === 'synthetic') {
+  if (kind === 'synthetic') {
     const file = opts.syntheticFile ?? join(opts.outDir, 'synthetic.safetensors');
     // An existing file is used as it is, unless generation settings were given: then they must match it.
     const asked = Object.keys(opts.synth ?? {}).length > 0;
@@ -106,7 +115,7 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
       throw new Error(`${opts.teacherDir} is a ${teacher.config.kind} model: LADD distils a teacher folder`);
     }
     const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
-    const latents = await trainingLatents(opts, config, teacher);
+    const latents = await trainingLatents(opts, config.data, teacher);
     const setup: LaddSetup = {
       config,
       formulation: makeFormulation(teacher.config.formulation),

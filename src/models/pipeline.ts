@@ -22,7 +22,14 @@ export interface DiffusionModel {
 
 /** The model as a denoiser (x0 estimate), honouring an x0-predicting student. */
 export function modelDenoiser(model: DiffusionModel, params: Params = model.params): Denoiser {
-  const { config } = model;
+  return configDenoiser(model.config, params);
+}
+
+/** A network with `config`'s U-Net, formulation and prediction, as a denoiser over `params`. */
+export function configDenoiser(
+  config: Pick<DiffusionModelConfig, 'unet' | 'formulation' | 'prediction'>,
+  params: Params,
+): Denoiser {
   const f = makeFormulation(config.formulation);
   if (config.prediction === 'x0') {
     return (x, t, labels) =>
@@ -43,9 +50,12 @@ export interface GenerateOptions {
   readonly batchSize?: number;
 }
 
-/** Default sampler: students re-noise between steps (consistency-style); teachers integrate the ODE. */
+/**
+ * Default sampler: the one the model's config names (PADD students integrate the ODE); otherwise students
+ * re-noise between steps (consistency-style) and teachers integrate the ODE.
+ */
 export function defaultSampler(config: DiffusionModelConfig): SamplerKind {
-  return config.kind === 'student' ? 'few-step' : 'euler';
+  return config.sampling.sampler ?? (config.kind === 'student' ? 'few-step' : 'euler');
 }
 
 /** Network evaluations per image: steps, doubled when CFG runs the unconditional branch too. */

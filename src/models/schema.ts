@@ -69,7 +69,14 @@ export const diffusionModelSchema = z
     /** What the net predicts when it differs from the formulation's default (PADD's 1-step student: x0). */
     prediction: z.enum(['formulation', 'x0']).default('formulation'),
     /** Step counts this model is meant to be sampled with (students), and its default CFG (teachers). */
-    sampling: z.object({ steps: z.array(positiveInt).min(1), cfg: z.number().nonnegative() }).strict(),
+    sampling: z
+      .object({
+        steps: z.array(positiveInt).min(1),
+        cfg: z.number().nonnegative(),
+        /** The sampler the model was trained for (PADD students follow the ODE: euler); default by kind. */
+        sampler: z.enum(['euler', 'heun', 'dpmpp-2m', 'few-step']).optional(),
+      })
+      .strict(),
     distill: z
       .object({ method: z.enum(['add', 'padd', 'ladd']), teacher: z.string().min(1) })
       .passthrough()

@@ -10,7 +10,7 @@ import type { ModelEntry, ModelInfo } from './protocol.js';
 
 const SKIPPED_DIRS = new Set(['checkpoints', 'node_modules']);
 
-/** Folders under `root` (itself, its children and grandchildren) that hold a config.json, as posix paths. */
+/** Folders under `root`, up to three levels down (`mnist/padd/stage-4`), that hold a config.json, as posix paths. */
 async function modelFolders(root: string): Promise<string[]> {
   const found: string[] = [];
   const visit = async (dir: string, depth: number): Promise<void> => {
@@ -18,7 +18,7 @@ async function modelFolders(root: string): Promise<string[]> {
       found.push(relative(root, dir).split(sep).join('/'));
       return;
     }
-    if (depth === 2) return;
+    if (depth === 3) return;
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (e.isDirectory() && !e.name.startsWith('.') && !SKIPPED_DIRS.has(e.name)) {

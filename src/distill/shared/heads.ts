@@ -130,3 +130,39 @@ export function initHeads(cfg: HeadsConfig, rng: Rng): Params {
     forward(s, cfg, features, tf.zeros([1]), tf.zeros([1], 'int32'));
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// PADD's head (METHODS.md section 2): on the last feature map of a trainable U-Net encoder copy, conv3x3 ->
+// GroupNorm -> SiLU -> conv3x3 to a logit map, one logit per position (PatchGAN style). The encoder already
+// conditions its features on the time and class, so the head takes no condition of its own.
+
+export interface PatchHeadConfig {
+  /** Channels of the feature map the head reads (twice the encoder's width for PADD's conditional form). */
+  readonly inChannels: number;
+  readonly channels: number;
+  readonly groups: number;
+}
+
+function patchHead(s: ParamScope, cfg: PatchHeadConfig, x: tf.Tensor4D): tf.Tensor4D {
+  if (x.shape[3] !== cfg.inChannels) {
+    throw new Error(`the patch head was built for ${cfg.inChannels} input channels but got ${x.shape[3]}`);
+  }
+  const h = silu(groupNorm(s.child('norm'), conv2d(s.child('conv1'), x, cfg.channels), cfg.groups));
+  return conv2d(s.child('out'), h, 1);
+}
+
+/**
+ * The patch head's logits, flattened to one [B * H * W] vector so the shared GAN losses average over positions
+ * and samples alike. Runs inside the caller's tidy / gradient scope.
+ */
+export function patchHeadLogits(params: Params, cfg: PatchHeadConfig, x: tf.Tensor4D): HeadLogits {
+  return [patchHead(ParamScope.apply(params), cfg, x).reshape([-1]) as tf.Tensor1D];
+}
+
+/** Fresh patch-head parameters (`conv1.w`, `norm.*`, `out.w`, ...); caller owns them. */
+export function initPatchHead(cfg: PatchHeadConfig, rng: Rng): Params {
+  if (cfg.channels % cfg.groups !== 0) {
+    throw new Error(`head groups=${cfg.groups} do not divide head channels=${cfg.channels}`);
+  }
+  return initParams(rng, (s) => patchHead(s, cfg, tf.zeros([1, 4, 4, cfg.inChannels]) as tf.Tensor4D));
+}

@@ -3,6 +3,7 @@
 import { relative, resolve } from 'node:path';
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import type { DiffusionModelConfig } from '../../models/schema.js';
+import type { SamplerKind } from '../../samplers/sample.js';
 
 export interface StudentConfigOptions {
   readonly teacher: LoadedDiffusionModel;
@@ -13,6 +14,8 @@ export interface StudentConfigOptions {
   readonly steps: readonly number[];
   /** 'x0' for a student whose net predicts x0 directly (PADD's 1-step student). */
   readonly prediction?: 'formulation' | 'x0';
+  /** The sampler the student was trained for, when not the students' default (few-step). */
+  readonly sampler?: SamplerKind;
   /** The method's resolved config, recorded next to the method and teacher. */
   readonly methodConfig: object;
 }
@@ -35,7 +38,7 @@ export function studentConfig(opts: StudentConfigOptions): DiffusionModelConfig 
     formulation: t.formulation,
     unet: t.unet,
     prediction: opts.prediction ?? 'formulation',
-    sampling: { steps: [...opts.steps], cfg: 1 },
+    sampling: { steps: [...opts.steps], cfg: 1, ...(opts.sampler ? { sampler: opts.sampler } : {}) },
     distill: { ...opts.methodConfig, method: opts.method, teacher: relativeTo(outDir, teacher.dir) },
   };
 }

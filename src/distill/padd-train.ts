@@ -1,0 +1,316 @@
+// `ladder distill --method padd`: runs the ladder of PADD stages, each with the previous stage's student as its
+// teacher; every phase of every stage is a resumable run of the shared loop, and each stage writes its student.
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureWritableDir } from '../core/fs.js';
+import { Rng } from '../core/rng.js';
+import { BatchLoader } from '../data/loader.js';
+import { guidedDenoiser } from '../diffusion/denoiser.js';
+import { makeFormulation } from '../diffusion/formulation.js';
+import { loadTensors, saveTensors } from '../io/safetensors.js';
+import {
+  CONFIG_FILE,
+  type LoadedDiffusionModel,
+  loadDiffusionModel,
+  saveModelFolder,
+} from '../models/folder.js';
+import { configDenoiser, modelDenoiser } from '../models/pipeline.js';
+import { countParams, disposeParams, type Params } from '../nn/params.js';
+import { makeCard } from '../train/card.js';
+import type { Player } from '../train/checkpoint.js';
+import { train } from '../train/loop.js';
+import {
+  discriminatorPart,
+  initPaddDiscriminator,
+  type PaddConfig,
+  type PaddPhase,
+  type PaddStage,
+  type PaddStageSetup,
+  paddAdversarialStep,
+  paddDiscriminator,
+  paddHeadConfig,
+  paddMseStep,
+  paddStudent,
+  parsePaddSchedule,
+  resolvePaddConfig,
+  stagePhases,
+} from './padd.js';
+import { studentConfig } from './shared/student-folder.js';
+import { type LatentSourceOptions, trainingLatents } from './train.js';
+
+export interface DistillPaddOptions extends LatentSourceOptions {
+  /** Overrides of PADD_DEFAULTS. */
+  readonly config?: Partial<PaddConfig>;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  readonly logEvery?: number;
+  /** Student step count of the stage to start at; earlier stages are read from `outDir` (finished). */
+  readonly fromStage?: number;
+  /** Stop after this many steps of the current phase in this process (tests); the run stays resumable. */
+  readonly stopAfter?: number;
+}
+
+/** How long one phase took. */
+export interface PhaseRecord {
+  readonly phase: PaddPhase;
+  readonly iterations: number;
+  readonly wallSeconds: number;
+  readonly msPerStep: number;
+}
+
+export interface PaddResult {
+  readonly interrupted: boolean;
+  /** The stages finished in this call or found finished, in ladder order. */
+  readonly stages: readonly { readonly studentSteps: number; readonly dir: string }[];
+}
+
+/** A stage's folder in the run: `<out>/stage-<student steps>`. */
+export const stageDir = (outDir: string, stage: PaddStage): string =>
+  join(outDir, `stage-${stage.studentSteps}`);
+const finished = (dir: string): boolean => existsSync(join(dir, CONFIG_FILE));
+const PHASE_FILE = 'final.safetensors';
+
+/**
+ * Checks the run folder before any slow work: a fresh run needs a folder without stages; `--from-stage` needs
+ * the earlier stages finished and moves later ones aside (renamed, never deleted) unless resuming.
+ */
+async function prepareLadder(opts: DistillPaddOptions, stages: readonly PaddStage[]): Promise<number> {
+  await ensureWritableDir(opts.outDir);
+  const from = opts.fromStage === undefined ? 0 : stages.findIndex((s) => s.studentSteps === opts.fromStage);
+  if (from < 0) {
+    throw new Error(
+      `--from-stage ${opts.fromStage} is no stage of the schedule: use one of ${stages.map((s) => s.studentSteps).join(', ')}`,
+    );
+  }
+  for (const stage of stages.slice(0, from)) {
+    if (!finished(stageDir(opts.outDir, stage))) {
+      throw new Error(
+        `--from-stage ${opts.fromStage} needs ${stageDir(opts.outDir, stage)} finished: run the earlier stages first (or --resume)`,
+      );
+    }
+  }
+  if (opts.resume) return from;
+  const later = stages.slice(from).map((s) => stageDir(opts.outDir, s));
+  const present = later.filter((dir) => existsSync(dir));
+  if (opts.fromStage === undefined && present.length > 0) {
+    throw new Error(
+      `${opts.outDir} already holds a PADD run (${present.join(', ')}): pass --resume to continue it, or choose another --out`,
+    );
+  }
+  const stamp = new Date().toISOString().replaceAll(':', '-');
+  for (const dir of present) {
+    await rename(dir, `${dir}.replaced-${stamp}`);
+    process.stderr.write(`--from-stage: moved ${dir} aside to ${dir}.replaced-${stamp}\n`);
+  }
+  return from;
+}
+
+/** The weights a finished phase left: the student's (EMA when on) and the discriminator's encoder. */
+async function loadPhase(file: string): Promise<{ student: Params; encoder: Params; record: PhaseRecord }> {
+  const { tensors, metadata } = await loadTensors(file);
+  const part = (prefix: string): Params =>
+    Object.fromEntries(
+      Object.entries(tensors)
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, t]) => [k.slice(prefix.length), t]),
+    );
+  return {
+    student: part('student.'),
+    encoder: part('discriminator.'),
+    record: JSON.parse(metadata.record ?? '{}'),
+  };
+}
+
+/** Trains one stage, phase by phase (finished phases are read back), and writes its student folder. */
+async function runStage(
+  opts: DistillPaddOptions,
+  config: PaddConfig,
+  stage: PaddStage,
+  stageIndex: number,
+  teacher: LoadedDiffusionModel,
+  latents: Awaited<ReturnType<typeof trainingLatents>>,
+  firstStage: boolean,
+): Promise<boolean> {
+  const dir = stageDir(opts.outDir, stage);
+  const t = teacher.config;
+  // A student teaches only at the step count it was made for (a PADD stage, or the head of an ablation ladder).
+  if (t.kind === 'student' && !t.sampling.steps.includes(stage.teacherSteps)) {
+    throw new Error(
+      `${teacher.dir} is a ${t.sampling.steps.join('/')}-step student, but the schedule uses it at ${stage.teacherSteps} steps`,
+    );
+  }
+  const prediction = stage.studentSteps === 1 ? 'x0' : t.prediction;
+  const cfg = firstStage ? (config.teacherCfg ?? t.sampling.cfg) : t.sampling.cfg;
+  const setup: PaddStageSetup = {
+    config,
+    stage,
+    formulation: makeFormulation(t.formulation),
+    unet: t.unet,
+    teacher: guidedDenoiser(modelDenoiser(teacher), cfg, t.unet.numClasses),
+    student: (params) => configDenoiser({ ...t, prediction }, params),
+    data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed + stageIndex }),
+  };
+
+  const owned: Params[] = [];
+  let student = teacher.params;
+  let encoder: Params = teacher.params;
+  const records: PhaseRecord[] = [];
+  try {
+    for (const [phaseIndex, { phase, iterations }] of stagePhases(
+      stage,
+      config,
+      prediction !== t.prediction,
+    ).entries()) {
+      const phaseDir = join(dir, phase);
+      const file = join(phaseDir, PHASE_FILE);
+      if (existsSync(file)) {
+        const done = await loadPhase(file);
+        owned.push(done.student, done.encoder);
+        student = done.student;
+        if (Object.keys(done.encoder).length > 0) encoder = done.encoder;
+        records.push(done.record);
+        continue;
+      }
+      const rng = new Rng(opts.seed * 1000 + stageIndex * 10 + phaseIndex);
+      const players: Record<string, Player> = {
+        generator: paddStudent(config, student, phase === 'mse' ? config.mseLr : config.generatorLr),
+      };
+      if (phase !== 'mse') {
+        const head = paddHeadConfig(t.unet, config, phase === 'conditional');
+        players.discriminator = paddDiscriminator(config, initPaddDiscriminator(encoder, head, rng));
+      }
+      try {
+        const step =
+          phase === 'mse'
+            ? paddMseStep(setup)
+            : paddAdversarialStep(
+                setup,
+                paddHeadConfig(t.unet, config, phase === 'conditional'),
+                phase === 'conditional',
+                players,
+              );
+        const result = await train(players, step, {
+          outDir: phaseDir,
+          totalSteps: iterations,
+          seed: opts.seed * 1000 + stageIndex * 10 + phaseIndex,
+          checkpointEvery: opts.checkpointEvery,
+          logEvery: opts.logEvery ?? 10,
+          resume: opts.resume,
+          label: `padd ${stage.teacherSteps}->${stage.studentSteps} ${phase}`,
+          ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
+        });
+        if (result.interrupted) return false;
+        const record: PhaseRecord = {
+          phase,
+          iterations,
+          wallSeconds: Math.round(result.wallSeconds),
+          msPerStep: Math.round(result.msPerStep),
+        };
+        const gen = players.generator!;
+        const weights = gen.ema?.params ?? gen.params;
+        const discEncoder = players.discriminator
+          ? discriminatorPart(players.discriminator.params, 'encoder')
+          : {};
+        await saveTensors(
+          file,
+          {
+            ...Object.fromEntries(Object.entries(weights).map(([k, v]) => [`student.${k}`, v])),
+            ...Object.fromEntries(Object.entries(discEncoder).map(([k, v]) => [`discriminator.${k}`, v])),
+          },
+          { record: JSON.stringify(record) },
+        );
+        const done = await loadPhase(file); // the next phase starts from exactly what was saved
+        owned.push(done.student, done.encoder);
+        student = done.student;
+        if (Object.keys(done.encoder).length > 0) encoder = done.encoder;
+        records.push(record);
+      } finally {
+        for (const p of Object.values(players)) {
+          disposeParams(p.params);
+          p.optimizer.dispose();
+          p.ema?.dispose();
+        }
+      }
+    }
+
+    const total = records.reduce(
+      (a, r) => ({ iterations: a.iterations + r.iterations, seconds: a.seconds + r.wallSeconds }),
+      { iterations: 0, seconds: 0 },
+    );
+    const card = makeCard(
+      { seed: opts.seed, dataset: t.dataset, batchSize: config.batchSize },
+      {
+        completedSteps: total.iterations,
+        interrupted: false,
+        wallSeconds: total.seconds,
+        msPerStep: (1000 * total.seconds) / total.iterations,
+      },
+      {},
+      {
+        method: 'padd',
+        stage,
+        teacherCfg: cfg,
+        prediction,
+        phases: records,
+        params: countParams(student),
+        data: latents.description,
+        config,
+      },
+    );
+    const folder = studentConfig({
+      teacher,
+      outDir: dir,
+      method: 'padd',
+      steps: [stage.studentSteps],
+      prediction,
+      sampler: 'euler',
+      methodConfig: { ...config, stage },
+    });
+    await saveModelFolder(dir, folder, student, card);
+    process.stderr.write(`PADD ${stage.studentSteps}-step student written to ${dir}\n`);
+    return true;
+  } finally {
+    for (const p of owned) disposeParams(p);
+  }
+}
+
+/** Runs the PADD ladder (or its rest, with `fromStage` / `resume`). */
+export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult> {
+  const config = resolvePaddConfig(opts.config);
+  const stages = parsePaddSchedule(config.schedule);
+  const from = await prepareLadder(opts, stages);
+  let teacher = await loadDiffusionModel(
+    from === 0 ? opts.teacherDir : stageDir(opts.outDir, stages[from - 1]!),
+  );
+  const done: { studentSteps: number; dir: string }[] = stages
+    .slice(0, from)
+    .map((s) => ({ studentSteps: s.studentSteps, dir: stageDir(opts.outDir, s) }));
+  try {
+    // The latents come from the original teacher (its autoencoder and synthetic set) for every stage.
+    const original = from === 0 ? teacher : await loadDiffusionModel(opts.teacherDir);
+    const latents = await trainingLatents(opts, config.data, original);
+    if (original !== teacher) {
+      disposeParams(original.params);
+      disposeParams(original.autoencoder.params);
+    }
+    for (const [index, stage] of stages.entries()) {
+      if (index < from) continue;
+      const dir = stageDir(opts.outDir, stage);
+      if (!finished(dir)) {
+        const complete = await runStage(opts, config, stage, index, teacher, latents, index === 0);
+        if (!complete) return { interrupted: true, stages: done };
+      }
+      done.push({ studentSteps: stage.studentSteps, dir });
+      const next = await loadDiffusionModel(dir);
+      disposeParams(teacher.params);
+      disposeParams(teacher.autoencoder.params);
+      teacher = next;
+    }
+    return { interrupted: false, stages: done };
+  } finally {
+    disposeParams(teacher.params);
+    disposeParams(teacher.autoencoder.params);
+  }
+}

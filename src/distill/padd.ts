@@ -1,0 +1,446 @@
+// PADD: Progressive Adversarial Diffusion Distillation (Lin et al. 2024, SDXL-Lightning, arXiv 2402.13929;
+// METHODS.md section 2). A ladder of stages, each halving or quartering the step count with the previous stage's
+// student as teacher: the first stage regresses the teacher's n ODE steps (MSE); later stages judge the student's
+// one step against them with a TRAINABLE copy of the teacher's U-Net encoder, conditional first, then relaxed.
+import { type Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import type { BatchLoader } from '../data/loader.js';
+import type { Denoiser } from '../diffusion/denoiser.js';
+import { addNoise, type Formulation } from '../diffusion/formulation.js';
+import { cloneParams, type Params } from '../nn/params.js';
+import { encoderParams, featureChannels, type UNetConfig, unetEncoderForward } from '../nn/unet.js';
+import type { Player } from '../train/checkpoint.js';
+import { Ema } from '../train/ema.js';
+import type { StepContext, TrainStep } from '../train/loop.js';
+import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
+import { type AdversarialRound, adversarialStep } from './shared/adversarial.js';
+import type { HeadLogits } from './shared/gan-loss.js';
+import { initPatchHead, type PatchHeadConfig, patchHeadLogits } from './shared/heads.js';
+import { studentTimes } from './shared/student-times.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// The ladder of stages.
+
+/** How a stage trains: MSE against the teacher's steps, or the adversarial loss. */
+export type StageLoss = 'mse' | 'adversarial';
+
+/** One rung: a `studentSteps` student distilled from a `teacherSteps` teacher (n = teacherSteps / studentSteps). */
+export interface PaddStage {
+  readonly teacherSteps: number;
+  readonly studentSteps: number;
+  readonly loss: StageLoss;
+}
+
+/**
+ * Parses a schedule such as `32:mse,8,4,2,1`: step counts from the teacher down, each stage going from one count
+ * to the next. A `:mse` or `:adv` tag on a count sets the loss of the stage that starts there; untagged, the first
+ * stage is MSE and the others adversarial (the paper's ladder). Each count must divide the one before it.
+ */
+export function parsePaddSchedule(text: string): PaddStage[] {
+  const fail = (why: string): never => {
+    throw new Error(`PADD schedule "${text}": ${why} (example: 32:mse,8,4,2,1)`);
+  };
+  const rungs = text.split(',').map((part, i) => {
+    const [count, tag, extra] = part.trim().split(':');
+    const steps = Number(count);
+    if (!(Number.isInteger(steps) && steps >= 1)) fail(`"${part}" is not a positive step count`);
+    if (extra !== undefined || (tag !== undefined && tag !== 'mse' && tag !== 'adv')) {
+      fail(`"${part}": a count takes at most one tag, :mse or :adv`);
+    }
+    const loss: StageLoss | undefined = tag === 'mse' ? 'mse' : tag === 'adv' ? 'adversarial' : undefined;
+    return { steps, loss: loss ?? (i === 0 ? 'mse' : 'adversarial'), tagged: tag !== undefined };
+  });
+  if (rungs.length < 2) fail('give the teacher steps and at least one student step count');
+  if (rungs.at(-1)!.tagged)
+    fail('the last count is the final student: it starts no stage, so it takes no tag');
+  return rungs.slice(1).map((rung, i) => {
+    const from = rungs[i]!;
+    if (!(rung.steps < from.steps && from.steps % rung.steps === 0)) {
+      fail(`${rung.steps} must be smaller than ${from.steps} and divide it`);
+    }
+    return { teacherSteps: from.steps, studentSteps: rung.steps, loss: from.loss };
+  });
+}
+
+/** The three kinds of training a stage is made of. */
+export type PaddPhase = 'mse' | 'conditional' | 'relax';
+
+/**
+ * A stage's phases and their iterations: an MSE stage is one MSE phase; an adversarial stage is the conditional
+ * discriminator's phase, then the relaxed one (`relaxFraction` of the iterations). A student that changes
+ * parameterisation (x0 at one step) first regresses the teacher for `x0WarmupFraction` of them: its copied
+ * weights still predict velocity, which no discriminator can be expected to turn around.
+ */
+export function stagePhases(
+  stage: PaddStage,
+  config: Pick<PaddConfig, 'iterations' | 'relaxFraction' | 'x0WarmupFraction'>,
+  reparameterised: boolean,
+): { phase: PaddPhase; iterations: number }[] {
+  const total = config.iterations;
+  if (stage.loss === 'mse') return [{ phase: 'mse', iterations: total }];
+  const warmup = reparameterised ? Math.round(total * config.x0WarmupFraction) : 0;
+  const relax = Math.round(total * config.relaxFraction);
+  const phases = [
+    { phase: 'mse' as const, iterations: warmup },
+    { phase: 'conditional' as const, iterations: total - warmup - relax },
+    { phase: 'relax' as const, iterations: relax },
+  ];
+  return phases.filter((p) => p.iterations > 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Configuration.
+
+export interface PaddConfig {
+  /** The ladder, as `parsePaddSchedule` reads it. */
+  readonly schedule: string;
+  /** Trainer steps per stage; each is one student update (and `discriminatorUpdates` D updates). */
+  readonly iterations: number;
+  /** Share of an adversarial stage's iterations in the relax phase (unconditional discriminator). */
+  readonly relaxFraction: number;
+  /** Share of the x0 (1-step) student's stage spent regressing the teacher before the adversarial phases. */
+  readonly x0WarmupFraction: number;
+  readonly batchSize: number;
+  /** Student AdamW learning rate and betas in MSE and adversarial phases. */
+  readonly mseLr: number;
+  readonly generatorLr: number;
+  readonly generatorBetas: readonly [number, number];
+  /** Discriminator (encoder copy + head) AdamW learning rate and betas; D updates per student update. */
+  readonly discriminatorLr: number;
+  readonly discriminatorBetas: readonly [number, number];
+  readonly discriminatorUpdates: number;
+  /** EMA decay of each stage's student (0 = raw weights); the EMA weights teach the next stage. */
+  readonly emaDecay: number;
+  /** Width and GroupNorm groups of the discriminator's head. */
+  readonly headChannels: number;
+  readonly headGroups: number;
+  /** CFG scale of the first stage's teacher (default: the teacher's own); later teachers are students (cfg 1). */
+  readonly teacherCfg?: number;
+  /** x_t is the forward-noised synthetic (teacher CFG samples) or real latent at a student time. */
+  readonly data: 'synthetic' | 'real';
+}
+
+/**
+ * Defaults and why.
+ * - schedule 32:mse,8,4,2,1: METHODS.md's short ladder (the paper's 128 -> 32 MSE rung is skipped: our teacher
+ *   is already at its best at 32 steps).
+ * - 600 iterations per stage: each stage starts from a student one rung away from its target, so a few hundred
+ *   updates move it; four stages then fit in about an hour of CPU.
+ * - relax 30%: the conditional objective does most of the trajectory following; the relax phase only has to
+ *   remove what the student cannot follow (the paper gives no split).
+ * - x0 warm-up 20% for the 1-step student (see `stagePhases`).
+ * - lr: 1e-4 for MSE (plain regression from a close start), 2e-5 for the adversarial student (METHODS.md: small,
+ *   1e-5..1e-4), 1e-4 for D with betas (0, 0.99) like the other methods' discriminators.
+ * - head 64 wide, 8 groups: small next to the encoder it reads.
+ * - EMA 0.99: a horizon of ~100 updates against adversarial noise.
+ * - data synthetic: the states the student meets at sampling time come from the (guided) teacher's distribution.
+ */
+export const PADD_DEFAULTS: PaddConfig = {
+  schedule: '32:mse,8,4,2,1',
+  iterations: 600,
+  relaxFraction: 0.3,
+  x0WarmupFraction: 0.2,
+  batchSize: 32,
+  mseLr: 1e-4,
+  generatorLr: 2e-5,
+  generatorBetas: [0.9, 0.999],
+  discriminatorLr: 1e-4,
+  discriminatorBetas: [0, 0.99],
+  discriminatorUpdates: 1,
+  emaDecay: 0.99,
+  headChannels: 64,
+  headGroups: 8,
+  data: 'synthetic',
+};
+
+/** Defaults overlaid with `overrides`, checked; the error names the key and the bad value. */
+export function resolvePaddConfig(overrides: Partial<PaddConfig> = {}): PaddConfig {
+  const c: PaddConfig = { ...PADD_DEFAULTS, ...overrides };
+  const fail = (key: string, value: unknown, want: string): never => {
+    throw new Error(`PADD config: ${key} = ${JSON.stringify(value)} is invalid: ${want}`);
+  };
+  parsePaddSchedule(c.schedule);
+  for (const [key, min] of [
+    ['iterations', 1],
+    ['batchSize', 2],
+    ['discriminatorUpdates', 1],
+    ['headChannels', 1],
+    ['headGroups', 1],
+  ] as const) {
+    const v = c[key];
+    if (!(Number.isInteger(v) && v >= min)) fail(key, v, `use an integer >= ${min}`);
+  }
+  for (const key of ['mseLr', 'generatorLr', 'discriminatorLr'] as const) {
+    if (!(c[key] > 0)) fail(key, c[key], 'use a positive number');
+  }
+  for (const key of ['relaxFraction', 'x0WarmupFraction'] as const) {
+    if (!(c[key] >= 0 && c[key] < 1)) fail(key, c[key], 'use a fraction in [0, 1)');
+  }
+  if (c.relaxFraction + c.x0WarmupFraction >= 1) {
+    fail('relaxFraction', c.relaxFraction, 'relax and x0 warm-up together must leave conditional iterations');
+  }
+  for (const key of ['generatorBetas', 'discriminatorBetas'] as const) {
+    if (!c[key].every((b) => b >= 0 && b < 1)) fail(key, c[key], 'betas lie in [0, 1)');
+  }
+  if (!(c.emaDecay >= 0 && c.emaDecay < 1)) fail('emaDecay', c.emaDecay, 'use 0 (off) or a decay in (0, 1)');
+  if (c.headChannels % c.headGroups !== 0) fail('headGroups', c.headGroups, 'must divide headChannels');
+  if (c.teacherCfg !== undefined && !(c.teacherCfg >= 0))
+    fail('teacherCfg', c.teacherCfg, 'use a scale >= 0');
+  if (c.data !== 'synthetic' && c.data !== 'real') fail('data', c.data, 'use "synthetic" or "real"');
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The discriminator: a trainable copy of the teacher's encoder (down + middle blocks) and a patch head.
+
+/** Discriminator parameters are `encoder.<U-Net name>` and `head.<head name>`. */
+const ENCODER = 'encoder.';
+const HEAD = 'head.';
+
+/** The head's shape: it reads the encoder's last feature map, twice as wide when it also sees x_t. */
+export function paddHeadConfig(unet: UNetConfig, config: PaddConfig, conditional: boolean): PatchHeadConfig {
+  const width = featureChannels(unet).at(-1)!;
+  return {
+    inChannels: conditional ? 2 * width : width,
+    channels: config.headChannels,
+    groups: config.headGroups,
+  };
+}
+
+/** A fresh discriminator: the given encoder weights copied (trainable from here on) and a new head. */
+export function initPaddDiscriminator(encoder: Params, head: PatchHeadConfig, rng: Rng): Params {
+  const out: Params = {};
+  for (const [name, t] of Object.entries(cloneParams(encoderParams(encoder)))) out[ENCODER + name] = t;
+  for (const [name, t] of Object.entries(initPatchHead(head, rng))) out[HEAD + name] = t;
+  return out;
+}
+
+/** The `prefix` part of a discriminator's parameters, with the prefix removed (shared tensors). */
+export function discriminatorPart(params: Params, part: 'encoder' | 'head'): Params {
+  const prefix = part === 'encoder' ? ENCODER : HEAD;
+  const out: Params = {};
+  for (const [name, t] of Object.entries(params))
+    if (name.startsWith(prefix)) out[name.slice(prefix.length)] = t;
+  return out;
+}
+
+/**
+ * D's logits for a candidate `xNext` at `tNext` (net time), given the start `xT` at `t` when conditional:
+ * head(concat(d(xNext, tNext, c), d(xT, t, c))); unconditional (relax): head(d(xNext, tNext, c)).
+ */
+export function paddLogits(
+  params: Params,
+  unet: UNetConfig,
+  head: PatchHeadConfig,
+  inputs: {
+    xNext: tf.Tensor4D;
+    netTimeNext: tf.Tensor1D;
+    labels: tf.Tensor1D;
+    xT?: tf.Tensor4D;
+    netTime?: tf.Tensor1D;
+  },
+): HeadLogits {
+  const encoder = discriminatorPart(params, 'encoder');
+  const encode = (x: tf.Tensor4D, netTime: tf.Tensor1D): tf.Tensor4D =>
+    unetEncoderForward(encoder, unet, x, netTime, inputs.labels).at(-1)!.x;
+  let features = encode(inputs.xNext, inputs.netTimeNext);
+  if (inputs.xT && inputs.netTime) features = tf.concat([features, encode(inputs.xT, inputs.netTime)], 3);
+  return patchHeadLogits(discriminatorPart(params, 'head'), head, features);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One stage's training.
+
+/** What a stage trains with. */
+export interface PaddStageSetup {
+  readonly config: PaddConfig;
+  readonly stage: PaddStage;
+  readonly formulation: Formulation;
+  readonly unet: UNetConfig;
+  /** The stage's teacher as a (guided, frozen) denoiser: the original teacher, or the previous student. */
+  readonly teacher: Denoiser;
+  /** The student's denoiser over given weights (its parameterisation: the teacher's, or x0 at one step). */
+  readonly student: (params: Params) => Denoiser;
+  /** Latents x0 and classes that x_t is made from. */
+  readonly data: BatchLoader;
+}
+
+/** Per-sample signal/noise scales at times `t` ([B]), with t = 0 as clean data: [B, 1, 1, 1] each. */
+function scalesAt(f: Formulation, t: Float32Array): { alpha: tf.Tensor4D; sigma: tf.Tensor4D } {
+  const alpha = new Float32Array(t.length);
+  const sigma = new Float32Array(t.length);
+  t.forEach((ti, i) => {
+    const s = ti === 0 ? { alpha: 1, sigma: 0 } : f.alphaSigma(ti);
+    alpha[i] = s.alpha;
+    sigma[i] = s.sigma;
+  });
+  return { alpha: tf.tensor4d(alpha, [t.length, 1, 1, 1]), sigma: tf.tensor4d(sigma, [t.length, 1, 1, 1]) };
+}
+
+/**
+ * One ODE (DDIM / Euler) step from x at `from` to `to` with the denoiser's x0 estimate: keep the implied noise,
+ * move the scales. Per-sample times. At to = 0 it returns x0_hat. Runs inside the caller's scope.
+ */
+export function odeStep(
+  f: Formulation,
+  denoise: Denoiser,
+  x: tf.Tensor4D,
+  from: Float32Array,
+  to: Float32Array,
+  labels: tf.Tensor1D,
+): tf.Tensor4D {
+  const x0Hat = denoise(x, tf.tensor1d(from), labels);
+  const a = scalesAt(f, from);
+  const b = scalesAt(f, to);
+  const eps = x.sub(x0Hat.mul(a.alpha)).div(a.sigma);
+  return x0Hat.mul(b.alpha).add(eps.mul(b.sigma)) as tf.Tensor4D;
+}
+
+/** The teacher's n equal ODE steps from t to tNext (per sample): x_{t - ns}. No gradient; caller owns it. */
+export function teacherSteps(
+  f: Formulation,
+  teacher: Denoiser,
+  xT: tf.Tensor4D,
+  t: Float32Array,
+  tNext: Float32Array,
+  n: number,
+  labels: tf.Tensor1D,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    let x = xT;
+    for (let j = 0; j < n; j++) {
+      const from = t.map((ti, i) => ti - ((ti - tNext[i]!) * j) / n);
+      const to = j === n - 1 ? tNext : t.map((ti, i) => ti - ((ti - tNext[i]!) * (j + 1)) / n);
+      x = odeStep(f, teacher, x, from, to, labels);
+    }
+    return x;
+  });
+}
+
+/** One draw of a stage's update: x_t, the times, the teacher's x_{t-ns}, and the student's step. */
+export interface PaddDraw {
+  readonly xT: tf.Tensor4D;
+  readonly labels: tf.Tensor1D;
+  readonly t: Float32Array;
+  readonly tNext: Float32Array;
+  /** The teacher's n steps from x_t: the MSE target and D's "real" sample. */
+  readonly target: tf.Tensor4D;
+  /** The student's one step from x_t with `params`, differentiable in them. */
+  studentStep(params: Params): tf.Tensor4D;
+  dispose(): void;
+}
+
+/**
+ * Steps 1-3 of an update. 1. A batch of latents x0 and classes c (batch `index` of the run). 2. A student time
+ * per sample, uniform over its N trailing times; the next time is the following one (0 after the last); x_t
+ * forward-noised from x0 (pure noise at t = 1). 3. The teacher runs n = teacherSteps / studentSteps ODE steps
+ * from x_t to x_{t-ns}; the student's step is one ODE step with its own x0 estimate.
+ */
+export function paddDraw(setup: PaddStageSetup, rng: Rng, index: number): PaddDraw {
+  const { stage, formulation: f, data } = setup;
+  const { x: x0, labels } = data.batchAt(index);
+  const b = x0.shape[0];
+  const times = studentTimes(f, stage.studentSteps);
+  const t = new Float32Array(b);
+  const tNext = new Float32Array(b);
+  for (let i = 0; i < b; i++) {
+    const k = Math.min(times.length - 1, Math.floor(rng.uniform() * times.length));
+    t[i] = times[k]!;
+    tNext[i] = times[k + 1] ?? 0;
+  }
+  const xT = tf.tidy(() => addNoise(f, x0, randn(rng, x0.shape) as tf.Tensor4D, tf.tensor1d(t)));
+  x0.dispose();
+  const n = stage.teacherSteps / stage.studentSteps;
+  const target = teacherSteps(f, setup.teacher, xT, t, tNext, n, labels);
+  return {
+    xT,
+    labels,
+    t,
+    tNext,
+    target,
+    studentStep: (params) => odeStep(f, setup.student(params), xT, t, tNext, labels),
+    dispose: () => tf.dispose([xT, labels, target]),
+  };
+}
+
+/** The stage's student, starting from `init` (the stage teacher's weights, or the previous phase's). */
+export function paddStudent(config: PaddConfig, init: Params, lr: number): Player {
+  const params = cloneParams(init);
+  return {
+    params,
+    optimizer: new AdamW({
+      ...ADAM_DEFAULTS,
+      lr,
+      beta1: config.generatorBetas[0],
+      beta2: config.generatorBetas[1],
+    }),
+    ...(config.emaDecay > 0 ? { ema: new Ema(params, config.emaDecay) } : {}),
+  };
+}
+
+/** The discriminator player over `params` (owned by the player from here on). */
+export function paddDiscriminator(config: PaddConfig, params: Params): Player {
+  const [beta1, beta2] = config.discriminatorBetas;
+  return { params, optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: config.discriminatorLr, beta1, beta2 }) };
+}
+
+/** MSE phase: L = || xhat_{t-ns} - x_{t-ns} ||^2 (mean over elements). */
+export function paddMseStep(setup: PaddStageSetup): TrainStep {
+  return (ctx) => {
+    const draw = paddDraw(setup, ctx.rng, ctx.step);
+    try {
+      return ctx.update(
+        'generator',
+        (gp) => draw.studentStep(gp).sub(draw.target).square().mean() as tf.Scalar,
+      );
+    } finally {
+      draw.dispose();
+    }
+  };
+}
+
+/**
+ * Adversarial phase, non-saturating loss: L_D = -log D(x_t, x_{t-ns}) - log(1 - D(x_t, sg(xhat_{t-ns}))),
+ * L_G = -log D(x_t, xhat_{t-ns}); the relax phase drops x_t from D's input. The generator's gradient flows
+ * through the (fixed for that update) discriminator into the student.
+ */
+export function paddAdversarialStep(
+  setup: PaddStageSetup,
+  head: PatchHeadConfig,
+  conditional: boolean,
+  players: Readonly<Record<string, Player>>,
+): TrainStep {
+  const { config: c, formulation: f, unet } = setup;
+  const updatesPerStep = c.discriminatorUpdates + 1;
+  const round = (ctx: Pick<StepContext, 'step' | 'rng'>, index: number): AdversarialRound => {
+    const draw = paddDraw(setup, ctx.rng, ctx.step * updatesPerStep + index);
+    const netTime = tf.tensor1d(draw.t.map((t) => f.netTime(t)));
+    const netTimeNext = tf.tensor1d(draw.tNext.map((t) => f.netTime(t)));
+    return {
+      real: draw.target,
+      fake: (gp) => draw.studentStep(gp),
+      logits: (dp, x) =>
+        paddLogits(dp, unet, head, {
+          xNext: x,
+          netTimeNext,
+          labels: draw.labels,
+          ...(conditional ? { xT: draw.xT, netTime } : {}),
+        }),
+      dispose: () => {
+        draw.dispose();
+        tf.dispose([netTime, netTimeNext]);
+      },
+    };
+  };
+  const options = {
+    players,
+    generator: 'generator',
+    discriminator: 'discriminator',
+    loss: 'non-saturating',
+    discriminatorUpdates: c.discriminatorUpdates,
+  } as const;
+  return (ctx) =>
+    adversarialStep(ctx, options, (phase, index) =>
+      round(ctx, phase === 'generator' ? c.discriminatorUpdates : index),
+    );
+}
