@@ -2,6 +2,8 @@
 // call. Unset flags leave the method's defaults (LADD_DEFAULTS, PADD_DEFAULTS) in force, so every default is
 // written in one place; a flag that belongs to another method is an error, not silently ignored.
 import { type Command, Option } from 'commander';
+import { ADD_DEFAULTS, type AddConfig } from '../distill/add.js';
+import { distillAdd } from '../distill/add-train.js';
 import { LADD_DEFAULTS, type LaddConfig } from '../distill/ladd.js';
 import { PADD_DEFAULTS, type PaddConfig } from '../distill/padd.js';
 import { distillPadd } from '../distill/padd-train.js';
@@ -22,27 +24,41 @@ function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }):
 
 const d = LADD_DEFAULTS;
 const p = PADD_DEFAULTS;
+const a = ADD_DEFAULTS;
 
-type Method = 'ladd' | 'padd';
+type Method = 'ladd' | 'padd' | 'add';
 
 /** Flags that only some methods read (by commander's option key); the rest are common to all. */
 const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }> = {
-  steps: { flag: '--steps', methods: ['ladd'] },
+  steps: { flag: '--steps', methods: ['ladd', 'add'] },
   tHatMean: { flag: '--t-hat-mean', methods: ['ladd'] },
   tHatStd: { flag: '--t-hat-std', methods: ['ladd'] },
   features: { flag: '--features', methods: ['ladd'] },
-  headEmbed: { flag: '--head-embed', methods: ['ladd'] },
+  headEmbed: { flag: '--head-embed', methods: ['ladd', 'add'] },
   warmup: { flag: '--warmup', methods: ['ladd'] },
   warmupProbs: { flag: '--warmup-probs', methods: ['ladd'] },
-  probs: { flag: '--probs', methods: ['ladd'] },
-  r1: { flag: '--r1', methods: ['ladd'] },
+  probs: { flag: '--probs', methods: ['ladd', 'add'] },
+  r1: { flag: '--r1', methods: ['ladd', 'add'] },
   r1Sigma: { flag: '--r1-sigma', methods: ['ladd'] },
   schedule: { flag: '--schedule', methods: ['padd'] },
   relax: { flag: '--relax', methods: ['padd'] },
   x0Warmup: { flag: '--x0-warmup', methods: ['padd'] },
   mseLr: { flag: '--mse-lr', methods: ['padd'] },
-  teacherCfg: { flag: '--teacher-cfg', methods: ['padd'] },
+  teacherCfg: { flag: '--teacher-cfg', methods: ['padd', 'add'] },
   fromStage: { flag: '--from-stage', methods: ['padd'] },
+  data: { flag: '--data', methods: ['ladd', 'padd'] },
+  synthetic: { flag: '--synthetic', methods: ['ladd', 'padd'] },
+  synthN: { flag: '--synth-n', methods: ['ladd', 'padd'] },
+  synthSteps: { flag: '--synth-steps', methods: ['ladd', 'padd'] },
+  synthCfg: { flag: '--synth-cfg', methods: ['ladd', 'padd'] },
+  featureNet: { flag: '--feature-net', methods: ['add'] },
+  allowSameDatasetFeatures: { flag: '--allow-same-dataset-features', methods: ['add'] },
+  featureLayers: { flag: '--feature-layers', methods: ['add'] },
+  lambda: { flag: '--lambda', methods: ['add'] },
+  advWeight: { flag: '--adv-weight', methods: ['add'] },
+  weighting: { flag: '--weighting', methods: ['add'] },
+  tMin: { flag: '--t-min', methods: ['add'] },
+  tMax: { flag: '--t-max', methods: ['add'] },
 };
 
 function checkMethodFlags(method: Method, o: Record<string, unknown>): void {
@@ -60,16 +76,18 @@ export function registerDistillCommands(program: Command): void {
   program
     .command('distill')
     .description(
-      'distil few-step students from a teacher folder (LADD: one student; PADD: a ladder of stage-N students)',
+      'distil few-step students from a teacher folder (LADD, ADD: one student; PADD: a ladder of stage-N students)',
     )
     .addOption(
-      new Option('--method <name>', 'distillation method').choices(['ladd', 'padd']).makeOptionMandatory(),
+      new Option('--method <name>', 'distillation method')
+        .choices(['ladd', 'padd', 'add'])
+        .makeOptionMandatory(),
     )
     .requiredOption('--teacher <dir>', 'teacher model folder')
     .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)')
     .option(
       '--steps <n>',
-      `LADD student steps: 4 trains {1, .75, .5, .25} (default ${d.steps})`,
+      `LADD/ADD student steps: 4 trains {1, .75, .5, .25} (default ${d.steps})`,
       int('--steps', 1),
     )
     .option(
@@ -94,7 +112,7 @@ export function registerDistillCommands(program: Command): void {
     .option('--mse-lr <x>', `PADD: student learning rate of MSE phases (default ${p.mseLr})`, num('--mse-lr'))
     .option(
       '--teacher-cfg <w>',
-      "PADD: CFG scale of the first stage's teacher (default: the teacher's)",
+      "PADD: CFG of the first stage's teacher; ADD: of the distillation target (default: the teacher's)",
       num('--teacher-cfg'),
     )
     .option(
@@ -168,7 +186,49 @@ export function registerDistillCommands(program: Command): void {
       'student time probabilities after warm-up, e.g. .7,.1,.1,.1',
       list(num('--probs')),
     )
-    .option('--r1 <w>', `approximate-R1 weight, 0 = off (default ${d.r1Weight})`, num('--r1'))
+    .option(
+      '--r1 <w>',
+      `R1 weight, 0 = off: LADD approximate R1 (default ${d.r1Weight}), ADD exact R1 gamma (default ${a.r1Weight})`,
+      num('--r1'),
+    )
+    .option(
+      '--feature-net <dir>',
+      "ADD: frozen pixel feature net folder (not trained on the teacher's dataset)",
+    )
+    .option(
+      '--allow-same-dataset-features',
+      "ADD: accept a feature net trained on the teacher's dataset (the evaluation's kind of net: not advised)",
+    )
+    .option(
+      '--feature-layers <list>',
+      'ADD: feature-net conv blocks the heads read: all, or e.g. 0,1 (default all)',
+    )
+    .option(
+      '--lambda <x>',
+      `ADD: weight of the distillation loss (default ${a.distillationWeight})`,
+      num('--lambda'),
+    )
+    .option(
+      '--adv-weight <x>',
+      `ADD: weight of the adversarial loss, 0 = distillation only (default ${a.adversarialWeight})`,
+      num('--adv-weight'),
+    )
+    .addOption(
+      new Option(
+        '--weighting <c>',
+        `ADD: c(t) of the distillation loss (default ${a.distillationWeighting})`,
+      ).choices(['alpha', 'sds']),
+    )
+    .option(
+      '--t-min <t>',
+      `ADD: lowest teacher time of the distillation loss (default ${a.tMin})`,
+      num('--t-min'),
+    )
+    .option(
+      '--t-max <t>',
+      `ADD: highest teacher time of the distillation loss (default ${a.tMax})`,
+      num('--t-max'),
+    )
     .option('--r1-sigma <s>', `approximate-R1 perturbation std (default ${d.r1Sigma})`, num('--r1-sigma'))
     .addOption(
       new Option('--data <kind>', `training latents (default ${d.data})`).choices(['synthetic', 'real']),
@@ -204,6 +264,49 @@ export function registerDistillCommands(program: Command): void {
         checkpointEvery: o.checkpointEvery,
         logEvery: o.logEvery,
       };
+      if (o.method === 'add') {
+        if (o.featureNet === undefined) {
+          throw new Error(
+            'ADD needs --feature-net <dir>: a features model folder trained on another dataset, e.g. models/fashion-mnist/features for an MNIST teacher',
+          );
+        }
+        const config = given<AddConfig>({
+          steps: o.steps,
+          iterations: o.iterations,
+          batchSize: o.batch,
+          generatorLr: o.lr,
+          discriminatorLr: o.dLr,
+          discriminatorUpdates: o.dUpdates,
+          emaDecay: o.ema,
+          probs: o.probs,
+          adversarialWeight: o.advWeight,
+          distillationWeight: o.lambda,
+          distillationWeighting: o.weighting,
+          tMin: o.tMin,
+          tMax: o.tMax,
+          teacherCfg: o.teacherCfg,
+          featureLayers:
+            o.featureLayers === undefined || o.featureLayers === 'all'
+              ? o.featureLayers
+              : String(o.featureLayers)
+                  .split(',')
+                  .map((v) => int('--feature-layers')(v.trim())),
+          headChannels: o.headChannels,
+          headGroups: o.headGroups,
+          headEmbedDim: o.headEmbed,
+          r1Weight: o.r1,
+        });
+        await distillAdd({
+          teacherDir: o.teacher,
+          outDir: o.out,
+          featureNetDir: o.featureNet,
+          ...(o.allowSameDatasetFeatures ? { allowSameDatasetFeatures: true } : {}),
+          ...(o.limit === undefined ? {} : { limit: o.limit }),
+          ...run,
+          config,
+        });
+        return;
+      }
       if (o.method === 'padd') {
         const config = given<PaddConfig>({
           schedule: o.schedule,

@@ -37,25 +37,47 @@ export interface FeatureNetOutput {
   readonly logits: tf.Tensor2D;
 }
 
-function forwardWith(s: ParamScope, cfg: FeatureNetConfig, x: tf.Tensor4D): FeatureNetOutput {
+/** Every layer's output: the conv blocks' maps as well as the features and logits. */
+export interface FeatureNetTaps extends FeatureNetOutput {
+  /** Output of each conv block (conv -> ReLU -> 2x2 max-pool), [B, ceil(H/2^(i+1)), ceil(W/2^(i+1)), width_i]. */
+  readonly maps: readonly tf.Tensor4D[];
+}
+
+function forwardWith(s: ParamScope, cfg: FeatureNetConfig, x: tf.Tensor4D): FeatureNetTaps {
   let h = x;
+  const maps: tf.Tensor4D[] = [];
   cfg.channels.forEach((width, i) => {
     const conv = conv2d(s.child('conv').child(i), h, width, { kernel: cfg.kernel });
     h = tf.maxPool(tf.relu(conv), 2, 2, 'same'); // [B, ceil(H/2), ceil(W/2), width]
+    maps.push(h);
   });
   const flat = h.reshape([h.shape[0], -1]); // [B, h * w * c]
   const features = tf.relu(linear(s.child('fc'), flat, cfg.featureDim)) as tf.Tensor2D;
   const logits = linear(s.child('head'), features, cfg.numClasses) as tf.Tensor2D;
-  return { features, logits };
+  return { maps, features, logits };
 }
 
-/** Runs the net on images [B, H, W, C] in [-1, 1]. Runs in the caller's scope (gradients flow through). */
-export function featureNetForward(params: Params, cfg: FeatureNetConfig, x: tf.Tensor4D): FeatureNetOutput {
+function checkImageShape(cfg: FeatureNetConfig, x: tf.Tensor4D): void {
   const [, h, w, c] = x.shape;
   const [eh, ew, ec] = cfg.imageShape;
   if (h !== eh || w !== ew || c !== ec) {
     throw new Error(`feature net expects ${eh}x${ew}x${ec} images, got ${h}x${w}x${c}`);
   }
+}
+
+/** Runs the net on images [B, H, W, C] in [-1, 1]. Runs in the caller's scope (gradients flow through). */
+export function featureNetForward(params: Params, cfg: FeatureNetConfig, x: tf.Tensor4D): FeatureNetOutput {
+  checkImageShape(cfg, x);
+  const { features, logits } = forwardWith(ParamScope.apply(params), cfg, x);
+  return { features, logits };
+}
+
+/**
+ * The same forward pass with every conv block's activation map too (ADD's discriminator heads read them). Runs in
+ * the caller's scope (gradients flow through).
+ */
+export function featureNetTaps(params: Params, cfg: FeatureNetConfig, x: tf.Tensor4D): FeatureNetTaps {
+  checkImageShape(cfg, x);
   return forwardWith(ParamScope.apply(params), cfg, x);
 }
 

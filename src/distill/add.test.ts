@@ -1,0 +1,423 @@
+import * as assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { initAutoencoder } from '../autoencoder/model.js';
+import { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { BatchLoader } from '../data/loader.js';
+import { type FormulationConfig, makeFormulation, VP_STEPS, vpAlphaBars } from '../diffusion/formulation.js';
+import { type FeatureNetConfig, initFeatureNet } from '../eval/features.js';
+import { disposeParams, type Params } from '../nn/params.js';
+import { expectNoLeak, testBackend } from '../test-utils/backend.js';
+import { FLOW, jittered, TINY_AE_CONFIG, TINY_UNET, tinyUNetParams } from '../test-utils/tiny-models.js';
+import type { Player } from '../train/checkpoint.js';
+import { type StepContext, train } from '../train/loop.js';
+import {
+  ADD_DEFAULTS,
+  type AddConfig,
+  type AddSetup,
+  addHeadsConfig,
+  addPlayers,
+  addRound,
+  addStep,
+  distillationTarget,
+  distillationTimeWeight,
+  resolveAddConfig,
+  sampleDistillationTimes,
+} from './add.js';
+import { discriminatorObjective, generatorObjective } from './shared/adversarial.js';
+
+before(testBackend);
+
+/** A feature net small enough for finite differences over all its maps (14x14x2 and 7x7x4 per image). */
+const FEATURES: FeatureNetConfig = {
+  imageShape: [28, 28, 1],
+  numClasses: 10,
+  channels: [2, 4],
+  kernel: 3,
+  featureDim: 8,
+};
+const TINY_ADD: Partial<AddConfig> = { batchSize: 2, headChannels: 4, headGroups: 2, headEmbedDim: 4 };
+const VP: FormulationConfig = {
+  kind: 'vp',
+  prediction: 'v',
+  zeroTerminalSnr: true,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+};
+
+let teacherParams: Params = {};
+let aeParams: Params = {};
+let featureParams: Params = {};
+before(() => {
+  teacherParams = tinyUNetParams(new Rng(5));
+  aeParams = initAutoencoder(TINY_AE_CONFIG.autoencoder, new Rng(6));
+  featureParams = jittered(initFeatureNet(FEATURES, new Rng(7)), new Rng(8), 0.05);
+});
+after(() => {
+  for (const p of [teacherParams, aeParams, featureParams]) disposeParams(p);
+});
+
+function setupWith(
+  overrides: Partial<AddConfig> = {},
+  opts: { dataSeed?: number; label?: number; formulation?: FormulationConfig } = {},
+): AddSetup {
+  const config = resolveAddConfig({ ...TINY_ADD, iterations: 3, ...overrides });
+  const count = 8;
+  const data = new Rng(opts.dataSeed ?? 11).fillNormal(new Float32Array(count * 7 * 7 * 4));
+  const labels = Int32Array.from({ length: count }, (_, i) => opts.label ?? i % 10);
+  return {
+    config,
+    formulation: makeFormulation(opts.formulation ?? FLOW),
+    unet: TINY_UNET,
+    teacherParams,
+    teacherCfg: 2,
+    autoencoder: { params: aeParams, config: TINY_AE_CONFIG.autoencoder },
+    featureNet: { params: featureParams, config: FEATURES },
+    heads: addHeadsConfig(FEATURES, TINY_UNET.numClasses, config),
+    data: new BatchLoader({ data, labels, shape: [7, 7, 4] }, { batchSize: config.batchSize, seed: 0 }),
+  };
+}
+
+const values = (p: Params): Record<string, number[]> =>
+  Object.fromEntries(Object.entries(p).map(([k, t]) => [k, Array.from(t.dataSync())]));
+const moved = (before: Record<string, number[]>, now: Params): boolean =>
+  Object.entries(now).some(([k, t]) => t.dataSync().some((v, i) => v !== before[k]![i]));
+const sumSquares = (ts: readonly tf.Tensor[]): number =>
+  tf.tidy(() => tf.addN(ts.map((t) => t.square().sum())).dataSync()[0]!);
+const disposePlayers = (players: Record<string, Player>): void => {
+  for (const p of Object.values(players)) {
+    disposeParams(p.params);
+    p.optimizer.dispose();
+    p.ema?.dispose();
+  }
+};
+/** Gradient of `loss` with respect to every tensor of `params`, by name. */
+const gradsOf = (params: Params, loss: (p: Params) => tf.Scalar): Record<string, tf.Tensor> => {
+  const names = Object.keys(params);
+  const grads = tf.grads((...xs: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, i) => [n, xs[i]!]))))(
+    names.map((n) => params[n]!),
+  );
+  return Object.fromEntries(names.map((n, i) => [n, grads[i]!]));
+};
+
+describe('ADD config and weighting', () => {
+  it('resolves from the defaults (uniform student times) and names a bad value', () => {
+    const c = resolveAddConfig({ steps: 4 });
+    assert.deepEqual(c.probs, [0.25, 0.25, 0.25, 0.25]);
+    assert.equal(c.distillationWeight, 2.5);
+    assert.deepEqual([c.tMin, c.tMax], [0.02, 0.98]);
+    assert.deepEqual(c.discriminatorBetas, [0, 0.99]);
+    assert.equal(ADD_DEFAULTS.distillationWeighting, 'alpha');
+    assert.throws(() => resolveAddConfig({ batchSize: 1 }), /batchSize = 1 is invalid: use an integer >= 2/);
+    assert.throws(
+      () => resolveAddConfig({ adversarialWeight: 0, distillationWeight: 0 }),
+      /nothing would train/,
+    );
+    assert.throws(() => resolveAddConfig({ tMin: 0.5, tMax: 0.4 }), /tMin\/tMax = \[0.5,0.4\] is invalid/);
+    assert.throws(() => resolveAddConfig({ teacherCfg: -1 }), /teacherCfg = -1/);
+    assert.throws(
+      () => resolveAddConfig({ steps: 2, probs: [1, 0, 0] }),
+      /probs = \[1,0,0\] is invalid: give 2 non-negative probabilities/,
+    );
+    assert.throws(
+      () => addHeadsConfig(FEATURES, 10, resolveAddConfig({ featureLayers: [0, 2] })),
+      /featureLayers has 2, but the feature net has blocks 0, 1/,
+    );
+  });
+
+  it("c(t) is alpha_t ('alpha') or alpha_t / (2 sigma_t) ('sds'), for flow and VP teachers", () => {
+    const flow = makeFormulation(FLOW);
+    // Flow: alpha = 1 - t, sigma = t.
+    for (const [t, alpha, sds] of [
+      [0.25, 0.75, 1.5],
+      [0.5, 0.5, 0.5],
+      [0.9, 0.1, 0.1 / 1.8],
+    ] as const) {
+      assert.ok(Math.abs(distillationTimeWeight(flow, t, 'alpha') - alpha) < 1e-12);
+      assert.ok(Math.abs(distillationTimeWeight(flow, t, 'sds') - sds) < 1e-12);
+    }
+    // VP at its discrete steps: alpha = sqrt(abar), sigma = sqrt(1 - abar).
+    const vp = makeFormulation(VP);
+    const abar = vpAlphaBars(VP as Parameters<typeof vpAlphaBars>[0]);
+    for (const step of [20, 499, 900]) {
+      const t = step / (VP_STEPS - 1);
+      const a = Math.sqrt(abar[step]!);
+      const s = Math.sqrt(1 - abar[step]!);
+      assert.ok(Math.abs(distillationTimeWeight(vp, t, 'alpha') - a) < 1e-9);
+      assert.ok(Math.abs(distillationTimeWeight(vp, t, 'sds') - a / (2 * s)) < 1e-9);
+    }
+  });
+
+  it('draws teacher times uniformly in [tMin, tMax]; VP times land on its discrete steps', () => {
+    const flow = sampleDistillationTimes(makeFormulation(FLOW), new Rng(1), 5000, 0.02, 0.98);
+    assert.ok(flow.every((t) => t >= 0.02 && t <= 0.98));
+    const mean = flow.reduce((a, b) => a + b, 0) / flow.length;
+    assert.ok(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
+    const vp = sampleDistillationTimes(makeFormulation(VP), new Rng(1), 200, 0.02, 0.98);
+    assert.ok(vp.every((t) => Math.abs(t * 999 - Math.round(t * 999)) < 1e-3 && t >= 0.019 && t <= 0.981));
+  });
+});
+
+describe('ADD', () => {
+  it('R1 is the squared gradient norm of the summed heads w.r.t. their inputs on real data (finite differences)', () => {
+    const gamma = 0.5;
+    const setup = setupWith({ r1Weight: gamma });
+    const players = addPlayers(setup, new Rng(3));
+    const dp = players.discriminator.params;
+    const round = addRound(setup, { step: 0, rng: new Rng(4) }, 'discriminator', 0);
+    const r1 =
+      tf.tidy(
+        () => round.discriminatorPenalties!(dp, round.logits(dp, round.real, 'real')).r1!.dataSync()[0]!,
+      ) / gamma;
+    const inputs = round.realFeatures;
+    const total = (maps: readonly tf.Tensor4D[]): number =>
+      tf.tidy(
+        () =>
+          tf
+            .addN([...round.judge(dp, maps)])
+            .sum()
+            .dataSync()[0]!,
+      );
+    const h = 1e-2;
+    let squaredNorm = 0;
+    inputs.forEach((x, which) => {
+      const base = x.dataSync();
+      for (let i = 0; i < base.length; i++) {
+        const at = (delta: number): number => {
+          const v = Float32Array.from(base);
+          v[i]! += delta;
+          const shifted = tf.tensor4d(v, x.shape);
+          const out = total(inputs.map((z, j) => (j === which ? shifted : z)));
+          shifted.dispose();
+          return out;
+        };
+        squaredNorm += ((at(h) - at(-h)) / (2 * h)) ** 2;
+      }
+    });
+    const expected = squaredNorm / setup.config.batchSize;
+    round.dispose();
+    disposePlayers(players);
+    assert.ok(expected > 1e-6, `degenerate check: squared gradient norm ${expected}`);
+    assert.ok(Math.abs(r1 - expected) / expected < 0.02, `R1 ${r1} vs finite differences ${expected}`);
+  });
+
+  it('the distillation target is a stop-gradient: d L_distill / d xhat = 2 lambda c(t) (xhat - target) / n', () => {
+    const setup = setupWith({ distillationWeight: 2.5 });
+    const players = addPlayers(setup, new Rng(3));
+    const gp = players.generator.params;
+    const round = addRound(setup, { step: 0, rng: new Rng(5) }, 'generator', 0);
+    const d = round.distillation!;
+    const [diff, scale] = tf.tidy(() => {
+      const xhat = round.fake(gp);
+      const auto = tf.grad((x: tf.Tensor) => round.generatorTerms!(gp, x as tf.Tensor4D).distill!)(xhat);
+      const target = distillationTarget(setup, xhat, d.t, d.noise, round.labels);
+      const [b, ...rest] = xhat.shape;
+      const n = rest.reduce((p, q) => p * q, 1);
+      // L = (1/B) sum_b w_b (1/n) sum_e (xhat - T)^2 with w_b = lambda c(t_b) and T held fixed.
+      const analytic = xhat
+        .sub(target)
+        .mul(d.weights.reshape([-1, 1, 1, 1]))
+        .mul(2 / (b * n));
+      return [auto.sub(analytic).abs().max().dataSync()[0]!, analytic.abs().max().dataSync()[0]!];
+    });
+    const weights = Array.from(d.weights.dataSync());
+    const t = Array.from(d.t.dataSync());
+    round.dispose();
+    disposePlayers(players);
+    // The weights are lambda * alpha_t (flow: 1 - t) at the drawn teacher times.
+    for (const [i, w] of weights.entries()) assert.ok(Math.abs(w - 2.5 * (1 - t[i]!)) < 1e-5);
+    assert.ok(scale > 1e-4, `degenerate check: gradient scale ${scale}`);
+    assert.ok(
+      diff <= 1e-4 * scale,
+      `autodiff differs from the stop-gradient form by ${diff} (scale ${scale})`,
+    );
+  });
+
+  it('gives the student a gradient through decoder, F and heads, and every head one from L_D + R1', () => {
+    const setup = setupWith({ distillationWeight: 0, r1Weight: 1 });
+    const players = addPlayers(setup, new Rng(3));
+    const round = addRound(setup, { step: 1, rng: new Rng(4) }, 'generator', 0);
+    const student = gradsOf(
+      players.generator.params,
+      (p) => generatorObjective(round, 'hinge', p, players.discriminator.params).loss,
+    );
+    assert.ok(sumSquares([student['in.w']!]) > 0, 'no adversarial gradient reached the student input layer');
+    tf.dispose(Object.values(student));
+    const fake = tf.tidy(() => round.fake(players.generator.params));
+    const heads = gradsOf(
+      players.discriminator.params,
+      (p) => discriminatorObjective(round, 'hinge', p, fake).loss,
+    );
+    for (const head of ['conv0.', 'conv1.']) {
+      const norm = sumSquares(
+        Object.entries(heads)
+          .filter(([k]) => k.startsWith(head))
+          .map(([, g]) => g),
+      );
+      assert.ok(norm > 0, `head ${head} got no gradient`);
+      assert.ok(
+        sumSquares([heads[`${head}cond.image.w`]!]) > 0,
+        `head ${head}: image embedding has no gradient`,
+      );
+    }
+    tf.dispose([...Object.values(heads), fake]);
+    round.dispose();
+    disposePlayers(players);
+  });
+
+  it('conditions the heads on the real x0: the same maps get other logits when x0 differs (same classes)', () => {
+    const players = addPlayers(setupWith(), new Rng(3));
+    const dp = players.discriminator.params;
+    const ctx = { step: 0, rng: new Rng(4) };
+    const a = addRound(setupWith({}, { dataSeed: 1, label: 3 }), ctx, 'discriminator', 0);
+    const b = addRound(
+      setupWith({}, { dataSeed: 2, label: 3 }),
+      { ...ctx, rng: new Rng(4) },
+      'discriminator',
+      0,
+    );
+    const [la, lb] = tf.tidy(() => [
+      a.judge(dp, a.realFeatures).map((l) => Array.from(l.dataSync())),
+      b.judge(dp, a.realFeatures).map((l) => Array.from(l.dataSync())),
+    ]);
+    a.dispose();
+    b.dispose();
+    disposePlayers(players);
+    for (const [k, head] of la.entries()) {
+      for (const [i, v] of head.entries()) {
+        assert.ok(Math.abs(v - lb[k]![i]!) > 1e-6, `head ${k} sample ${i} ignores x0`);
+      }
+    }
+  });
+
+  it('weights L_adv_G by adversarialWeight', () => {
+    const loss = (adversarialWeight: number): number => {
+      const setup = setupWith({ distillationWeight: 0, adversarialWeight });
+      const players = addPlayers(setup, new Rng(3));
+      const round = addRound(setup, { step: 0, rng: new Rng(4) }, 'generator', 0);
+      const value = tf.tidy(
+        () =>
+          generatorObjective(
+            round,
+            'hinge',
+            players.generator.params,
+            players.discriminator.params,
+          ).loss.dataSync()[0]!,
+      );
+      round.dispose();
+      disposePlayers(players);
+      return value;
+    };
+    const one = loss(1);
+    assert.ok(Math.abs(one) > 1e-6);
+    assert.ok(Math.abs(loss(2) - 2 * one) < 1e-5 * Math.abs(one));
+  });
+
+  it('trains the student and the heads while the teacher, decoder and F stay unchanged (they are no players)', async () => {
+    const setup = setupWith({ r1Weight: 1, discriminatorUpdates: 2 });
+    const players = addPlayers(setup, new Rng(3));
+    assert.deepEqual(Object.keys(players).sort(), ['discriminator', 'generator']);
+    assert.deepEqual(Object.keys(players.generator.params).sort(), Object.keys(teacherParams).sort());
+    assert.ok(Object.keys(players.discriminator.params).every((k) => /^conv[01]\./.test(k)));
+    const frozen = [teacherParams, aeParams, featureParams].map(values);
+    const studentBefore = values(players.generator.params);
+    const headsBefore = values(players.discriminator.params);
+    const logged: Record<string, number>[] = [];
+    const step = addStep(setup, players);
+    const dir = await mkdtemp(join(tmpdir(), 'ladder-add-'));
+    await train(
+      players,
+      (ctx) => {
+        const m = step(ctx);
+        logged.push(m);
+        return m;
+      },
+      { outDir: dir, totalSteps: 2, seed: 0, checkpointEvery: 10, logEvery: 1, resume: false },
+    );
+    assert.deepEqual(
+      [teacherParams, aeParams, featureParams].map(values),
+      frozen,
+      'a frozen network changed',
+    );
+    assert.ok(moved(studentBefore, players.generator.params), 'the student did not train');
+    assert.ok(moved(headsBefore, players.discriminator.params), 'the heads did not train');
+    for (const key of ['generatorLoss', 'discriminatorLoss', 'realLogit', 'fakeLogit', 'r1', 'distill']) {
+      assert.ok(
+        logged.every((m) => Number.isFinite(m[key])),
+        `${key} missing or not finite`,
+      );
+    }
+    assert.ok(logged.every((m) => m.r1! > 0 && m.distill! > 0));
+    disposePlayers(players);
+  });
+
+  it('with adversarialWeight 0 trains by distillation alone and never updates the discriminator', async () => {
+    const setup = setupWith({ adversarialWeight: 0 });
+    const players = addPlayers(setup, new Rng(3));
+    const headsBefore = values(players.discriminator.params);
+    const studentBefore = values(players.generator.params);
+    const logged: Record<string, number>[] = [];
+    const step = addStep(setup, players);
+    const dir = await mkdtemp(join(tmpdir(), 'ladder-add-'));
+    const logStep = (ctx: StepContext): Record<string, number> => {
+      const m = step(ctx);
+      logged.push(m);
+      return m;
+    };
+    await train(players, logStep, {
+      outDir: dir,
+      totalSteps: 2,
+      seed: 0,
+      checkpointEvery: 10,
+      logEvery: 1,
+      resume: false,
+    });
+    assert.ok(!moved(headsBefore, players.discriminator.params), 'the heads changed');
+    assert.ok(moved(studentBefore, players.generator.params), 'the student did not train');
+    assert.ok(logged.every((m) => m.distill! > 0 && m.discriminatorLoss === undefined));
+    disposePlayers(players);
+  });
+
+  it('works on a VP (zero terminal SNR, v-prediction) teacher too: finite losses', () => {
+    const setup = setupWith({ r1Weight: 1 }, { formulation: VP });
+    const players = addPlayers(setup, new Rng(3));
+    for (const phase of ['discriminator', 'generator'] as const) {
+      const round = addRound(setup, { step: 0, rng: new Rng(2) }, phase, 0);
+      const loss = tf.tidy(() => {
+        if (phase === 'generator') {
+          return generatorObjective(
+            round,
+            'hinge',
+            players.generator.params,
+            players.discriminator.params,
+          ).loss.dataSync()[0]!;
+        }
+        const fake = round.fake(players.generator.params);
+        return discriminatorObjective(round, 'hinge', players.discriminator.params, fake).loss.dataSync()[0]!;
+      });
+      round.dispose();
+      assert.ok(Number.isFinite(loss), `${phase} loss ${loss}`);
+    }
+    disposePlayers(players);
+  });
+
+  it('frees every tensor of a round and its losses', async () => {
+    const setup = setupWith({ r1Weight: 0.5 });
+    const players = addPlayers(setup, new Rng(3));
+    await expectNoLeak(() => {
+      for (const phase of ['discriminator', 'generator'] as const) {
+        const round = addRound(setup, { step: 0, rng: new Rng(1) }, phase, 0);
+        tf.tidy(() => {
+          const fake = round.fake(players.generator.params);
+          discriminatorObjective(round, 'hinge', players.discriminator.params, fake);
+          generatorObjective(round, 'hinge', players.generator.params, players.discriminator.params);
+        });
+        round.dispose();
+      }
+    });
+    disposePlayers(players);
+  });
+});

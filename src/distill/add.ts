@@ -1,0 +1,274 @@
+// ADD: Adversarial Diffusion Distillation (Sauer et al. 2023, arXiv 2311.17042; METHODS.md section 1). The student
+// denoises forward-noised REAL latents; its x0_hat is decoded to pixels and judged by trainable heads on a FROZEN
+// pixel-space feature network, and pulled towards the teacher's one-step CFG estimate of it, re-noised.
+import { type AutoencoderConfig, decodeLatents } from '../autoencoder/model.js';
+import { type Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import type { BatchLoader } from '../data/loader.js';
+import { guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
+import { addNoise, type Formulation, VP_STEPS } from '../diffusion/formulation.js';
+import { type FeatureNetConfig, featureNetTaps } from '../eval/features.js';
+import { cloneParams, type Params } from '../nn/params.js';
+import { type UNetConfig, unetForward } from '../nn/unet.js';
+import type { Player } from '../train/checkpoint.js';
+import { Ema } from '../train/ema.js';
+import type { StepContext, TrainStep } from '../train/loop.js';
+import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
+import { type AddConfig, type DistillationWeighting, pickFeatureMaps } from './add-config.js';
+import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
+import type { HeadLogits } from './shared/gan-loss.js';
+import {
+  initProjectionHeads,
+  type ProjectionHeadsConfig,
+  projectionHeadLogits,
+} from './shared/projection-heads.js';
+import { exactR1 } from './shared/r1.js';
+import { sampleStudentTimes, studentTimes } from './shared/student-times.js';
+
+export {
+  ADD_DEFAULTS,
+  type AddConfig,
+  addHeadsConfig,
+  type DistillationWeighting,
+  pickFeatureMaps,
+  resolveAddConfig,
+} from './add-config.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers of the distillation loss.
+
+/** c(t) of the distillation loss: alpha_t, or SDS's alpha_t / (2 sigma_t) * w(t) with w(t) = 1. */
+export function distillationTimeWeight(f: Formulation, t: number, weighting: DistillationWeighting): number {
+  const { alpha, sigma } = f.alphaSigma(t);
+  return weighting === 'alpha' ? alpha : alpha / (2 * sigma);
+}
+
+/** t ~ U[tMin, tMax] in the formulation's [0, 1] time; a VP teacher's times snap to its discrete steps. */
+export function sampleDistillationTimes(
+  f: Formulation,
+  rng: Rng,
+  n: number,
+  tMin: number,
+  tMax: number,
+): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = tMin + (tMax - tMin) * rng.uniform();
+    out[i] = f.config.kind === 'vp' ? Math.round(t * (VP_STEPS - 1)) / (VP_STEPS - 1) : t;
+  }
+  return out;
+}
+
+/** A generator round's distillation draws: t, eps' of `shape`, and lambda c(t). Caller owns the tensors. */
+function drawDistillation(f: Formulation, c: AddConfig, rng: Rng, shape: readonly number[]) {
+  const t = sampleDistillationTimes(f, rng, shape[0]!, c.tMin, c.tMax);
+  const weights = t.map(
+    (ti) => c.distillationWeight * distillationTimeWeight(f, ti, c.distillationWeighting),
+  );
+  return { t: tf.tensor1d(t), noise: randn(rng, shape) as tf.Tensor4D, weights: tf.tensor1d(weights) };
+}
+
+/** sg(x): a copy that no gradient tape connects to x (its values read back and re-uploaded). */
+const stopGradient = (x: tf.Tensor4D): tf.Tensor4D => tf.tensor4d(x.dataSync(), x.shape);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The algorithm.
+
+/** What an ADD run trains with. The teacher, decoder and F are frozen constants: none of them is a player. */
+export interface AddSetup {
+  readonly config: AddConfig;
+  readonly formulation: Formulation;
+  /** The teacher's U-Net config, which the student shares. */
+  readonly unet: UNetConfig;
+  /** The teacher's weights: the student's starting point and the distillation target. */
+  readonly teacherParams: Params;
+  /** CFG scale of the distillation target (resolved from `config.teacherCfg`). */
+  readonly teacherCfg: number;
+  /** The teacher's autoencoder; its decoder turns latents into F's pixels (gradients flow through it). */
+  readonly autoencoder: { readonly params: Params; readonly config: AutoencoderConfig };
+  /** The pretrained pixel-space feature network F. */
+  readonly featureNet: { readonly params: Params; readonly config: FeatureNetConfig };
+  readonly heads: ProjectionHeadsConfig;
+  /** Real training latents x0 (the dataset through the teacher's encoder) and their classes. */
+  readonly data: BatchLoader;
+}
+
+/** One update's draws, with what tests and the timing need to look inside. */
+export interface AddRound extends AdversarialRound {
+  /** The classes c of the round's batch, int32 [B]. */
+  readonly labels: tf.Tensor1D;
+  /** F's maps of the decoded real x0: the heads' real inputs, where R1 is taken (empty with no adversary). */
+  readonly realFeatures: readonly tf.Tensor4D[];
+  /** The heads with `headParams` on `maps`, conditioned on this round's classes and real images. */
+  judge(headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits;
+  /** A generator round's distillation draws: teacher times t [B], noise eps' and weights lambda c(t) [B]. */
+  readonly distillation?: {
+    readonly t: tf.Tensor1D;
+    readonly noise: tf.Tensor4D;
+    readonly weights: tf.Tensor1D;
+  };
+}
+
+/**
+ * 0. The two players. The student starts as a copy of the teacher; the heads start fresh. The teacher, decoder and
+ * F are no players, so no optimiser ever sees their weights.
+ */
+export function addPlayers(setup: AddSetup, rng: Rng): { generator: Player; discriminator: Player } {
+  const c = setup.config;
+  const student = cloneParams(setup.teacherParams);
+  const adam = (lr: number, [beta1, beta2]: readonly [number, number]): AdamW =>
+    new AdamW({ ...ADAM_DEFAULTS, lr, beta1, beta2 });
+  return {
+    generator: {
+      params: student,
+      optimizer: adam(c.generatorLr, c.generatorBetas),
+      ...(c.emaDecay > 0 ? { ema: new Ema(student, c.emaDecay) } : {}),
+    },
+    discriminator: {
+      params: initProjectionHeads(setup.heads, rng),
+      optimizer: adam(c.discriminatorLr, c.discriminatorBetas),
+    },
+  };
+}
+
+/**
+ * The teacher's one-step CFG estimate of the student's re-noised output, x_teacher = D_psi(sg(alpha_t xhat +
+ * sigma_t eps'), t, c). Its input is cut from the tape, so no gradient reaches xhat or runs back through the
+ * teacher. Caller owns the result.
+ */
+export function distillationTarget(
+  setup: AddSetup,
+  xhat: tf.Tensor4D,
+  t: tf.Tensor1D,
+  noise: tf.Tensor4D,
+  labels: tf.Tensor1D,
+): tf.Tensor4D {
+  const { formulation: f, unet, teacherParams } = setup;
+  return tf.tidy(() => {
+    const teacher = netDenoiser((x, nt, l) => unetForward(teacherParams, unet, x, nt, l).out, f);
+    const xt = stopGradient(addNoise(f, xhat, noise, t));
+    return guidedDenoiser(teacher, setup.teacherCfg, unet.numClasses)(xt, t, labels);
+  });
+}
+
+/**
+ * Steps 1-6 for one update: draws the batch and all noise from `ctx.rng` (checkpointed, so a resumed run replays
+ * the same draws) and returns the round the shared adversarial step trains on.
+ */
+export function addRound(
+  setup: AddSetup,
+  ctx: Pick<StepContext, 'step' | 'rng'>,
+  phase: Phase,
+  index: number,
+): AddRound {
+  const { config: c, formulation: f, unet, autoencoder: ae, featureNet: F, heads, data } = setup;
+  const { rng } = ctx;
+  const b = c.batchSize;
+  const adversarial = c.adversarialWeight > 0;
+
+  // 1. Real x0 (a fresh batch of the encoded dataset for every update) and classes c; s uniform over the N student
+  //    times; x_s = alpha_s x0 + sigma_s eps, the forward-noised real latent (pure noise at s = 1).
+  const updatesPerStep = adversarial ? c.discriminatorUpdates + 1 : 1;
+  const batch = data.batchAt(
+    ctx.step * updatesPerStep + (phase === 'generator' ? updatesPerStep - 1 : index),
+  );
+  const { x: x0, labels } = batch;
+  const shape = x0.shape.slice(1);
+  const s = tf.tensor1d(sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, b));
+  const eps = randn(rng, [b, ...shape]) as tf.Tensor4D;
+  const xs = addNoise(f, x0, eps, s);
+
+  // 2. Student: xhat = xhat_theta(x_s, s, c), guidance-free (the class, never the null label).
+  const fake = (studentParams: Params): tf.Tensor4D =>
+    netDenoiser((x, t, l) => unetForward(studentParams, unet, x, t, l).out, f)(xs, s, labels);
+
+  // 3. Discriminator D_k(F_k(x), c, x0) and L_adv_G = -sum_k D_k(F_k(xhat), c, x0) (hinge, in the shared step):
+  //    decode to pixels with the frozen decoder, run the frozen F, one projection head per tapped block of F,
+  //    conditioned on c and on an embedding of the real x0 (a learned linear map, inside each head, of F's
+  //    penultimate features of decoded x0). Real pixels are decoded x0 too, so D compares like with like and
+  //    cannot win on the autoencoder's reconstruction error. F's maps of the real x0 are made once, outside the
+  //    loss. Decoder and F weights are constants: the generator's gradient flows through them into xhat.
+  const pixelTaps = (x: tf.Tensor4D) =>
+    featureNetTaps(F.params, F.config, decodeLatents(ae.params, ae.config, x));
+  const [realFeatures, realImage] = adversarial
+    ? tf.tidy(() => {
+        const taps = pixelTaps(x0);
+        return [pickFeatureMaps(taps.maps, heads), taps.features] as const;
+      })
+    : [[], tf.zeros([b, heads.imageDim]) as tf.Tensor2D];
+  const judge = (headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits =>
+    projectionHeadLogits(headParams, heads, maps, { labels, image: realImage });
+  // L_adv_G = -sum_k D_k is linear in the logits, so scaling the generator round's logits weights L_adv_G.
+  const logitScale = phase === 'generator' ? c.adversarialWeight : 1;
+  const logits = (headParams: Params, x: tf.Tensor4D, side: 'real' | 'fake'): HeadLogits => {
+    const out = judge(
+      headParams,
+      side === 'real' && x === x0 ? realFeatures : pickFeatureMaps(pixelTaps(x).maps, heads),
+    );
+    return logitScale === 1 ? out : out.map((l) => l.mul(logitScale) as tf.Tensor1D);
+  };
+
+  // 4. Distillation (generator rounds): t ~ U[tMin, tMax], x_teacher = D_psi(sg(alpha_t xhat + sigma_t eps'), t, c)
+  //    with CFG, L_distill = mean_b c(t_b) * mean ||xhat - sg(x_teacher)||^2.
+  // 5. L_G = adversarialWeight * L_adv_G + lambda * L_distill: the shared step adds these terms to the GAN loss.
+  const distillation =
+    phase === 'generator' && c.distillationWeight > 0
+      ? drawDistillation(f, c, rng, [b, ...shape])
+      : undefined;
+  const generatorTerms = (_: Params, xhat: tf.Tensor4D): Record<string, tf.Scalar> => {
+    if (!distillation) return {};
+    const target = distillationTarget(setup, xhat, distillation.t, distillation.noise, labels);
+    const perSample = xhat.sub(target).square().mean([1, 2, 3]); // [B]
+    return { distill: perSample.mul(distillation.weights).mean() as tf.Scalar };
+  };
+
+  // 6. L_D = hinge (in the shared step) + gamma R1, R1 the squared gradient norm of sum_k D_k with respect to the
+  //    heads' inputs (F's maps) at the real x0.
+  const discriminatorPenalties =
+    c.r1Weight > 0
+      ? (headParams: Params): Record<string, tf.Scalar> => ({
+          r1: exactR1((maps) => judge(headParams, maps), realFeatures).mul(c.r1Weight) as tf.Scalar,
+        })
+      : undefined;
+
+  const owned = [x0, labels, s, eps, xs, ...realFeatures, realImage, ...Object.values(distillation ?? {})];
+  return {
+    real: x0,
+    labels,
+    fake,
+    logits,
+    judge,
+    realFeatures,
+    ...(distillation ? { distillation, generatorTerms } : {}),
+    ...(discriminatorPenalties && adversarial ? { discriminatorPenalties } : {}),
+    dispose: () => tf.dispose(owned),
+  };
+}
+
+/**
+ * One ADD trainer step over the players of `addPlayers`: D update(s), then the student update. With
+ * adversarialWeight 0 it is the student's distillation update alone (the heads never train).
+ */
+export function addStep(setup: AddSetup, players: Readonly<Record<string, Player>>): TrainStep {
+  if (setup.config.adversarialWeight === 0) {
+    return (ctx) => {
+      const round = addRound(setup, ctx, 'generator', 0);
+      try {
+        return ctx.update('generator', (gp) => {
+          const terms = round.generatorTerms!(gp, round.fake(gp));
+          return { loss: terms.distill!, aux: terms };
+        });
+      } finally {
+        round.dispose();
+      }
+    };
+  }
+  const options = {
+    players,
+    generator: 'generator',
+    discriminator: 'discriminator',
+    loss: 'hinge',
+    discriminatorUpdates: setup.config.discriminatorUpdates,
+  } as const;
+  return (ctx) => adversarialStep(ctx, options, (phase, index) => addRound(setup, ctx, phase, index));
+}
