@@ -1,6 +1,6 @@
-// `ladder demo`: the main job on the shipped models. Evaluates the teacher (at full steps with CFG and at 1, 2 and
-// 4 steps) and every shipped student with the same protocol, writes the eval JSONs and the HTML report, and prints
-// a compact table.
+// `ladder demo`: the main job on the shipped models (or, with --from-scratch, on models it first trains). Evaluates
+// the teacher (at full steps with CFG and at 1, 2 and 4 steps) and every student with the same protocol, writes the
+// eval JSONs and the HTML report, and prints a compact table.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetName } from '../data/dataset.js';
@@ -8,6 +8,14 @@ import type { EvalJson } from '../eval/eval-json.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { readJson } from '../models/folder.js';
 import { reportCommand } from './eval.js';
+import {
+  FROM_SCRATCH_ROOT,
+  fromScratchPlan,
+  QUICK_REFERENCE_LIMIT,
+  QUICK_SAMPLES,
+  runPipeline,
+  showCommand,
+} from './from-scratch.js';
 
 export interface DemoOptions {
   readonly dataset: DatasetName;
@@ -16,6 +24,58 @@ export interface DemoOptions {
   readonly out: string;
   readonly samples: number;
   readonly seed: number;
+  /** First train every model into `models` with the `ladder` commands (finished ones are kept). */
+  readonly fromScratch?: FromScratchSettings;
+}
+
+export interface FromScratchSettings {
+  /** Tiny runs for tests and smoke runs; the evaluation then compares against few test images. */
+  readonly quick: boolean;
+  /** Global `--backend` passed to every step. */
+  readonly backend?: string;
+}
+
+/** Defaults of the demo's flags; some depend on --from-scratch and --quick. */
+export const DEMO_DEFAULTS = {
+  models: 'models',
+  fromScratchModels: FROM_SCRATCH_ROOT,
+  out: join('runs', 'demo'),
+  samples: 1000,
+  quickSamples: QUICK_SAMPLES,
+} as const;
+
+/** The demo's flags as commander parsed them: unset ones are undefined. */
+export interface DemoFlags {
+  readonly data: DatasetName;
+  readonly models?: string;
+  readonly out?: string;
+  readonly samples?: number;
+  readonly seed: number;
+  readonly fromScratch: boolean;
+  readonly quick: boolean;
+  readonly backend?: string;
+}
+
+/** Options from flags: a --from-scratch run defaults to its own models folder and writes its report inside it. */
+export function demoOptions(f: DemoFlags): DemoOptions {
+  if (f.quick && !f.fromScratch) {
+    throw new Error('--quick only shortens a --from-scratch run: add --from-scratch, or drop --quick');
+  }
+  // Quick runs get their own default folder, so a later full run never takes their tiny models as finished.
+  const fromScratchModels = f.quick
+    ? `${DEMO_DEFAULTS.fromScratchModels}-quick`
+    : DEMO_DEFAULTS.fromScratchModels;
+  const models = f.models ?? (f.fromScratch ? fromScratchModels : DEMO_DEFAULTS.models);
+  return {
+    dataset: f.data,
+    models,
+    out: f.out ?? (f.fromScratch ? join(models, 'demo') : DEMO_DEFAULTS.out),
+    samples: f.samples ?? (f.quick ? DEMO_DEFAULTS.quickSamples : DEMO_DEFAULTS.samples),
+    seed: f.seed,
+    ...(f.fromScratch
+      ? { fromScratch: { quick: f.quick, ...(f.backend === undefined ? {} : { backend: f.backend }) } }
+      : {}),
+  };
 }
 
 interface DemoModel {
@@ -80,8 +140,29 @@ function table(evals: readonly EvalJson[]): string {
   return lines.join('\n');
 }
 
+/** Trains what is missing under `o.models` (resuming unfinished runs), as the child `ladder` commands it prints. */
+async function buildFromScratch(o: DemoOptions, settings: FromScratchSettings): Promise<void> {
+  const steps = fromScratchPlan({ dataset: o.dataset, root: o.models, quick: settings.quick });
+  const rerun = showCommand([
+    'ladder',
+    ...(settings.backend === undefined ? [] : ['--backend', settings.backend]),
+    'demo',
+    '--from-scratch',
+    ...(settings.quick ? ['--quick'] : []),
+    '--data',
+    o.dataset,
+    '--models',
+    o.models,
+  ]);
+  await runPipeline(steps, {
+    rerun: `\`${rerun}\``,
+    ...(settings.backend === undefined ? {} : { backend: settings.backend }),
+  });
+}
+
 export async function demoCommand(o: DemoOptions): Promise<void> {
   const began = performance.now();
+  if (o.fromScratch !== undefined) await buildFromScratch(o, o.fromScratch);
   const models = await findModels(o);
   process.stderr.write(
     `demo: evaluating ${models.map((m) => m.name).join(', ')} with ${o.samples} samples each\n`,
@@ -98,6 +179,9 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
         samples: o.samples,
         seed: o.seed,
         outJson,
+        // A from-scratch run scores with the feature net it trained, not the shipped one.
+        ...(o.fromScratch === undefined ? {} : { featuresDir: join(o.models, o.dataset, 'features') }),
+        ...(o.fromScratch?.quick ? { referenceLimit: QUICK_REFERENCE_LIMIT } : {}),
       }),
     );
     files.push(outJson);

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { trainAutoencoder } from '../autoencoder/train.js';
 import type { DatasetName } from '../data/dataset.js';
@@ -8,7 +7,7 @@ import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
 import { benchUnetStep } from './bench.js';
 import { cardCommand } from './card.js';
-import { demoCommand } from './demo.js';
+import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
 import { addTrainingFlags, dataset, int, list, num } from './options.js';
@@ -30,15 +29,40 @@ const program = new Command('ladder')
 
 program
   .command('demo')
-  .description('the main job: evaluate the shipped teacher and students, write runs/demo/report.html')
+  .description(
+    'the main job: evaluate the shipped teacher and students and write runs/demo/report.html; with --from-scratch, ' +
+      'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD) with the ' +
+      'ladder commands and their defaults, resuming what an earlier run left',
+  )
   .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
-  .option('--models <dir>', 'folder of model folders (<dir>/<dataset>/<name>)', 'models')
-  .option('--out <dir>', 'where eval JSONs, grids and the report go', join('runs', 'demo'))
-  .option('--samples <n>', 'generated images per model and step count', int('--samples', 4), 1000)
+  .option(
+    '--models <dir>',
+    `folder of model folders (<dir>/<dataset>/<name>) (default: "${DEMO_DEFAULTS.models}"; ` +
+      `with --from-scratch "${DEMO_DEFAULTS.fromScratchModels}", where it trains them)`,
+  )
+  .option(
+    '--out <dir>',
+    `where eval JSONs, grids and the report go (default: "${DEMO_DEFAULTS.out}"; with --from-scratch <models>/demo)`,
+  )
+  .option(
+    '--samples <n>',
+    `generated images per model and step count (default: ${DEMO_DEFAULTS.samples}; ` +
+      `with --quick ${DEMO_DEFAULTS.quickSamples})`,
+    int('--samples', 4),
+  )
   .option('--seed <n>', 'random seed (the same for every model: paired comparison)', int('--seed'), 0)
-  .action(async (o) =>
-    demoCommand({ dataset: o.data, models: o.models, out: o.out, samples: o.samples, seed: o.seed }),
-  );
+  .option(
+    '--from-scratch',
+    'first run the whole pipeline into --models, each step a ladder command printed before it runs; ' +
+      'finished models are kept and unfinished ones resumed, so rerun the same command after a failure or Ctrl-C',
+    false,
+  )
+  .option(
+    '--quick',
+    'with --from-scratch: tiny runs (2 steps or iterations, 64 images) to check the pipeline, not to judge it',
+    false,
+  )
+  .action(async (o) => demoCommand(demoOptions({ ...o, ...program.opts<{ backend?: string }>() })));
 
 addTrainingFlags(
   program
