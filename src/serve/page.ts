@@ -34,7 +34,8 @@ const methodName = (m: ModelInfo) =>
   m.method === undefined ? m.kind : `${m.method.toUpperCase()} ${m.kind}`;
 
 function stepChoices(model: ModelInfo): number[] {
-  const choices = model.kind === 'teacher' ? TEACHER_STEP_CHOICES : [...model.steps, 1, 2, 4];
+  // A student offers the step counts it was trained for (a PADD stage: one; LADD and ADD: 4, 2 and 1).
+  const choices = model.kind === 'teacher' ? TEACHER_STEP_CHOICES : model.steps;
   return [...new Set(choices)].sort((a, b) => a - b);
 }
 
@@ -137,7 +138,10 @@ export async function startPage(): Promise<void> {
       byId('teacher-title', HTMLElement).textContent =
         `${teacher.path}, ${TEACHER_STEPS} steps (${teacher.cfg === 1 ? '' : `CFG ${teacher.cfg}: `}${passes} network passes per image)`;
     }
-    const students = models.filter((m) => m.kind === 'student' && m.dataset === teacher?.dataset);
+    // The panel runs one step: students made for one step (LADD, ADD, PADD's last stage) qualify.
+    const students = models.filter(
+      (m) => m.kind === 'student' && m.dataset === teacher?.dataset && m.steps.includes(1),
+    );
     const options = students.map((m): [string, string] => [m.path, `${m.path} (${methodName(m)})`]);
     // No distilled student yet: the teacher itself at one step, named as what it is.
     if (teacher !== undefined)
