@@ -46,6 +46,7 @@ const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }>
   mseLr: { flag: '--mse-lr', methods: ['padd'] },
   teacherCfg: { flag: '--teacher-cfg', methods: ['padd', 'add'] },
   fromStage: { flag: '--from-stage', methods: ['padd'] },
+  oneStepPrediction: { flag: '--one-step-prediction', methods: ['padd'] },
   data: { flag: '--data', methods: ['ladd', 'padd'] },
   synthetic: { flag: '--synthetic', methods: ['ladd', 'padd'] },
   synthN: { flag: '--synth-n', methods: ['ladd', 'padd'] },
@@ -114,6 +115,12 @@ export function registerDistillCommands(program: Command): void {
       '--teacher-cfg <w>',
       "PADD: CFG of the first stage's teacher; ADD: of the distillation target (default: the teacher's)",
       num('--teacher-cfg'),
+    )
+    .addOption(
+      new Option(
+        '--one-step-prediction <kind>',
+        `PADD: the 1-step student's output, x0 or the teacher's parameterisation (default ${p.oneStepPrediction})`,
+      ).choices(['x0', 'teacher']),
     )
     .option(
       '--from-stage <n>',
@@ -322,6 +329,7 @@ export function registerDistillCommands(program: Command): void {
           headChannels: o.headChannels,
           headGroups: o.headGroups,
           teacherCfg: o.teacherCfg,
+          oneStepPrediction: o.oneStepPrediction,
           data: o.data,
         });
         await distillPadd({

@@ -141,7 +141,7 @@ async function runStage(
       `${teacher.dir} is a ${t.sampling.steps.join('/')}-step student, but the schedule uses it at ${stage.teacherSteps} steps`,
     );
   }
-  const prediction = stage.studentSteps === 1 ? 'x0' : t.prediction;
+  const prediction = stage.studentSteps === 1 && config.oneStepPrediction === 'x0' ? 'x0' : t.prediction;
   const cfg = firstStage ? (config.teacherCfg ?? t.sampling.cfg) : t.sampling.cfg;
   const setup: PaddStageSetup = {
     config,

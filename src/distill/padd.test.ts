@@ -289,14 +289,23 @@ describe('distill --method padd (tiny, end to end)', () => {
       /is a 2-step student, but the schedule uses it at 4 steps/,
     );
     const result = await distillPadd(
-      options(out, { fromStage: 1, config: { ...options(out).config, relaxFraction: 0 } }),
+      options(out, {
+        fromStage: 1,
+        config: { ...options(out).config, relaxFraction: 0, oneStepPrediction: 'teacher' },
+      }),
     );
     assert.deepEqual(
       result.stages.map((s) => s.studentSteps),
       [2, 1],
     );
     const card = JSON.parse(await readFile(join(out, 'stage-1', 'card.json'), 'utf8'));
-    assert.ok(!card.phases.some((p: { phase: string }) => p.phase === 'relax'));
+    // No relax phase, and a 1-step student that keeps the teacher's parameterisation needs no x0 warm-up.
+    assert.deepEqual(
+      card.phases.map((p: { phase: string }) => p.phase),
+      ['conditional'],
+    );
+    const config = JSON.parse(await readFile(join(out, 'stage-1', 'config.json'), 'utf8'));
+    assert.equal(config.prediction, 'formulation');
     assert.ok((await readdir(out)).some((n) => n.startsWith('stage-1.replaced-')));
   });
 });
