@@ -88,11 +88,14 @@ export interface BrowserBenchOptions extends Omit<ServeOptions, 'port' | 'host'>
   readonly onResult?: (result: BenchResult & { backend: string }) => void;
 }
 
-/** What to measure: each teacher at 32 steps, each student at 1 step (each teacher at 1 step when none). */
+/**
+ * What to measure: each teacher at 32 steps, each student made for 1 step at 1 step (PADD's intermediate stages
+ * are not), or each teacher at 1 step when there is none.
+ */
 export function benchPlan(models: readonly ModelEntry[]): { path: string; steps: number }[] {
   const usable = models.filter((m): m is ModelInfo => !isBroken(m));
   const teachers = usable.filter((m) => m.kind === 'teacher');
-  const students = usable.filter((m) => m.kind === 'student');
+  const students = usable.filter((m) => m.kind === 'student' && m.steps.includes(1));
   return [
     ...teachers.map((m) => ({ path: m.path, steps: 32 })),
     ...(students.length > 0 ? students : teachers).map((m) => ({ path: m.path, steps: 1 })),

@@ -94,22 +94,23 @@ describe('ladder serve command', () => {
 });
 
 describe('browser benchmark plan', () => {
-  const info = (path: string, kind: 'teacher' | 'student') =>
+  const info = (path: string, kind: 'teacher' | 'student', steps: readonly number[] = [1]) =>
     ({
       path,
       name: path,
       dataset: 'mnist',
       kind,
       url: `/models/${path}/`,
-      steps: [1],
+      steps,
       cfg: 1,
       classNames: [],
     }) as const;
 
-  it('times each teacher at 32 steps and each student at 1', () => {
+  it('times each teacher at 32 steps and each student made for 1 step at 1', () => {
     const models: ModelEntry[] = [
       info('mnist/teacher', 'teacher'),
       info('mnist/ladd', 'student'),
+      info('mnist/padd/stage-4', 'student', [4]),
       { path: 'mnist/bad', name: 'bad', error: 'corrupt' },
     ];
     assert.deepEqual(benchPlan(models), [
