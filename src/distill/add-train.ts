@@ -1,11 +1,10 @@
 // `distill --method add`: loads the teacher, its autoencoder and a pretrained feature network, trains the ADD players
 // on the dataset's real latents with the shared loop (resumable, logged), measures where an iteration's time goes
 // (decoding, feature network) and writes the student's model folder.
-import { decodeLatents, encodeImages, latentShape } from '../autoencoder/model.js';
+import { decodeLatents } from '../autoencoder/model.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { loadDataset } from '../data/dataset.js';
-import { type ArraySource, BatchLoader } from '../data/loader.js';
+import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { currentBackend } from '../engine/backend.js';
 import { featureNetTaps, type LoadedFeatureNet, loadFeatureNet } from '../eval/features.js';
@@ -24,7 +23,7 @@ import {
 } from './add.js';
 import { studentConfig } from './shared/student-folder.js';
 import { trainedStepCounts } from './shared/student-times.js';
-import type { DistillResult } from './train.js';
+import { type DistillResult, trainingLatents } from './train.js';
 
 export interface DistillAddOptions {
   readonly teacherDir: string;
@@ -76,23 +75,6 @@ export function checkFeatureNet(
   }
 }
 
-/** The dataset encoded by the teacher's autoencoder: ADD's real latents x0. */
-async function realLatents(
-  teacher: LoadedDiffusionModel,
-  limit: number | undefined,
-): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
-  const ae = teacher.autoencoder;
-  const aeCfg = ae.config.autoencoder;
-  const dataset = await loadDataset(ae.config.dataset, 'train', limit === undefined ? {} : { limit });
-  const data = await encodeImages(ae.params, aeCfg, dataset.images, dataset.count);
-  return {
-    data,
-    labels: dataset.labels,
-    shape: latentShape(aeCfg),
-    description: { kind: 'real', dataset: dataset.name, count: dataset.count },
-  };
-}
-
 export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult> {
   await prepareRunDir(opts.outDir, opts.resume);
   const config = resolveAddConfig(opts.config);
@@ -108,7 +90,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
     checkFeatureNet(featureNet, teacher, opts.allowSameDatasetFeatures);
     const { unet } = teacher.config;
     const heads = addHeadsConfig(featureNet.config.featureNet, unet.numClasses, config);
-    const latents = await realLatents(teacher, opts.limit);
+    const latents = await trainingLatents(opts, 'real', teacher);
     const requestedCfg = config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg;
     const setup: AddSetup = {
       config,

@@ -8,15 +8,14 @@ import type { BatchLoader } from '../data/loader.js';
 import { guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
 import { addNoise, type Formulation, VP_STEPS } from '../diffusion/formulation.js';
 import { type FeatureNetConfig, featureNetTaps } from '../eval/features.js';
-import { cloneParams, type Params } from '../nn/params.js';
+import type { Params } from '../nn/params.js';
 import { type UNetConfig, unetForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
-import { Ema } from '../train/ema.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
-import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 import { type AddConfig, type DistillationWeighting, pickFeatureMaps } from './add-config.js';
 import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
 import type { HeadLogits } from './shared/gan-loss.js';
+import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import {
   initProjectionHeads,
   type ProjectionHeadsConfig,
@@ -115,19 +114,13 @@ export interface AddRound extends AdversarialRound {
  */
 export function addPlayers(setup: AddSetup, rng: Rng): { generator: Player; discriminator: Player } {
   const c = setup.config;
-  const student = cloneParams(setup.teacherParams);
-  const adam = (lr: number, [beta1, beta2]: readonly [number, number]): AdamW =>
-    new AdamW({ ...ADAM_DEFAULTS, lr, beta1, beta2 });
   return {
-    generator: {
-      params: student,
-      optimizer: adam(c.generatorLr, c.generatorBetas),
-      ...(c.emaDecay > 0 ? { ema: new Ema(student, c.emaDecay) } : {}),
-    },
-    discriminator: {
-      params: initProjectionHeads(setup.heads, rng),
-      optimizer: adam(c.discriminatorLr, c.discriminatorBetas),
-    },
+    generator: studentPlayer(setup.teacherParams, c.generatorLr, c.generatorBetas, c.emaDecay),
+    discriminator: discriminatorPlayer(
+      initProjectionHeads(setup.heads, rng),
+      c.discriminatorLr,
+      c.discriminatorBetas,
+    ),
   };
 }
 

@@ -6,15 +6,14 @@ import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
 import { netDenoiser } from '../diffusion/denoiser.js';
 import { addNoise, alphaSigmaTensors, type Formulation } from '../diffusion/formulation.js';
-import { cloneParams, type Params } from '../nn/params.js';
+import type { Params } from '../nn/params.js';
 import { type UNetConfig, unetEncoderForward, unetForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
-import { Ema } from '../train/ema.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
-import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
 import type { HeadLogits } from './shared/gan-loss.js';
 import { type HeadsConfig, headLogits, initHeads, pickFeatures, tapUNetFeatures } from './shared/heads.js';
+import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { approximateR1, perturbForR1 } from './shared/r1.js';
 import {
   defaultStudentTimeSchedule,
@@ -177,19 +176,9 @@ export interface LaddSetup {
  */
 export function laddPlayers(setup: LaddSetup, rng: Rng): { generator: Player; discriminator: Player } {
   const c = setup.config;
-  const student = cloneParams(setup.teacherParams);
-  const adam = (lr: number, [beta1, beta2]: readonly [number, number]): AdamW =>
-    new AdamW({ ...ADAM_DEFAULTS, lr, beta1, beta2 });
   return {
-    generator: {
-      params: student,
-      optimizer: adam(c.generatorLr, c.generatorBetas),
-      ...(c.emaDecay > 0 ? { ema: new Ema(student, c.emaDecay) } : {}),
-    },
-    discriminator: {
-      params: initHeads(setup.heads, rng),
-      optimizer: adam(c.discriminatorLr, c.discriminatorBetas),
-    },
+    generator: studentPlayer(setup.teacherParams, c.generatorLr, c.generatorBetas, c.emaDecay),
+    discriminator: discriminatorPlayer(initHeads(setup.heads, rng), c.discriminatorLr, c.discriminatorBetas),
   };
 }
 

@@ -10,12 +10,11 @@ import { addNoise, type Formulation } from '../diffusion/formulation.js';
 import { cloneParams, type Params } from '../nn/params.js';
 import { encoderParams, featureChannels, type UNetConfig, unetEncoderForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
-import { Ema } from '../train/ema.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
-import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 import { type AdversarialRound, adversarialStep } from './shared/adversarial.js';
 import type { HeadLogits } from './shared/gan-loss.js';
 import { initPatchHead, type PatchHeadConfig, patchHeadLogits } from './shared/heads.js';
+import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { studentTimes } from './shared/student-times.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -376,23 +375,12 @@ export function paddDraw(setup: PaddStageSetup, rng: Rng, index: number): PaddDr
 
 /** The stage's student, starting from `init` (the stage teacher's weights, or the previous phase's). */
 export function paddStudent(config: PaddConfig, init: Params, lr: number): Player {
-  const params = cloneParams(init);
-  return {
-    params,
-    optimizer: new AdamW({
-      ...ADAM_DEFAULTS,
-      lr,
-      beta1: config.generatorBetas[0],
-      beta2: config.generatorBetas[1],
-    }),
-    ...(config.emaDecay > 0 ? { ema: new Ema(params, config.emaDecay) } : {}),
-  };
+  return studentPlayer(init, lr, config.generatorBetas, config.emaDecay);
 }
 
 /** The discriminator player over `params` (owned by the player from here on). */
 export function paddDiscriminator(config: PaddConfig, params: Params): Player {
-  const [beta1, beta2] = config.discriminatorBetas;
-  return { params, optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: config.discriminatorLr, beta1, beta2 }) };
+  return discriminatorPlayer(params, config.discriminatorLr, config.discriminatorBetas);
 }
 
 /** MSE phase: L = || xhat_{t-ns} - x_{t-ns} ||^2 (mean over elements). */
