@@ -8,11 +8,11 @@ import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { currentBackend } from '../engine/backend.js';
 import { featureNetTaps, type LoadedFeatureNet, loadFeatureNet } from '../eval/features.js';
-import { type LoadedDiffusionModel, loadDiffusionModel, saveModelFolder } from '../models/folder.js';
-import { countParams, disposeParams, type Params } from '../nn/params.js';
-import { makeCard, prepareRunDir } from '../train/card.js';
+import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
+import { disposeParams, type Params } from '../nn/params.js';
+import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
-import { type StepContext, train } from '../train/loop.js';
+import type { StepContext } from '../train/loop.js';
 import {
   type AddConfig,
   type AddSetup,
@@ -21,8 +21,8 @@ import {
   addStep,
   resolveAddConfig,
 } from './add.js';
-import { studentConfig } from './shared/student-folder.js';
-import { trainedStepCounts } from './shared/student-times.js';
+import { disposePlayers } from './shared/players.js';
+import { trainStudent } from './shared/student-run.js';
 import { type DistillResult, trainingLatents } from './train.js';
 
 export interface DistillAddOptions {
@@ -103,56 +103,31 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
       heads,
       data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed }),
     };
+    const featureNetRecord = {
+      dir: opts.featureNetDir,
+      name: featureNet.name,
+      dataset: featureNet.config.dataset,
+    };
     players = addPlayers(setup, new Rng(opts.seed).fork());
-    const result = await train(players, addStep(setup, players), {
-      outDir: opts.outDir,
-      totalSteps: config.iterations,
-      seed: opts.seed,
-      checkpointEvery: opts.checkpointEvery,
-      logEvery: opts.logEvery ?? 10,
-      resume: opts.resume,
-      label: `add ${config.steps}-step`,
-      ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
-    });
-    if (result.interrupted) return result;
-
-    // The shipped student: EMA weights when EMA is on, with the config it was distilled with; the card also says
-    // where an iteration's time goes on this backend (fresh players, so the trained ones are untouched).
-    const timing = measureAddTiming(setup, { reps: opts.timingReps ?? 3 });
-    const student = players.generator!;
-    const weights = student.ema?.params ?? student.params;
-    const card = makeCard(
-      { seed: opts.seed, dataset: teacher.config.dataset, batchSize: config.batchSize },
-      result,
-      {},
+    return await trainStudent(
       {
         method: 'add',
-        params: countParams(weights),
-        headParams: countParams(players.discriminator!.params),
-        weights: student.ema ? `EMA (decay ${config.emaDecay})` : 'raw',
-        data: latents.description,
-        featureNet: { dir: opts.featureNetDir, name: featureNet.name, dataset: featureNet.config.dataset },
-        teacherCfg: setup.teacherCfg,
-        timing,
+        teacher,
         config,
+        players,
+        step: addStep(setup, players),
+        // Where an iteration's time goes on this backend (fresh players, so the trained ones are untouched).
+        cardExtra: () => ({
+          data: latents.description,
+          featureNet: featureNetRecord,
+          teacherCfg: setup.teacherCfg,
+          timing: measureAddTiming(setup, { reps: opts.timingReps ?? 3 }),
+        }),
       },
+      opts,
     );
-    const folder = studentConfig({
-      teacher,
-      outDir: opts.outDir,
-      method: 'add',
-      steps: trainedStepCounts(config.steps),
-      methodConfig: config,
-    });
-    await saveModelFolder(opts.outDir, folder, weights, card, { replace: opts.resume });
-    process.stderr.write(`ADD ${config.steps}-step student written to ${opts.outDir}\n`);
-    return result;
   } finally {
-    for (const p of Object.values(players)) {
-      disposeParams(p.params);
-      p.optimizer.dispose();
-      p.ema?.dispose();
-    }
+    disposePlayers(players);
     if (featureNet) disposeParams(featureNet.params);
     disposeParams(teacher.params);
     disposeParams(teacher.autoencoder.params);
@@ -237,11 +212,7 @@ export function measureAddTiming(setup: AddSetup, opts: { reps?: number } = {}):
   try {
     totalMs = medianMs(reps, (rep) => step(timingContext(players, rep + 1, rng)));
   } finally {
-    for (const p of Object.values(players)) {
-      disposeParams(p.params);
-      p.optimizer.dispose();
-      p.ema?.dispose();
-    }
+    disposePlayers(players);
   }
 
   // The pieces, on one batch of real latents standing in for the student's (same shape, same cost).

@@ -36,6 +36,7 @@ import {
   resolvePaddConfig,
   stagePhases,
 } from './padd.js';
+import { disposePlayers } from './shared/players.js';
 import { studentConfig } from './shared/student-folder.js';
 import { type LatentSourceOptions, trainingLatents } from './train.js';
 
@@ -227,11 +228,7 @@ async function runStage(
         if (Object.keys(done.encoder).length > 0) encoder = done.encoder;
         records.push(record);
       } finally {
-        for (const p of Object.values(players)) {
-          disposeParams(p.params);
-          p.optimizer.dispose();
-          p.ema?.dispose();
-        }
+        disposePlayers(players);
       }
     }
 

@@ -7,11 +7,11 @@ import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
 import { type ArraySource, BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
-import { type LoadedDiffusionModel, loadDiffusionModel, saveModelFolder } from '../models/folder.js';
-import { countParams, disposeParams } from '../nn/params.js';
-import { makeCard, prepareRunDir } from '../train/card.js';
+import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
+import { disposeParams } from '../nn/params.js';
+import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
-import { train } from '../train/loop.js';
+import type { TrainResult } from '../train/loop.js';
 import {
   type LaddConfig,
   type LaddSetup,
@@ -20,8 +20,8 @@ import {
   laddStep,
   resolveLaddConfig,
 } from './ladd.js';
-import { studentConfig } from './shared/student-folder.js';
-import { trainedStepCounts } from './shared/student-times.js';
+import { disposePlayers } from './shared/players.js';
+import { trainStudent } from './shared/student-run.js';
 import {
   checkSyntheticFits,
   defaultSynthSettings,
@@ -53,12 +53,8 @@ export interface DistillLaddOptions {
   readonly stopAfter?: number;
 }
 
-export interface DistillResult {
-  readonly completedSteps: number;
-  readonly interrupted: boolean;
-  readonly msPerStep: number;
-  readonly wallSeconds: number;
-}
+/** What a distillation run returns: the shared loop's result. */
+export type DistillResult = TrainResult;
 
 /** Where a distillation run's latents come from (the fields of its options that say so). */
 export type LatentSourceOptions = Pick<
@@ -125,50 +121,19 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
       data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed }),
     };
     players = laddPlayers(setup, new Rng(opts.seed).fork());
-    const result = await train(players, laddStep(setup, players), {
-      outDir: opts.outDir,
-      totalSteps: config.iterations,
-      seed: opts.seed,
-      checkpointEvery: opts.checkpointEvery,
-      logEvery: opts.logEvery ?? 10,
-      resume: opts.resume,
-      label: `ladd ${config.steps}-step`,
-      ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
-    });
-    if (result.interrupted) return result;
-
-    // The shipped student: EMA weights when EMA is on, with the config it was distilled with.
-    const student = players.generator!;
-    const weights = student.ema?.params ?? student.params;
-    const card = makeCard(
-      { seed: opts.seed, dataset: teacher.config.dataset, batchSize: config.batchSize },
-      result,
-      {},
+    return await trainStudent(
       {
         method: 'ladd',
-        params: countParams(weights),
-        headParams: countParams(players.discriminator!.params),
-        weights: student.ema ? `EMA (decay ${config.emaDecay})` : 'raw',
-        data: latents.description,
+        teacher,
         config,
+        players,
+        step: laddStep(setup, players),
+        cardExtra: () => ({ data: latents.description }),
       },
+      opts,
     );
-    const folder = studentConfig({
-      teacher,
-      outDir: opts.outDir,
-      method: 'ladd',
-      steps: trainedStepCounts(config.steps),
-      methodConfig: config,
-    });
-    await saveModelFolder(opts.outDir, folder, weights, card, { replace: opts.resume });
-    process.stderr.write(`LADD ${config.steps}-step student written to ${opts.outDir}\n`);
-    return result;
   } finally {
-    for (const p of Object.values(players)) {
-      disposeParams(p.params);
-      p.optimizer.dispose();
-      p.ema?.dispose();
-    }
+    disposePlayers(players);
     disposeParams(teacher.params);
     disposeParams(teacher.autoencoder.params);
   }

@@ -1,6 +1,6 @@
 // The two kinds of player every distillation method trains: the student (a copy of its teacher, with an optional
 // EMA of its weights) and the discriminator's trainable part, each with its own AdamW.
-import { cloneParams, type Params } from '../../nn/params.js';
+import { cloneParams, disposeParams, type Params } from '../../nn/params.js';
 import type { Player } from '../../train/checkpoint.js';
 import { Ema } from '../../train/ema.js';
 import { ADAM_DEFAULTS, AdamW } from '../../train/optim.js';
@@ -22,4 +22,13 @@ export function studentPlayer(
 /** A discriminator player over `params` (which it owns from here on). */
 export function discriminatorPlayer(params: Params, lr: number, betas: readonly [number, number]): Player {
   return { params, optimizer: adam(lr, betas) };
+}
+
+/** Frees every player's weights, optimiser state and EMA. */
+export function disposePlayers(players: Readonly<Record<string, Player>>): void {
+  for (const p of Object.values(players)) {
+    disposeParams(p.params);
+    p.optimizer.dispose();
+    p.ema?.dispose();
+  }
 }
