@@ -42,6 +42,12 @@ describe('training loop', () => {
 
     const resumed = spawnSync(process.execPath, [...tsx, killed, '24', '--resume'], { encoding: 'utf8' });
     assert.equal(resumed.status, 0, resumed.stderr);
+    const log = (await readFile(join(killed, 'log.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const resumeEvent = log.find((l) => l.event === 'resume');
+    assert.deepEqual(resumeEvent, { event: 'resume', step: stoppedAt, argv: [killed, '24', '--resume'] });
     const a = decodeSafetensors(await readFile(join(whole, 'final.safetensors'))).tensors;
     const b = decodeSafetensors(await readFile(join(killed, 'final.safetensors'))).tensors;
     assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());

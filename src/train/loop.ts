@@ -94,7 +94,9 @@ export async function train(
   let state: TrainerState;
   if (existing !== undefined) {
     state = await loadCheckpoint(outDir, players);
-    await appendFile(logPath, `${JSON.stringify({ event: 'resume', step: state.step })}\n`);
+    // Flags may change on resume (a later phase of a curriculum, say): the log keeps each segment's arguments.
+    const resumed = { event: 'resume', step: state.step, argv: process.argv.slice(2) };
+    await appendFile(logPath, `${JSON.stringify(resumed)}\n`);
   } else {
     state = { step: 0, rng: new Rng(opts.seed).state(), lrScale: 1, rollbacks: 0, wallSeconds: 0 };
     await saveCheckpoint(outDir, players, state, keepCheckpoints);
