@@ -12,6 +12,7 @@ import { loadDiffusionModel } from '../models/folder.js';
 import { defaultSampler, generateImages } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
+import { readRunLog } from '../test-utils/run-log.js';
 import { type AddTiming, checkFeatureNet, type DistillAddOptions, distillAdd } from './add-train.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
 
@@ -44,11 +45,6 @@ const options = (outDir: string, extra: Partial<DistillAddOptions> = {}): Distil
   timingReps: 1,
   ...extra,
 });
-const readLog = async (dir: string): Promise<Record<string, unknown>[]> =>
-  (await readFile(join(dir, 'log.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 const weights = async (dir: string) =>
   decodeSafetensors(await readFile(join(dir, 'weights.safetensors'))).tensors;
 
@@ -85,7 +81,7 @@ describe('distill --method add (tiny, end to end)', () => {
     const result = await distillAdd(options(whole));
     assert.equal(tf.memory().numTensors, tensorsBefore, 'the run left tensors behind');
     assert.equal(result.completedSteps, ITERATIONS);
-    const log = await readLog(whole);
+    const log = await readRunLog(whole);
     assert.equal(log.length, ITERATIONS);
     for (const line of log) {
       for (const key of ['generatorLoss', 'discriminatorLoss', 'realLogit', 'fakeLogit', 'distill', 'r1']) {
@@ -132,7 +128,7 @@ describe('distill --method add (tiny, end to end)', () => {
     assert.ok(!existsSync(join(stopped, 'config.json')), 'a stopped run wrote a model');
     const second = await distillAdd(options(stopped, { resume: true }));
     assert.equal(second.completedSteps, ITERATIONS);
-    assert.ok((await readLog(stopped)).some((l) => l.event === 'resume'));
+    assert.ok((await readRunLog(stopped)).some((l) => l.event === 'resume'));
     const a = await weights(whole);
     const b = await weights(stopped);
     assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());

@@ -12,6 +12,7 @@ import { loadDiffusionModel } from '../models/folder.js';
 import { defaultSampler, generateImages } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
+import { readRunLog } from '../test-utils/run-log.js';
 import { latestCheckpointStep } from '../train/checkpoint.js';
 import { tinyLaddOptions } from './fixtures/tiny-ladd-run.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
@@ -40,11 +41,6 @@ before(async () => {
   disposeParams(teacher.autoencoder.params);
 });
 
-const readLog = async (dir: string): Promise<Record<string, unknown>[]> =>
-  (await readFile(join(dir, 'log.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 const weights = async (dir: string) =>
   decodeSafetensors(await readFile(join(dir, 'weights.safetensors'))).tensors;
 
@@ -54,7 +50,7 @@ describe('distill --method ladd (tiny, end to end)', () => {
   it('finishes without NaN, logs every metric, and writes a student that samples at 4, 2 and 1 steps', async () => {
     const result = await distillLadd(tinyLaddOptions(teacherDir, synthFile, whole(), ITERATIONS, false));
     assert.equal(result.completedSteps, ITERATIONS);
-    const log = await readLog(whole());
+    const log = await readRunLog(whole());
     assert.equal(log.length, ITERATIONS);
     for (const line of log) {
       for (const key of ['generatorLoss', 'discriminatorLoss', 'realLogit', 'fakeLogit', 'msPerStep']) {
@@ -123,7 +119,7 @@ describe('distill --method ladd (tiny, end to end)', () => {
     assert.ok(!existsSync(join(killed, 'config.json')));
 
     await distillLadd(tinyLaddOptions(teacherDir, synthFile, killed, ITERATIONS, true));
-    const log = await readLog(killed);
+    const log = await readRunLog(killed);
     assert.ok(log.some((l) => l.event === 'resume'));
     const a = await weights(whole());
     const b = await weights(killed);

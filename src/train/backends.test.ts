@@ -1,7 +1,7 @@
 // The same tiny training run on wasm and on torch follows the same loss curve (float tolerance).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { availableBackends, initBackend } from '../engine/backend.js';
 import { initUNet, unetForward } from '../nn/unet.js';
+import { readRunLog } from '../test-utils/run-log.js';
 import { TINY_UNET } from './fixtures/tiny.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
 
@@ -24,11 +25,7 @@ async function lossCurve(backend: string): Promise<number[]> {
     env: { ...process.env, LADDER_BACKEND: backend, LADDER_TORCH_THREADS: '1' },
   });
   assert.equal(run.status, 0, run.stderr);
-  const lines = (await readFile(join(dir, 'log.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-  return lines.map((l: { netLoss: number }) => l.netLoss);
+  return (await readRunLog(dir)).map((l) => l.netLoss as number);
 }
 
 describe('backends agree on training', async () => {

@@ -11,6 +11,7 @@ import * as tf from '../core/tf.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { initUNet, unetForward } from '../nn/unet.js';
 import { testBackend } from '../test-utils/backend.js';
+import { readRunLog } from '../test-utils/run-log.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import { TINY_UNET } from './fixtures/tiny.js';
 import { train } from './loop.js';
@@ -42,11 +43,7 @@ describe('training loop', () => {
 
     const resumed = spawnSync(process.execPath, [...tsx, killed, '24', '--resume'], { encoding: 'utf8' });
     assert.equal(resumed.status, 0, resumed.stderr);
-    const log = (await readFile(join(killed, 'log.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    const resumeEvent = log.find((l) => l.event === 'resume');
+    const resumeEvent = (await readRunLog(killed)).find((l) => l.event === 'resume');
     assert.deepEqual(resumeEvent, { event: 'resume', step: stoppedAt, argv: [killed, '24', '--resume'] });
     const a = decodeSafetensors(await readFile(join(whole, 'final.safetensors'))).tensors;
     const b = decodeSafetensors(await readFile(join(killed, 'final.safetensors'))).tensors;
@@ -92,15 +89,12 @@ describe('training loop', () => {
     assert.equal(result.completedSteps, 10);
     // Steps 0..7, then back to the checkpoint at step 6: 6, 7, 8, 9 again.
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9]);
-    const log = (await readFile(join(dir, 'log.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const log = await readRunLog(dir);
     assert.deepEqual(
       log.find((l) => l.event === 'rollback'),
       { event: 'rollback', step: 6, lrScale: 0.5 },
     );
-    assert.equal(log.at(-1).lrScale, 0.5);
+    assert.equal(log.at(-1)?.lrScale, 0.5);
     assert.ok(Object.values(player.params).every((t) => !t.isDisposed));
     const finite = tf.tidy(
       () => tf.addN(Object.values(player.params).map((t) => t.isNaN().sum())).dataSync()[0],
