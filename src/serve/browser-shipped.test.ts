@@ -12,7 +12,7 @@ import * as tf from '../core/tf.js';
 import { featureNetForward, loadFeatureNet } from '../eval/features.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
-import { chromiumMissing, type HeadlessBrowser, launchChromium, openPage } from './browser.js';
+import { chromiumMissing, type HeadlessBrowser, openServedPage } from './browser.js';
 import { buildWeb } from './bundle.js';
 import { type LadderServer, startServer } from './server.js';
 
@@ -38,8 +38,7 @@ describe('ladder serve with the shipped models in Chromium', { skip }, () => {
     root = await mkdtemp(join(tmpdir(), 'ladder-e2e-shipped-'));
     const web = await buildWeb(join(root, 'web'));
     server = await startServer({ modelsDir: MODELS, webDir: web.outDir, port: 0, log: () => {} });
-    browser = await launchChromium(server.url.replace(/\/$/, ''));
-    page = await openPage(browser, server.url);
+    ({ browser, page } = await openServedPage(server));
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import { Rng } from '../core/rng.js';
 import { saveModelFolder } from '../models/folder.js';
 import { initUNet } from '../nn/unet.js';
 import { testBackend } from '../test-utils/backend.js';
-import { chromiumMissing, type HeadlessBrowser, launchChromium, openPage } from './browser.js';
+import { chromiumMissing, type HeadlessBrowser, openServedPage } from './browser.js';
 import { buildWeb } from './bundle.js';
 import { TINY_TEACHER, writeTinyModels } from './fixtures.js';
 import type { BenchOptions, BenchResult } from './page.js';
@@ -59,8 +59,7 @@ describe('ladder serve in Chromium', { skip }, () => {
       port: 0,
       log: (line) => logs.push(line),
     });
-    browser = await launchChromium(server.url.replace(/\/$/, ''));
-    page = await openPage(browser, server.url);
+    ({ browser, page } = await openServedPage(server));
   });
 
   after(async () => {

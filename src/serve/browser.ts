@@ -78,6 +78,21 @@ export async function openPage(browser: HeadlessBrowser, url: string): Promise<P
   return page;
 }
 
+/** Launches Chromium confined to `server`'s origin and opens its page (`query` appended to the URL). */
+export async function openServedPage(
+  server: LadderServer,
+  query = '',
+  executablePath = CHROMIUM_PATH,
+): Promise<{ browser: HeadlessBrowser; page: Page }> {
+  const browser = await launchChromium(server.url.replace(/\/$/, ''), executablePath);
+  try {
+    return { browser, page: await openPage(browser, `${server.url}${query}`) };
+  } catch (err) {
+    await browser.close();
+    throw err;
+  }
+}
+
 export interface BrowserBenchOptions extends Omit<ServeOptions, 'port' | 'host'> {
   /** Force a backend (webgpu, webgl, wasm); default: the page's own choice. */
   readonly backend?: string;
@@ -110,11 +125,9 @@ export async function benchBrowser(o: BrowserBenchOptions): Promise<(BenchResult
     server = await startServer({ ...o, port: 0 });
     const plan = benchPlan(await server.listModels());
     if (plan.length === 0) throw new Error(`no usable teacher or student under ${o.modelsDir}`);
-    browser = await launchChromium(server.url.replace(/\/$/, ''), o.executablePath);
-    const page = await openPage(
-      browser,
-      `${server.url}${o.backend === undefined ? '' : `?backend=${o.backend}`}`,
-    );
+    const query = o.backend === undefined ? '' : `?backend=${o.backend}`;
+    let page: Page;
+    ({ browser, page } = await openServedPage(server, query, o.executablePath));
     const errors = await page.locator('#errors li').allTextContents();
     if ((await page.getAttribute('body', 'data-ready')) !== 'true')
       throw new Error(`the page failed: ${errors.join('; ')}`);
