@@ -19,7 +19,7 @@ import { configDenoiser, modelDenoiser } from '../models/pipeline.js';
 import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
-import { train } from '../train/loop.js';
+import { type SegmentSummary, train } from '../train/loop.js';
 import {
   discriminatorPart,
   initPaddDiscriminator,
@@ -59,6 +59,8 @@ export interface PhaseRecord {
   readonly iterations: number;
   readonly wallSeconds: number;
   readonly msPerStep: number;
+  /** The processes that trained the phase, when flags changed on a resume (see the loop's SegmentSummary). */
+  readonly segments?: readonly SegmentSummary[];
 }
 
 export interface PaddResult {
@@ -200,6 +202,7 @@ async function runStage(
           logEvery: opts.logEvery ?? 10,
           resume: opts.resume,
           label: `padd ${stage.teacherSteps}->${stage.studentSteps} ${phase}`,
+          settings: config,
           ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
         });
         if (result.interrupted) return false;
@@ -208,6 +211,9 @@ async function runStage(
           iterations,
           wallSeconds: Math.round(result.wallSeconds),
           msPerStep: Math.round(result.msPerStep),
+          ...(result.segments !== undefined && result.segments.length > 1
+            ? { segments: result.segments }
+            : {}),
         };
         const gen = players.generator!;
         const weights = gen.ema?.params ?? gen.params;

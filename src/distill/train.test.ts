@@ -70,6 +70,7 @@ describe('distill --method ladd (tiny, end to end)', () => {
     const card = JSON.parse(await readFile(join(whole(), 'card.json'), 'utf8'));
     assert.equal(card.method, 'ladd');
     assert.equal(card.steps, ITERATIONS);
+    assert.equal(card.segments, undefined, 'a run trained by one process needs no segment list');
     for (const steps of [4, 2, 1]) {
       const images = generateImages(student, {
         labels: Int32Array.from([0, 3, 9]),
@@ -103,6 +104,25 @@ describe('distill --method ladd (tiny, end to end)', () => {
     const card = JSON.parse(await readFile(join(out, 'card.json'), 'utf8'));
     assert.deepEqual(card.data, { kind: 'real', dataset: 'mnist', count: 8 });
     assert.ok(!existsSync(join(out, 'synthetic.safetensors')));
+  });
+
+  it('the card of a run continued with other flags lists each segment and the settings it changed', async () => {
+    const out = join(root, 'curriculum');
+    const first = tinyLaddOptions(teacherDir, synthFile, out, 2, false);
+    await distillLadd(first);
+    const second = tinyLaddOptions(teacherDir, synthFile, out, 4, true);
+    await distillLadd({ ...second, config: { ...second.config, probs: [1, 0, 0, 0] } });
+    const card = JSON.parse(await readFile(join(out, 'card.json'), 'utf8'));
+    assert.equal(card.steps, 4);
+    assert.deepEqual(
+      card.segments.map((s: { fromStep: number; toStep: number }) => [s.fromStep, s.toStep]),
+      [
+        [0, 2],
+        [2, 4],
+      ],
+    );
+    assert.deepEqual(Object.keys(card.segments[1].changed).sort(), ['iterations', 'probs']);
+    assert.deepEqual(card.segments[1].changed.probs.to, [1, 0, 0, 0]);
   });
 
   it('a run killed with SIGKILL resumes and ends with the same student as the uninterrupted run', async () => {

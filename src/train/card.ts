@@ -48,6 +48,8 @@ export function makeCard(
       : (1000 * result.wallSeconds) / Math.max(1, result.completedSteps);
   return {
     command: commandLine(),
+    // A run resumed with other flags: its command alone would not reproduce it.
+    ...(result.segments !== undefined && result.segments.length > 1 ? { segments: result.segments } : {}),
     seed: run.seed,
     dataset: run.dataset,
     steps: result.completedSteps,

@@ -31,6 +31,16 @@ export interface TrainerState {
   rollbacks: number;
   /** Training wall time so far, summed over every process that worked on the run. */
   wallSeconds: number;
+  /** The processes that trained the run, oldest first (absent in checkpoints written before segments existed). */
+  segments?: readonly RunSegment[];
+}
+
+/** One process's share of a run: where it started, its command and the settings it trained with. */
+export interface RunSegment {
+  readonly fromStep: number;
+  readonly command: string;
+  /** The trainer's resolved settings (a method's config), when the trainer gave them. */
+  readonly settings?: Readonly<Record<string, unknown>>;
 }
 
 const STATE_FILE = 'state.safetensors';
@@ -113,5 +123,6 @@ export async function loadCheckpoint(
     lrScale: saved.lrScale,
     rollbacks: saved.rollbacks,
     wallSeconds: saved.wallSeconds,
+    ...(saved.segments === undefined ? {} : { segments: saved.segments }),
   };
 }

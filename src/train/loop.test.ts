@@ -53,6 +53,37 @@ describe('training loop', () => {
     }
   });
 
+  it('records each segment of a run resumed with changed settings, and what changed, in the log and the result', async () => {
+    const dir = await tmp();
+    assert.equal(spawnSync(process.execPath, [...tsx, dir, '6']).status, 0);
+    const resumed = spawnSync(process.execPath, [...tsx, dir, '12', '--resume', '--lr', '0.005'], {
+      encoding: 'utf8',
+    });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resuming at step 6 with changed settings: lr 0\.01 -> 0\.005/);
+    const changed = { lr: { from: 0.01, to: 0.005 } };
+    const resumeEvent = (await readRunLog(dir)).find((l) => l.event === 'resume');
+    assert.deepEqual(resumeEvent?.changed, changed);
+    const segments = JSON.parse(await readFile(join(dir, 'segments.json'), 'utf8'));
+    assert.deepEqual(
+      segments.map((s: { fromStep: number; toStep: number; changed?: unknown }) => [
+        s.fromStep,
+        s.toStep,
+        s.changed,
+      ]),
+      [
+        [0, 6, undefined],
+        [6, 12, changed],
+      ],
+    );
+    assert.match(segments[1].command, /--lr 0\.005$/);
+    assert.ok(!segments[1].command.includes('--resume'), 'a segment names the command without --resume');
+
+    // Resuming the finished run again (to redo its outputs) trains nothing and adds no segment.
+    assert.equal(spawnSync(process.execPath, [...tsx, dir, '12', '--resume', '--lr', '0.005']).status, 0);
+    assert.equal(JSON.parse(await readFile(join(dir, 'segments.json'), 'utf8')).length, 2);
+  });
+
   it('refuses to start over an existing run unless asked to resume', async () => {
     const dir = await tmp();
     assert.equal(spawnSync(process.execPath, [...tsx, dir, '3']).status, 0);

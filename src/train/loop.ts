@@ -7,10 +7,12 @@ import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import type { Params } from '../nn/params.js';
+import { commandLine } from './card.js';
 import {
   latestCheckpointStep,
   loadCheckpoint,
   type Player,
+  type RunSegment,
   saveCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
@@ -33,6 +35,8 @@ export interface TrainOptions {
   readonly maxRollbacks?: number;
   /** Stop after this many steps in this process (for tests of interruption); the run stays resumable. */
   readonly stopAfter?: number;
+  /** The run's resolved settings (a method's config): a resume reports which differ from the last process's. */
+  readonly settings?: object;
 }
 
 /** Loss of one player's update; `aux` scalars are logged (the trainer disposes them). */
@@ -64,6 +68,33 @@ export interface TrainResult {
   readonly wallSeconds: number;
   /** Mean step time in this process. */
   readonly msPerStep: number;
+  /** The processes that trained the run, each with its steps; more than one when flags changed on a resume. */
+  readonly segments?: readonly SegmentSummary[];
+}
+
+/** A run segment as a card shows it: its steps, its command and the settings it changed. */
+export interface SegmentSummary {
+  readonly fromStep: number;
+  readonly toStep: number;
+  readonly command: string;
+  readonly changed?: SettingsChanges;
+}
+
+export type SettingsChanges = Readonly<Record<string, { readonly from: unknown; readonly to: unknown }>>;
+
+/** The settings that differ between two segments; undefined when none do or either is unknown. */
+function settingsChanges(
+  before: Readonly<Record<string, unknown>> | undefined,
+  after: Readonly<Record<string, unknown>> | undefined,
+): SettingsChanges | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
+      changes[key] = { from: before[key], to: after[key] };
+    }
+  }
+  return Object.keys(changes).length > 0 ? changes : undefined;
 }
 
 class NonFiniteLoss extends Error {}
@@ -92,13 +123,40 @@ export async function train(
 
   // 1. Start fresh (checkpoint at step 0, so a NaN before the first periodic checkpoint can roll back) or resume.
   let state: TrainerState;
+  const thisSegment = (fromStep: number): RunSegment => ({
+    fromStep,
+    command: commandLine(),
+    ...(opts.settings === undefined ? {} : { settings: { ...opts.settings } }),
+  });
+  let segments: RunSegment[];
   if (existing !== undefined) {
     state = await loadCheckpoint(outDir, players);
-    // Flags may change on resume (a later phase of a curriculum, say): the log keeps each segment's arguments.
-    const resumed = { event: 'resume', step: state.step, argv: process.argv.slice(2) };
+    // Flags may change on resume (a later phase of a curriculum, say): the log, the checkpoints and the card keep
+    // each segment's command and what it changed, so the run stays reproducible.
+    const earlier = state.segments ?? [
+      { fromStep: 0, command: 'unknown (checkpoint older than segment records)' },
+    ];
+    const current = thisSegment(state.step);
+    const changed = settingsChanges(earlier.at(-1)?.settings, current.settings);
+    segments = [...earlier, current];
+    const resumed = {
+      event: 'resume',
+      step: state.step,
+      argv: process.argv.slice(2),
+      ...(changed && { changed }),
+    };
     await appendFile(logPath, `${JSON.stringify(resumed)}\n`);
+    if (changed) {
+      const list = Object.entries(changed).map(
+        ([k, c]) => `${k} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`,
+      );
+      process.stderr.write(
+        `note: resuming at step ${state.step} with changed settings: ${list.join(', ')}\n`,
+      );
+    }
   } else {
-    state = { step: 0, rng: new Rng(opts.seed).state(), lrScale: 1, rollbacks: 0, wallSeconds: 0 };
+    segments = [thisSegment(0)];
+    state = { step: 0, rng: new Rng(opts.seed).state(), lrScale: 1, rollbacks: 0, wallSeconds: 0, segments };
     await saveCheckpoint(outDir, players, state, keepCheckpoints);
   }
   let rng = Rng.fromState(state.rng);
@@ -115,6 +173,7 @@ export async function train(
   const priorSeconds = state.wallSeconds;
   const snapshot = (): TrainerState => ({
     ...state,
+    segments,
     rng: rng.state(),
     wallSeconds: priorSeconds + (performance.now() - began) / 1000,
   });
@@ -181,7 +240,18 @@ export async function train(
     interrupted: state.step < totalSteps,
     wallSeconds: priorSeconds + processSeconds,
     msPerStep: done > 0 ? (processSeconds * 1000) / done : msPerStep,
+    segments: summarizeSegments(segments, state.step),
   };
+}
+
+/** Each segment that trained at least one step, with the settings it changed from the one before. */
+function summarizeSegments(segments: readonly RunSegment[], lastStep: number): SegmentSummary[] {
+  return segments.flatMap((segment, i) => {
+    const toStep = segments[i + 1]?.fromStep ?? lastStep;
+    if (toStep <= segment.fromStep) return [];
+    const changed = settingsChanges(segments[i - 1]?.settings, segment.settings);
+    return [{ fromStep: segment.fromStep, toStep, command: segment.command, ...(changed && { changed }) }];
+  });
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100;

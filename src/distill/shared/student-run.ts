@@ -48,6 +48,7 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
     logEvery: opts.logEvery ?? 10,
     resume: opts.resume,
     label: `${method} ${config.steps}-step`,
+    settings: config,
     ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
   });
   if (result.interrupted) return result;
