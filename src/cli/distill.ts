@@ -40,6 +40,7 @@ const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }>
   probs: { flag: '--probs', methods: ['ladd', 'add'] },
   r1: { flag: '--r1', methods: ['ladd', 'add'] },
   r1Sigma: { flag: '--r1-sigma', methods: ['ladd'] },
+  backwardSim: { flag: '--backward-sim', methods: ['ladd'] },
   schedule: { flag: '--schedule', methods: ['padd'] },
   relax: { flag: '--relax', methods: ['padd'] },
   x0Warmup: { flag: '--x0-warmup', methods: ['padd'] },
@@ -237,6 +238,10 @@ export function registerDistillCommands(program: Command): void {
       num('--t-max'),
     )
     .option('--r1-sigma <s>', `approximate-R1 perturbation std (default ${d.r1Sigma})`, num('--r1-sigma'))
+    .option(
+      '--backward-sim',
+      "LADD: train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
+    )
     .addOption(
       new Option('--data <kind>', `training latents (default ${d.data})`).choices(['synthetic', 'real']),
     )
@@ -360,6 +365,7 @@ export function registerDistillCommands(program: Command): void {
         r1Weight: o.r1,
         r1Sigma: o.r1Sigma,
         data: o.data,
+        backwardSimulation: o.backwardSim,
       });
       await distillLadd({ ...source, ...run, config });
     });

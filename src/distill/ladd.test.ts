@@ -3,12 +3,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Rng } from '../core/rng.js';
+import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { disposeParams, type Params } from '../nn/params.js';
-import { expectNoLeak, testBackend } from '../test-utils/backend.js';
+import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import {
   TINY_UNET as TINY_TEACHER_UNET,
   tinyUNetParams as tinyTeacherParams,
@@ -24,6 +24,7 @@ import {
   laddStep,
   resolveLaddConfig,
   sampleLogitNormal,
+  simulatedStudentInputs,
 } from './ladd.js';
 import { discriminatorObjective, generatorObjective } from './shared/adversarial.js';
 
@@ -195,12 +196,95 @@ describe('LADD', () => {
     }
   });
 
-  it('frees every tensor of a round and its losses', async () => {
+  it("backward simulation: each later time's input is the sampler path (predict, re-noise) from pure noise", () => {
+    const f = makeFormulation({ kind: 'flow', logitMean: 0, logitStd: 1 });
+    const times = [1, 0.75, 0.5, 0.25];
+    const start = randn(new Rng(2), [4, 2, 2, 1]) as tf.Tensor4D;
+    const seen: number[][] = [];
+    // A stand-in student whose x0 prediction is half its input, so the path's chaining shows in the values.
+    const halve = (x: tf.Tensor4D, t: tf.Tensor1D): tf.Tensor4D => {
+      seen.push(Array.from(t.dataSync()));
+      return x.mul(0.5) as tf.Tensor4D;
+    };
+    const rng = new Rng(9);
+    const replay = Rng.fromState(rng.state());
+    const inputs = simulatedStudentInputs(halve, f, times, Int32Array.from([0, 1, 2, 3]), start, rng);
+    assert.deepEqual(
+      seen.map((t) => t[0]),
+      [1, 0.75, 0.5],
+      'one prediction per level, at the previous time',
+    );
+    const expected: tf.Tensor4D[] = [start];
+    for (let k = 1; k < 4; k++) {
+      const fresh = randn(replay, [4, 2, 2, 1]);
+      expected.push(expected[k - 1]!.mul(0.5 * (1 - times[k]!)).add(fresh.mul(times[k]!)) as tf.Tensor4D);
+    }
+    const got = tf.split(inputs, 4);
+    for (let k = 0; k < 4; k++) {
+      const want = tf.slice(expected[k]!, [k, 0, 0, 0], [1, 2, 2, 1]);
+      assert.ok(maxAbsDiff(got[k]!, want) < 1e-6, `sample at time index ${k}`);
+    }
+    // Samples at the first time only: no prediction runs and the input is the pure noise itself.
+    const none = simulatedStudentInputs(halve, f, times, Int32Array.from([0, 0, 0, 0]), start, rng);
+    assert.equal(seen.length, 3);
+    assert.equal(maxAbsDiff(none, start), 0);
+    tf.dispose([inputs, none, ...expected, ...got]);
+  });
+
+  it('backward simulation trains: finite losses and a moving student', async () => {
+    const setup = setupWith({
+      backwardSimulation: true,
+      warmupIterations: 0,
+      probs: [0.25, 0.25, 0.25, 0.25],
+    });
+    const players = laddPlayers(setup, new Rng(3));
+    assert.throws(
+      () => laddRound(setup, { step: 0, rng: new Rng(1) }, 'generator', 0),
+      /backward simulation needs the current student weights/,
+    );
+    const before = values(players.generator.params);
+    const step = laddStep(setup, players);
+    const logged: Record<string, number>[] = [];
+    const dir = await mkdtemp(join(tmpdir(), 'ladder-ladd-bsim-'));
+    await train(
+      players,
+      (ctx) => {
+        const m = step(ctx);
+        logged.push(m);
+        return m;
+      },
+      { outDir: dir, totalSteps: 2, seed: 0, checkpointEvery: 10, logEvery: 1, resume: false },
+    );
+    assert.ok(logged.every((m) => Number.isFinite(m.generatorLoss) && Number.isFinite(m.discriminatorLoss)));
+    assert.ok(
+      Object.entries(players.generator.params).some(([k, t]) =>
+        t.dataSync().some((v, i) => v !== before[k]![i]),
+      ),
+      'the student did not train',
+    );
+    for (const p of Object.values(players)) {
+      disposeParams(p.params);
+      p.optimizer.dispose();
+      p.ema?.dispose();
+    }
+  });
+
+  it('frees every tensor of a round and its losses (with and without backward simulation)', async () => {
     const setup = setupWith({ r1Weight: 0.5 });
+    const simulating = setupWith({
+      backwardSimulation: true,
+      warmupIterations: 0,
+      probs: [0.1, 0.3, 0.3, 0.3],
+    });
     const players = laddPlayers(setup, new Rng(3));
     await expectNoLeak(() => {
-      for (const phase of ['discriminator', 'generator'] as const) {
-        const round = laddRound(setup, { step: 0, rng: new Rng(1) }, phase, 0);
+      for (const [phase, s] of [
+        ['discriminator', setup],
+        ['generator', setup],
+        ['discriminator', simulating],
+        ['generator', simulating],
+      ] as const) {
+        const round = laddRound(s, { step: 0, rng: new Rng(1) }, phase, 0, players.generator.params);
         tf.tidy(() => {
           const fake = round.fake(players.generator.params);
           discriminatorObjective(round, 'hinge', players.discriminator.params, fake);
