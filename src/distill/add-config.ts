@@ -2,28 +2,20 @@
 // shape of the discriminator heads on the feature network. The algorithm is in add.ts.
 import type * as tf from '../core/tf.js';
 import type { FeatureNetConfig } from '../eval/features.js';
+import {
+  type AdversarialTraining,
+  checkAdversarialTraining,
+  checkInteger,
+  configFailure,
+} from './shared/adversarial-config.js';
 import type { ProjectionHeadsConfig } from './shared/projection-heads.js';
 
 /** c(t) of the distillation loss: 'alpha' = alpha_t (the paper's default); 'sds' = alpha_t / (2 sigma_t). */
 export type DistillationWeighting = 'alpha' | 'sds';
 
-export interface AddConfig {
+export interface AddConfig extends AdversarialTraining {
   /** Student steps N: trains on the N trailing times and samples with N or any divisor of N. */
   readonly steps: number;
-  /** Trainer steps; each is `discriminatorUpdates` discriminator updates and one student update. */
-  readonly iterations: number;
-  /** Samples per update; at least 2 (with batch 1 the hinge loss collapses). */
-  readonly batchSize: number;
-  /** Student (generator) AdamW learning rate and betas. */
-  readonly generatorLr: number;
-  readonly generatorBetas: readonly [number, number];
-  /** Heads (discriminator) AdamW learning rate and betas. */
-  readonly discriminatorLr: number;
-  readonly discriminatorBetas: readonly [number, number];
-  /** Discriminator updates per student update. */
-  readonly discriminatorUpdates: number;
-  /** EMA decay of the shipped student weights; 0 ships the raw weights. */
-  readonly emaDecay: number;
   /** Probabilities of the student times (pure noise first). */
   readonly probs: readonly number[];
   /** Weight of L_adv_G; 0 trains by distillation alone and never updates the discriminator. */
@@ -91,32 +83,16 @@ export const ADD_DEFAULTS: Omit<AddConfig, 'probs'> = {
 export function resolveAddConfig(overrides: Partial<AddConfig> = {}): AddConfig {
   const base = { ...ADD_DEFAULTS, ...overrides };
   const c: AddConfig = { ...base, probs: overrides.probs ?? Array(base.steps).fill(1 / base.steps) };
-  const fail = (key: string, value: unknown, want: string): never => {
-    throw new Error(`ADD config: ${key} = ${JSON.stringify(value)} is invalid: ${want}`);
-  };
-  const integer = (key: keyof AddConfig, min = 1): void => {
-    const v = c[key];
-    if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) fail(key, v, `use an integer >= ${min}`);
-  };
-  for (const key of ['steps', 'iterations', 'discriminatorUpdates', 'headChannels', 'headGroups'] as const) {
-    integer(key);
-  }
-  integer('headEmbedDim');
-  integer('batchSize', 2);
-  for (const key of ['generatorLr', 'discriminatorLr'] as const) {
-    if (!(c[key] > 0)) fail(key, c[key], 'use a positive number');
-  }
-  for (const key of ['generatorBetas', 'discriminatorBetas'] as const) {
-    if (!(c[key].length === 2 && c[key].every((b) => b >= 0 && b < 1)))
-      fail(key, c[key], 'two betas in [0, 1)');
-  }
+  const fail = configFailure('ADD');
+  checkAdversarialTraining(c, fail);
+  for (const key of ['steps', 'headChannels', 'headGroups', 'headEmbedDim'] as const)
+    checkInteger(fail, key, c[key]);
   for (const key of ['adversarialWeight', 'distillationWeight', 'r1Weight'] as const) {
     if (!(c[key] >= 0 && Number.isFinite(c[key]))) fail(key, c[key], 'use 0 (off) or a positive weight');
   }
   if (c.adversarialWeight === 0 && c.distillationWeight === 0) {
     fail('distillationWeight', 0, 'adversarialWeight is 0 too, so nothing would train: make one positive');
   }
-  if (!(c.emaDecay >= 0 && c.emaDecay < 1)) fail('emaDecay', c.emaDecay, 'use 0 (off) or a decay in (0, 1)');
   if (c.distillationWeighting !== 'alpha' && c.distillationWeighting !== 'sds') {
     fail('distillationWeighting', c.distillationWeighting, 'use "alpha" or "sds"');
   }

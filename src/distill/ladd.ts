@@ -11,6 +11,12 @@ import { type UNetConfig, unetEncoderForward, unetForward } from '../nn/unet.js'
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
+import {
+  type AdversarialTraining,
+  checkAdversarialTraining,
+  checkInteger,
+  configFailure,
+} from './shared/adversarial-config.js';
 import type { HeadLogits } from './shared/gan-loss.js';
 import { type HeadsConfig, headLogits, initHeads, pickFeatures, tapUNetFeatures } from './shared/heads.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
@@ -27,23 +33,9 @@ import {
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration: the meaning of each value here, the values in LADD_DEFAULTS.
 
-export interface LaddConfig {
+export interface LaddConfig extends AdversarialTraining {
   /** Student steps N: trains on the N trailing times and samples with N or any divisor of N. */
   readonly steps: number;
-  /** Trainer steps; each is `discriminatorUpdates` discriminator updates and one student update. */
-  readonly iterations: number;
-  /** Samples per update; at least 2 (with batch 1 the hinge loss collapses, as a public port found). */
-  readonly batchSize: number;
-  /** Student (generator) AdamW learning rate and betas. */
-  readonly generatorLr: number;
-  readonly generatorBetas: readonly [number, number];
-  /** Heads (discriminator) AdamW learning rate and betas. */
-  readonly discriminatorLr: number;
-  readonly discriminatorBetas: readonly [number, number];
-  /** Discriminator updates per student update. */
-  readonly discriminatorUpdates: number;
-  /** EMA decay of the shipped student weights; 0 ships the raw weights. */
-  readonly emaDecay: number;
   /** Discriminator noise levels: logit(t_hat) ~ N(tHatMean, tHatStd^2). */
   readonly tHatMean: number;
   readonly tHatStd: number;
@@ -115,27 +107,13 @@ export function resolveLaddConfig(overrides: Partial<LaddConfig> = {}): LaddConf
     warmupProbs: overrides.warmupProbs ?? schedule.warmupProbs,
     probs: overrides.probs ?? schedule.probs,
   };
-  const fail = (key: string, value: unknown, want: string): never => {
-    throw new Error(`LADD config: ${key} = ${JSON.stringify(value)} is invalid: ${want}`);
-  };
-  const positiveInt = (key: keyof LaddConfig, min = 1): void => {
-    const v = c[key];
-    if (!(typeof v === 'number' && Number.isInteger(v) && v >= min)) fail(key, v, `use an integer >= ${min}`);
-  };
-  positiveInt('steps');
-  positiveInt('iterations');
-  positiveInt('batchSize', 2);
-  positiveInt('discriminatorUpdates');
-  positiveInt('headChannels');
-  positiveInt('headGroups');
-  positiveInt('headEmbedDim');
-  for (const key of ['generatorLr', 'discriminatorLr', 'tHatStd', 'r1Sigma'] as const) {
+  const fail = configFailure('LADD');
+  checkAdversarialTraining(c, fail);
+  for (const key of ['steps', 'headChannels', 'headGroups', 'headEmbedDim'] as const)
+    checkInteger(fail, key, c[key]);
+  for (const key of ['tHatStd', 'r1Sigma'] as const) {
     if (!(c[key] > 0)) fail(key, c[key], 'use a positive number');
   }
-  for (const key of ['generatorBetas', 'discriminatorBetas'] as const) {
-    if (!c[key].every((b) => b >= 0 && b < 1)) fail(key, c[key], 'betas lie in [0, 1)');
-  }
-  if (!(c.emaDecay >= 0 && c.emaDecay < 1)) fail('emaDecay', c.emaDecay, 'use 0 (off) or a decay in (0, 1)');
   if (!(c.r1Weight >= 0)) fail('r1Weight', c.r1Weight, 'use 0 (off) or a positive weight');
   if (!Number.isFinite(c.tHatMean)) fail('tHatMean', c.tHatMean, 'use a finite number');
   if (c.headChannels % c.headGroups !== 0) fail('headGroups', c.headGroups, 'must divide headChannels');

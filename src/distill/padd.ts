@@ -12,6 +12,12 @@ import { encoderParams, featureChannels, type UNetConfig, unetEncoderForward } f
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import { type AdversarialRound, adversarialStep } from './shared/adversarial.js';
+import {
+  type AdversarialTraining,
+  checkAdversarialTraining,
+  checkInteger,
+  configFailure,
+} from './shared/adversarial-config.js';
 import type { HeadLogits } from './shared/gan-loss.js';
 import { initPatchHead, type PatchHeadConfig, patchHeadLogits } from './shared/heads.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
@@ -90,7 +96,7 @@ export function stagePhases(
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration.
 
-export interface PaddConfig {
+export interface PaddConfig extends AdversarialTraining {
   /** The ladder, as `parsePaddSchedule` reads it. */
   readonly schedule: string;
   /** Trainer steps per stage; each is one student update (and `discriminatorUpdates` D updates). */
@@ -99,15 +105,8 @@ export interface PaddConfig {
   readonly relaxFraction: number;
   /** Share of the x0 (1-step) student's stage spent regressing the teacher before the adversarial phases. */
   readonly x0WarmupFraction: number;
-  readonly batchSize: number;
-  /** Student AdamW learning rate and betas in MSE and adversarial phases. */
+  /** Student learning rate of MSE phases (adversarial phases use `generatorLr`; both use `generatorBetas`). */
   readonly mseLr: number;
-  readonly generatorLr: number;
-  readonly generatorBetas: readonly [number, number];
-  /** Discriminator (encoder copy + head) AdamW learning rate and betas; D updates per student update. */
-  readonly discriminatorLr: number;
-  readonly discriminatorBetas: readonly [number, number];
-  readonly discriminatorUpdates: number;
   /** EMA decay of each stage's student (0 = raw weights); the EMA weights teach the next stage. */
   readonly emaDecay: number;
   /** Width and GroupNorm groups of the discriminator's head. */
@@ -163,33 +162,17 @@ export const PADD_DEFAULTS: PaddConfig = {
 /** Defaults overlaid with `overrides`, checked; the error names the key and the bad value. */
 export function resolvePaddConfig(overrides: Partial<PaddConfig> = {}): PaddConfig {
   const c: PaddConfig = { ...PADD_DEFAULTS, ...overrides };
-  const fail = (key: string, value: unknown, want: string): never => {
-    throw new Error(`PADD config: ${key} = ${JSON.stringify(value)} is invalid: ${want}`);
-  };
+  const fail = configFailure('PADD');
   parsePaddSchedule(c.schedule);
-  for (const [key, min] of [
-    ['iterations', 1],
-    ['batchSize', 2],
-    ['discriminatorUpdates', 1],
-    ['headChannels', 1],
-    ['headGroups', 1],
-  ] as const) {
-    const v = c[key];
-    if (!(Number.isInteger(v) && v >= min)) fail(key, v, `use an integer >= ${min}`);
-  }
-  for (const key of ['mseLr', 'generatorLr', 'discriminatorLr'] as const) {
-    if (!(c[key] > 0)) fail(key, c[key], 'use a positive number');
-  }
+  checkAdversarialTraining(c, fail);
+  for (const key of ['headChannels', 'headGroups'] as const) checkInteger(fail, key, c[key]);
+  if (!(c.mseLr > 0)) fail('mseLr', c.mseLr, 'use a positive number');
   for (const key of ['relaxFraction', 'x0WarmupFraction'] as const) {
     if (!(c[key] >= 0 && c[key] < 1)) fail(key, c[key], 'use a fraction in [0, 1)');
   }
   if (c.relaxFraction + c.x0WarmupFraction >= 1) {
     fail('relaxFraction', c.relaxFraction, 'relax and x0 warm-up together must leave conditional iterations');
   }
-  for (const key of ['generatorBetas', 'discriminatorBetas'] as const) {
-    if (!c[key].every((b) => b >= 0 && b < 1)) fail(key, c[key], 'betas lie in [0, 1)');
-  }
-  if (!(c.emaDecay >= 0 && c.emaDecay < 1)) fail('emaDecay', c.emaDecay, 'use 0 (off) or a decay in (0, 1)');
   if (c.headChannels % c.headGroups !== 0) fail('headGroups', c.headGroups, 'must divide headChannels');
   if (c.teacherCfg !== undefined && !(c.teacherCfg >= 0))
     fail('teacherCfg', c.teacherCfg, 'use a scale >= 0');
