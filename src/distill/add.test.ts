@@ -12,6 +12,7 @@ import { type FeatureNetConfig, initFeatureNet } from '../eval/features.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { expectNoLeak, testBackend } from '../test-utils/backend.js';
 import { FLOW, jittered, TINY_AE_CONFIG, TINY_UNET, tinyUNetParams } from '../test-utils/tiny-models.js';
+import { moved, trainTwoSteps, values } from '../test-utils/train-steps.js';
 import type { Player } from '../train/checkpoint.js';
 import { type StepContext, train } from '../train/loop.js';
 import {
@@ -81,10 +82,6 @@ function setupWith(
   };
 }
 
-const values = (p: Params): Record<string, number[]> =>
-  Object.fromEntries(Object.entries(p).map(([k, t]) => [k, Array.from(t.dataSync())]));
-const moved = (before: Record<string, number[]>, now: Params): boolean =>
-  Object.entries(now).some(([k, t]) => t.dataSync().some((v, i) => v !== before[k]![i]));
 const sumSquares = (ts: readonly tf.Tensor[]): number =>
   tf.tidy(() => tf.addN(ts.map((t) => t.square().sum())).dataSync()[0]!);
 const disposePlayers = (players: Record<string, Player>): void => {
@@ -325,18 +322,7 @@ describe('ADD', () => {
     const frozen = [teacherParams, aeParams, featureParams].map(values);
     const studentBefore = values(players.generator.params);
     const headsBefore = values(players.discriminator.params);
-    const logged: Record<string, number>[] = [];
-    const step = addStep(setup, players);
-    const dir = await mkdtemp(join(tmpdir(), 'ladder-add-'));
-    await train(
-      players,
-      (ctx) => {
-        const m = step(ctx);
-        logged.push(m);
-        return m;
-      },
-      { outDir: dir, totalSteps: 2, seed: 0, checkpointEvery: 10, logEvery: 1, resume: false },
-    );
+    const logged = await trainTwoSteps(players, addStep(setup, players));
     assert.deepEqual(
       [teacherParams, aeParams, featureParams].map(values),
       frozen,

@@ -1,7 +1,4 @@
 import * as assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
@@ -13,7 +10,7 @@ import {
   TINY_UNET as TINY_TEACHER_UNET,
   tinyUNetParams as tinyTeacherParams,
 } from '../test-utils/tiny-models.js';
-import { train } from '../train/loop.js';
+import { moved, trainTwoSteps, values } from '../test-utils/train-steps.js';
 import { TINY_LADD } from './fixtures/tiny-teacher.js';
 import {
   type LaddConfig,
@@ -30,8 +27,6 @@ import { discriminatorObjective, generatorObjective } from './shared/adversarial
 
 before(testBackend);
 
-const values = (p: Params): Record<string, number[]> =>
-  Object.fromEntries(Object.entries(p).map(([k, t]) => [k, Array.from(t.dataSync())]));
 const sumSquares = (ts: readonly tf.Tensor[]): number =>
   tf.tidy(() => tf.addN(ts.map((t) => t.square().sum())).dataSync()[0]!);
 
@@ -130,21 +125,8 @@ describe('LADD', () => {
     const players = laddPlayers(setup, new Rng(3));
     const teacherBefore = values(teacherParams);
     const headsBefore = values(players.discriminator.params);
-    const logged: Record<string, number>[] = [];
-    const step = laddStep(setup, players);
-    const dir = await mkdtemp(join(tmpdir(), 'ladder-ladd-'));
-    await train(
-      players,
-      (ctx) => {
-        const m = step(ctx);
-        logged.push(m);
-        return m;
-      },
-      { outDir: dir, totalSteps: 2, seed: 0, checkpointEvery: 10, logEvery: 1, resume: false },
-    );
+    const logged = await trainTwoSteps(players, laddStep(setup, players));
     assert.deepEqual(values(teacherParams), teacherBefore, 'the frozen teacher changed');
-    const moved = (a: Record<string, number[]>, b: Params): boolean =>
-      Object.entries(b).some(([k, t]) => t.dataSync().some((v, i) => v !== a[k]![i]));
     assert.ok(moved(teacherBefore, players.generator.params), 'the student did not train');
     assert.ok(moved(headsBefore, players.discriminator.params), 'the heads did not train');
     for (const key of ['generatorLoss', 'discriminatorLoss', 'realLogit', 'fakeLogit', 'r1']) {
@@ -243,25 +225,9 @@ describe('LADD', () => {
       /backward simulation needs the current student weights/,
     );
     const before = values(players.generator.params);
-    const step = laddStep(setup, players);
-    const logged: Record<string, number>[] = [];
-    const dir = await mkdtemp(join(tmpdir(), 'ladder-ladd-bsim-'));
-    await train(
-      players,
-      (ctx) => {
-        const m = step(ctx);
-        logged.push(m);
-        return m;
-      },
-      { outDir: dir, totalSteps: 2, seed: 0, checkpointEvery: 10, logEvery: 1, resume: false },
-    );
+    const logged = await trainTwoSteps(players, laddStep(setup, players));
     assert.ok(logged.every((m) => Number.isFinite(m.generatorLoss) && Number.isFinite(m.discriminatorLoss)));
-    assert.ok(
-      Object.entries(players.generator.params).some(([k, t]) =>
-        t.dataSync().some((v, i) => v !== before[k]![i]),
-      ),
-      'the student did not train',
-    );
+    assert.ok(moved(before, players.generator.params), 'the student did not train');
     for (const p of Object.values(players)) {
       disposeParams(p.params);
       p.optimizer.dispose();
