@@ -14,7 +14,7 @@ import { testBackend } from '../test-utils/backend.js';
 import { readRunLog } from '../test-utils/run-log.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import { TINY_UNET } from './fixtures/tiny.js';
-import { train } from './loop.js';
+import { type StepContext, type TrainOptions, train } from './loop.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-run.ts', import.meta.url));
@@ -82,6 +82,47 @@ describe('training loop', () => {
     // Resuming the finished run again (to redo its outputs) trains nothing and adds no segment.
     assert.equal(spawnSync(process.execPath, [...tsx, dir, '12', '--resume', '--lr', '0.005']).status, 0);
     assert.equal(JSON.parse(await readFile(join(dir, 'segments.json'), 'utf8')).length, 2);
+  });
+
+  it('compares a segment with the last process that trained, not with one stopped before its first step', async () => {
+    const dir = await tmp();
+    const player = { params: initUNet(TINY_UNET, new Rng(1)), optimizer: new AdamW({ ...ADAM_DEFAULTS }) };
+    const step = (ctx: StepContext): Record<string, number> => {
+      const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
+      const m = ctx.update(
+        'net',
+        (p) =>
+          unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
+            .out.sub(x)
+            .square()
+            .mean() as tf.Scalar,
+      );
+      x.dispose();
+      return m;
+    };
+    const run = (totalSteps: number, lr: number, more: Partial<TrainOptions> = {}) =>
+      train({ net: player }, step, {
+        outDir: dir,
+        totalSteps,
+        seed: 0,
+        checkpointEvery: 3,
+        logEvery: 1,
+        resume: totalSteps > 5,
+        settings: { lr },
+        ...more,
+      });
+    await run(5, 1);
+    // Stopped before its first step, this process still checkpoints (step 5 is off the cadence) with its segment.
+    await run(8, 2, { stopAfter: 0 });
+    const result = await run(8, 2);
+    assert.deepEqual(
+      result.segments?.map((s) => [s.fromStep, s.toStep, s.changed]),
+      [
+        [0, 5, undefined],
+        [5, 8, { lr: { from: 1, to: 2 } }],
+      ],
+    );
+    player.optimizer.dispose();
   });
 
   it('refuses to start over an existing run unless asked to resume', async () => {

@@ -133,9 +133,11 @@ export async function train(
     state = await loadCheckpoint(outDir, players);
     // Flags may change on resume (a later phase of a curriculum, say): the log, the checkpoints and the card keep
     // each segment's command and what it changed, so the run stays reproducible.
-    const earlier = state.segments ?? [
-      { fromStep: 0, command: 'unknown (checkpoint older than segment records)' },
-    ];
+    // A process stopped before its first step still checkpoints; it drops out here, so changes count from the
+    // last process that trained.
+    const earlier = (
+      state.segments ?? [{ fromStep: 0, command: 'unknown (checkpoint older than segment records)' }]
+    ).filter((segment) => segment.fromStep < state.step);
     const current = thisSegment(state.step);
     const changed = settingsChanges(earlier.at(-1)?.settings, current.settings);
     segments = [...earlier, current];
