@@ -59,6 +59,7 @@ const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }>
   lambda: { flag: '--lambda', methods: ['add'] },
   advWeight: { flag: '--adv-weight', methods: ['add'] },
   weighting: { flag: '--weighting', methods: ['add'] },
+  x0Conditioning: { flag: '--x0-conditioning', methods: ['add'] },
   tMin: { flag: '--t-min', methods: ['add'] },
   tMax: { flag: '--t-max', methods: ['add'] },
 };
@@ -227,6 +228,12 @@ export function registerDistillCommands(program: Command): void {
         `ADD: c(t) of the distillation loss (default ${a.distillationWeighting})`,
       ).choices(['alpha', 'sds']),
     )
+    .addOption(
+      new Option(
+        '--x0-conditioning <when>',
+        `ADD: heads see the real x0's embedding always (the paper) or only where the student's input holds some of it (default ${a.x0Conditioning})`,
+      ).choices(['always', 'signal-only']),
+    )
     .option(
       '--t-min <t>',
       `ADD: lowest teacher time of the distillation loss (default ${a.tMin})`,
@@ -307,6 +314,7 @@ export function registerDistillCommands(program: Command): void {
           headGroups: o.headGroups,
           headEmbedDim: o.headEmbed,
           r1Weight: o.r1,
+          x0Conditioning: o.x0Conditioning,
         });
         await distillAdd({
           teacherDir: o.teacher,

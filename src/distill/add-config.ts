@@ -37,7 +37,15 @@ export interface AddConfig extends AdversarialTraining {
   readonly headEmbedDim: number;
   /** gamma: weight of exact R1 on the real features (0 disables it). */
   readonly r1Weight: number;
+  /**
+   * When the heads see the real x0's embedding: 'always' (the paper), or 'signal-only': only for samples whose
+   * student input holds some of x0 (alpha_s > 0); at a pure-noise student time (flow's s = 1) they get none.
+   */
+  readonly x0Conditioning: X0Conditioning;
 }
+
+/** See `AddConfig.x0Conditioning`. */
+export type X0Conditioning = 'always' | 'signal-only';
 
 /**
  * Defaults and why. Student times are uniform (`probs`, 1/N each), as in the paper.
@@ -55,6 +63,9 @@ export interface AddConfig extends AdversarialTraining {
  *   with a trained 32/64-channel feature net (batch 8, first 30 updates), R1 was 0.3-0.4 against a hinge loss of
  *   about 4 (two heads): gamma 1 makes it about a tenth of the loss, gamma 1e-5 would make it nothing.
  * - EMA 0.99: as LADD, a horizon of ~100 updates.
+ * - x0Conditioning 'always': the paper. Its SDXL schedule keeps a little signal at the first student time; a flow
+ *   or zero-terminal-SNR teacher's s = 1 keeps none, so there the heads judge the student against an x0 it could
+ *   not see ('signal-only' drops that conditioning).
  */
 export const ADD_DEFAULTS: Omit<AddConfig, 'probs'> = {
   steps: 4,
@@ -77,6 +88,7 @@ export const ADD_DEFAULTS: Omit<AddConfig, 'probs'> = {
   headGroups: 8,
   headEmbedDim: 32,
   r1Weight: 1,
+  x0Conditioning: 'always',
 };
 
 /** Defaults overlaid with `overrides`, checked; the error names the key and the bad value. */
@@ -95,6 +107,9 @@ export function resolveAddConfig(overrides: Partial<AddConfig> = {}): AddConfig 
   }
   if (c.distillationWeighting !== 'alpha' && c.distillationWeighting !== 'sds') {
     fail('distillationWeighting', c.distillationWeighting, 'use "alpha" or "sds"');
+  }
+  if (c.x0Conditioning !== 'always' && c.x0Conditioning !== 'signal-only') {
+    fail('x0Conditioning', c.x0Conditioning, 'use "always" or "signal-only"');
   }
   if (!(c.tMin > 0 && c.tMin < c.tMax && c.tMax <= 1)) {
     fail('tMin/tMax', [c.tMin, c.tMax], 'use 0 < tMin < tMax <= 1 (tMin > 0 keeps sigma_t > 0)');

@@ -115,6 +115,11 @@ describe('ADD config and weighting', () => {
     );
     assert.throws(() => resolveAddConfig({ tMin: 0.5, tMax: 0.4 }), /tMin\/tMax = \[0.5,0.4\] is invalid/);
     assert.throws(() => resolveAddConfig({ teacherCfg: -1 }), /teacherCfg = -1/);
+    assert.equal(c.x0Conditioning, 'always');
+    assert.throws(
+      () => resolveAddConfig({ x0Conditioning: 'never' as 'always' }),
+      /x0Conditioning = "never" is invalid: use "always" or "signal-only"/,
+    );
     assert.throws(
       () => resolveAddConfig({ steps: 2, probs: [1, 0, 0] }),
       /probs = \[1,0,0\] is invalid: give 2 non-negative probabilities/,
@@ -265,27 +270,47 @@ describe('ADD', () => {
     disposePlayers(players);
   });
 
-  it('conditions the heads on the real x0: the same maps get other logits when x0 differs (same classes)', () => {
-    const players = addPlayers(setupWith(), new Rng(3));
+  /** Each head's logits on one round's real maps, judged with two rounds' x0 (other images, same classes). */
+  function logitsUnderTwoX0(overrides: Partial<AddConfig>): [number[][], number[][]] {
+    const players = addPlayers(setupWith(overrides), new Rng(3));
     const dp = players.discriminator.params;
-    const ctx = { step: 0, rng: new Rng(4) };
-    const a = addRound(setupWith({}, { dataSeed: 1, label: 3 }), ctx, 'discriminator', 0);
-    const b = addRound(
-      setupWith({}, { dataSeed: 2, label: 3 }),
-      { ...ctx, rng: new Rng(4) },
-      'discriminator',
-      0,
-    );
-    const [la, lb] = tf.tidy(() => [
+    const round = (dataSeed: number) =>
+      addRound(
+        setupWith(overrides, { dataSeed, label: 3 }),
+        { step: 0, rng: new Rng(4) },
+        'discriminator',
+        0,
+      );
+    const a = round(1);
+    const b = round(2);
+    const logits = tf.tidy(() => [
       a.judge(dp, a.realFeatures).map((l) => Array.from(l.dataSync())),
       b.judge(dp, a.realFeatures).map((l) => Array.from(l.dataSync())),
     ]);
     a.dispose();
     b.dispose();
     disposePlayers(players);
-    for (const [k, head] of la.entries()) {
+    return [logits[0]!, logits[1]!];
+  }
+
+  it('conditions the heads on the real x0: the same maps get other logits when x0 differs (same classes)', () => {
+    for (const probs of [undefined, [1, 0, 0, 0]]) {
+      const [la, lb] = logitsUnderTwoX0(probs ? { probs } : {});
+      for (const [k, head] of la.entries()) {
+        for (const [i, v] of head.entries()) {
+          assert.ok(Math.abs(v - lb[k]![i]!) > 1e-6, `head ${k} sample ${i} ignores x0 (probs ${probs})`);
+        }
+      }
+    }
+  });
+
+  it("with x0Conditioning 'signal-only' ignores x0 at the pure-noise student time only", () => {
+    const [noiseA, noiseB] = logitsUnderTwoX0({ x0Conditioning: 'signal-only', probs: [1, 0, 0, 0] });
+    assert.deepEqual(noiseA, noiseB);
+    const [laterA, laterB] = logitsUnderTwoX0({ x0Conditioning: 'signal-only', probs: [0, 0, 0, 1] });
+    for (const [k, head] of laterA.entries()) {
       for (const [i, v] of head.entries()) {
-        assert.ok(Math.abs(v - lb[k]![i]!) > 1e-6, `head ${k} sample ${i} ignores x0`);
+        assert.ok(Math.abs(v - laterB[k]![i]!) > 1e-6, `head ${k} sample ${i} ignores x0 at s = 0.25`);
       }
     }
   });

@@ -167,7 +167,8 @@ export function addRound(
   );
   const { x: x0, labels } = batch;
   const shape = x0.shape.slice(1);
-  const s = tf.tensor1d(sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, b));
+  const times = sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, b);
+  const s = tf.tensor1d(times);
   const eps = randn(rng, [b, ...shape]) as tf.Tensor4D;
   const xs = addNoise(f, x0, eps, s);
 
@@ -183,10 +184,14 @@ export function addRound(
   //    loss. Decoder and F weights are constants: the generator's gradient flows through them into xhat.
   const pixelTaps = (x: tf.Tensor4D) =>
     featureNetTaps(F.params, F.config, decodeLatents(ae.params, ae.config, x));
+  //    With x0Conditioning 'signal-only', a sample whose x_s is pure noise (alpha_s = 0) gets a zero embedding.
   const [realFeatures, realImage] = adversarial
     ? tf.tidy(() => {
         const taps = pixelTaps(x0);
-        return [pickFeatureMaps(taps.maps, heads), taps.features] as const;
+        if (c.x0Conditioning === 'always') return [pickFeatureMaps(taps.maps, heads), taps.features] as const;
+        const holdsX0 = times.map((t) => (f.alphaSigma(t).alpha > 0 ? 1 : 0));
+        const image = taps.features.mul(tf.tensor2d(holdsX0, [b, 1])) as tf.Tensor2D;
+        return [pickFeatureMaps(taps.maps, heads), image] as const;
       })
     : [[], tf.zeros([b, heads.imageDim]) as tf.Tensor2D];
   const judge = (headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits =>
