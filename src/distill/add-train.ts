@@ -116,9 +116,9 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
         config,
         players,
         step: addStep(setup, players),
+        trainingSet: latents.description,
         // Where an iteration's time goes on this backend (fresh players, so the trained ones are untouched).
         cardExtra: () => ({
-          data: latents.description,
           featureNet: featureNetRecord,
           teacherCfg: setup.teacherCfg,
           timing: measureAddTiming(setup, { reps: opts.timingReps ?? 3 }),

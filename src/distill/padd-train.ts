@@ -202,7 +202,7 @@ async function runStage(
           logEvery: opts.logEvery ?? 10,
           resume: opts.resume,
           label: `padd ${stage.teacherSteps}->${stage.studentSteps} ${phase}`,
-          settings: config,
+          settings: { ...config, trainingSet: latents.description },
           ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
         });
         if (result.interrupted) return false;

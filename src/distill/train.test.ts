@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -110,7 +110,10 @@ describe('distill --method ladd (tiny, end to end)', () => {
     const out = join(root, 'curriculum');
     const first = tinyLaddOptions(teacherDir, synthFile, out, 2, false);
     await distillLadd(first);
-    const second = tinyLaddOptions(teacherDir, synthFile, out, 4, true);
+    // The second process also reads the synthetic set from another file: the data is part of the settings.
+    const otherSynthFile = join(root, 'synthetic-copy.safetensors');
+    await copyFile(synthFile, otherSynthFile);
+    const second = tinyLaddOptions(teacherDir, otherSynthFile, out, 4, true);
     await distillLadd({ ...second, config: { ...second.config, probs: [1, 0, 0, 0] } });
     const card = JSON.parse(await readFile(join(out, 'card.json'), 'utf8'));
     assert.equal(card.steps, 4);
@@ -121,8 +124,11 @@ describe('distill --method ladd (tiny, end to end)', () => {
         [2, 4],
       ],
     );
-    assert.deepEqual(Object.keys(card.segments[1].changed).sort(), ['iterations', 'probs']);
+    assert.deepEqual(Object.keys(card.segments[1].changed).sort(), ['iterations', 'probs', 'trainingSet']);
     assert.deepEqual(card.segments[1].changed.probs.to, [1, 0, 0, 0]);
+    assert.equal(card.segments[1].changed.trainingSet.from.file, synthFile);
+    assert.equal(card.segments[1].changed.trainingSet.to.file, otherSynthFile);
+    assert.equal(card.data.file, otherSynthFile);
   });
 
   it('a run killed with SIGKILL resumes and ends with the same student as the uninterrupted run', async () => {

@@ -128,7 +128,7 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
         config,
         players,
         step: laddStep(setup, players),
-        cardExtra: () => ({ data: latents.description }),
+        trainingSet: latents.description,
       },
       opts,
     );

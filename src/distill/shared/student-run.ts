@@ -30,6 +30,8 @@ export interface StudentRun {
     readonly batchSize: number;
     readonly emaDecay: number;
   };
+  /** What the student trains on (the card's `data`); part of the run's settings, so a resume on other data is noted. */
+  readonly trainingSet: Readonly<Record<string, unknown>>;
   /** Players named `generator` (the student) and `discriminator`. */
   readonly players: Readonly<Record<string, Player>>;
   readonly step: TrainStep;
@@ -48,7 +50,7 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
     logEvery: opts.logEvery ?? 10,
     resume: opts.resume,
     label: `${method} ${config.steps}-step`,
-    settings: config,
+    settings: { ...config, trainingSet: run.trainingSet },
     ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
   });
   if (result.interrupted) return result;
@@ -64,6 +66,7 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
       params: countParams(weights),
       headParams: countParams(players.discriminator!.params),
       weights: student.ema ? `EMA (decay ${config.emaDecay})` : 'raw',
+      data: run.trainingSet,
       ...run.cardExtra?.(),
       config,
     },
