@@ -188,10 +188,10 @@ export function addRound(
   const [realFeatures, realImage] = adversarial
     ? tf.tidy(() => {
         const taps = pixelTaps(x0);
-        if (c.x0Conditioning === 'always') return [pickFeatureMaps(taps.maps, heads), taps.features] as const;
+        const maps = pickFeatureMaps(taps.maps, heads);
+        if (c.x0Conditioning === 'always') return [maps, taps.features] as const;
         const holdsX0 = times.map((t) => (f.alphaSigma(t).alpha > 0 ? 1 : 0));
-        const image = taps.features.mul(tf.tensor2d(holdsX0, [b, 1])) as tf.Tensor2D;
-        return [pickFeatureMaps(taps.maps, heads), image] as const;
+        return [maps, taps.features.mul(tf.tensor2d(holdsX0, [b, 1])) as tf.Tensor2D] as const;
       })
     : [[], tf.zeros([b, heads.imageDim]) as tf.Tensor2D];
   const judge = (headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits =>
