@@ -14,7 +14,7 @@ import { testBackend } from '../test-utils/backend.js';
 import { readRunLog } from '../test-utils/run-log.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import { TINY_UNET } from './fixtures/tiny.js';
-import { type StepContext, type TrainOptions, train } from './loop.js';
+import { describeSettingsChanges, type StepContext, type TrainOptions, train } from './loop.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-run.ts', import.meta.url));
@@ -51,6 +51,14 @@ describe('training loop', () => {
     for (const [name, rec] of Object.entries(a)) {
       assert.deepEqual(Array.from(b[name]!.data), Array.from(rec.data), `${name} differs after resume`);
     }
+  });
+
+  it('names a setting that an older checkpoint did not record, rather than printing undefined', () => {
+    const text = describeSettingsChanges({
+      lr: { from: 0.01, to: 0.005 },
+      trainingSet: { from: undefined, to: { kind: 'real', dataset: 'mnist' } },
+    });
+    assert.equal(text, 'lr 0.01 -> 0.005, trainingSet (not recorded) -> {"kind":"real","dataset":"mnist"}');
   });
 
   it('records each segment of a run resumed with changed settings, and what changed, in the log and the result', async () => {

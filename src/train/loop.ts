@@ -97,6 +97,14 @@ function settingsChanges(
   return Object.keys(changes).length > 0 ? changes : undefined;
 }
 
+/** `lr 0.01 -> 0.005, ...`; a setting that a checkpoint from an older version did not record reads as such. */
+export function describeSettingsChanges(changes: SettingsChanges): string {
+  const show = (value: unknown): string => (value === undefined ? '(not recorded)' : JSON.stringify(value));
+  return Object.entries(changes)
+    .map(([key, c]) => `${key} ${show(c.from)} -> ${show(c.to)}`)
+    .join(', ');
+}
+
 class NonFiniteLoss extends Error {}
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -149,11 +157,8 @@ export async function train(
     };
     await appendFile(logPath, `${JSON.stringify(resumed)}\n`);
     if (changed) {
-      const list = Object.entries(changed).map(
-        ([k, c]) => `${k} ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`,
-      );
       process.stderr.write(
-        `note: resuming at step ${state.step} with changed settings: ${list.join(', ')}\n`,
+        `note: resuming at step ${state.step} with changed settings: ${describeSettingsChanges(changed)}\n`,
       );
     }
   } else {
