@@ -66,16 +66,19 @@ void op_scatter_nd(Args& in, Out& out) {
   out.push(result);
 }
 
-// unsorted_segment_sum(x, segment_ids, num_segments): ids cover the leading dims of x; ids outside
-// [0, num) go to a spare row that is cut off (no device sync needed to filter them).
+// unsorted_segment_sum(x, segment_ids, num_segments): ids cover the leading ids.dim() dims of x; ids
+// outside [0, num) go to a spare row that is cut off (no device sync needed to filter them).
 void op_unsorted_segment_sum(Args& in, Out& out) {
   const at::Tensor& x = in.tensor();
-  at::Tensor ids = in.tensor().to(at::kLong).reshape({-1});
+  const at::Tensor& ids_in = in.tensor();
   int64_t num = in.i64();
+  // The ids' rank says how many dims they cover: a size match alone cannot tell when a dim is 1 (a
+  // single id, as in the gradient of a one-index gather, would cover no dims at all).
+  int64_t lead = ids_in.dim();
+  if (lead > x.dim() || x.sizes().slice(0, lead) != ids_in.sizes())
+    throw std::runtime_error("segment_ids shape does not match the leading dims of x");
+  at::Tensor ids = ids_in.to(at::kLong).reshape({-1});
   int64_t n = ids.numel();
-  int64_t lead = 0, acc = 1;
-  while (lead < x.dim() && acc < n) acc *= x.size(lead++);
-  if (acc != n) throw std::runtime_error("segment_ids size does not match the leading dims of x");
   std::vector<int64_t> flat_shape{n};
   flat_shape.insert(flat_shape.end(), x.sizes().begin() + lead, x.sizes().end());
   at::Tensor valid = at::logical_and(ids >= 0, ids < num);

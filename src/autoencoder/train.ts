@@ -42,7 +42,7 @@ export const AUTOENCODER_DEFAULTS = {
 } as const;
 
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<void> {
-  await prepareRunDir(opts.outDir, opts.resume);
+  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const data = await loadDataset(
     opts.dataset,
     'train',

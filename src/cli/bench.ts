@@ -14,6 +14,9 @@ export interface UnetBenchOptions {
   readonly steps: number;
 }
 
+/** GroupNorm groups of the benchmarked U-Net: its widths must be multiples of it. */
+export const BENCH_GROUPS = 8;
+
 export async function benchUnetStep(o: UnetBenchOptions) {
   const cfg: UNetConfig = {
     inChannels: 1,
@@ -24,7 +27,7 @@ export async function benchUnetStep(o: UnetBenchOptions) {
     midAttention: false,
     numClasses: 10,
     embedDim: 4 * o.channels[0]!,
-    groups: 8,
+    groups: BENCH_GROUPS,
     heads: 1,
   };
   const rng = new Rng(0);

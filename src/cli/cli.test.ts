@@ -1,7 +1,8 @@
 // Bad inputs through the real command line: each must exit non-zero with a message a user can act on.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -19,7 +20,35 @@ const ladder = (...args: string[]) =>
     env: { ...process.env },
   });
 
+/** `ladder <args>` without blocking, so several can run at once. */
+const ladderAsync = (...args: string[]): Promise<{ status: number | null; stderr: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject).on('close', (status) => resolve({ status, stderr }));
+  });
+
+/** Runs `jobs` two at a time (each starts a node process that loads the whole library). */
+async function twoAtATime<T>(jobs: readonly (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]!();
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return results;
+}
+
 const teacherConfig = tinyTeacherConfig();
+
+/** Verbs whose flags main.ts, sample.ts and distill.ts define: the card test re-parses their recorded runs. */
+const OWN_VERBS = ['train-ae', 'train-teacher', 'sample', 'card', 'bench', 'distill', 'synth'];
 
 let root = '';
 before(async () => {
@@ -137,5 +166,94 @@ describe('ladder CLI', () => {
     const r = ladder('sample', '--model', dir, '--out', join(root, 'b.png'));
     assert.equal(r.status, 1);
     assert.match(r.stderr, /config\.json is not a valid config: unet\.channels: Expected array/);
+  });
+
+  it('range-checks every numeric flag at parse time: exit 1, the flag named, no output made', async () => {
+    const teacher = join(root, 'teacher');
+    const distill = ['distill', '--method', 'ladd', '--teacher', teacher];
+    // [extension of the --out it gets (null: the command has none), args]; the last flag holds the one bad value.
+    const cases: [string | null, string[]][] = [
+      ['', ['train-ae', '--channels', '0,0']],
+      ['', ['train-ae', '--channels', '12,24']],
+      ['', ['train-teacher', '--ae', root, '--label-dropout', '5']],
+      ['', ['train-teacher', '--ae', root, '--ema', '2']],
+      ['', ['train-teacher', '--ae', root, '--blocks', '0']],
+      ['.png', ['sample', '--model', teacher, '--steps', '0']],
+      ['.png', ['sample', '--model', teacher, '--cfg', '1e3']],
+      ['.safetensors', ['synth', '--teacher', teacher, '--cfg', 'NaN']],
+      ['.safetensors', ['synth', '--teacher', teacher, '--batch', '0']],
+      ['', [...distill, '--ema', '1']],
+      ['', [...distill, '--lr', '0']],
+      ['', [...distill, '--mse-lr', '0']],
+      ['', [...distill, '--relax', '1']],
+      ['', [...distill, '--x0-warmup', '-0.1']],
+      ['', [...distill, '--teacher-cfg', '-2']],
+      ['', [...distill, '--synth-cfg', '101']],
+      ['', [...distill, '--probs', '.5,.6']],
+      ['', [...distill, '--warmup-probs', '1.5,-.5']],
+      ['', [...distill, '--r1', '-1']],
+      ['', [...distill, '--t-hat-std', '0']],
+      ['', [...distill, '--adv-weight', '-0.5']],
+      ['', [...distill, '--t-min', '0']],
+      ['', [...distill, '--t-max', '1.5']],
+      ['', [...distill, '--schedule', '8,3']],
+      ['', [...distill, '--feature-layers', '0,-1']],
+      [null, ['bench', '--batch', '0']],
+      [null, ['bench', '--channels', '32,0']],
+      [null, ['bench', '--steps', '0']],
+      [null, ['card', '--model', teacher, '--steps', '4,0']],
+    ];
+    const outs = cases.map(([ext], i) => (ext === null ? undefined : join(root, `bad-${i}${ext}`)));
+    const results = await twoAtATime(
+      cases.map(
+        ([, args], i) =>
+          () =>
+            ladderAsync(...args, ...(outs[i] === undefined ? [] : ['--out', outs[i]])),
+      ),
+    );
+    const wrong = results.flatMap(({ status, stderr }, i) => {
+      const args = cases[i]![1];
+      const flag = args.at(-2)!;
+      const out = outs[i];
+      const problems = [
+        status === 1 ? '' : `exit ${status}`,
+        stderr.includes(`is invalid. ${flag}`) ? '' : `${flag} not named in: ${stderr.split('\n')[0]}`,
+        out !== undefined && existsSync(out) ? `made ${out}` : '',
+      ].filter((p) => p !== '');
+      return problems.length === 0 ? [] : [`${args.join(' ')}: ${problems.join('; ')}`];
+    });
+    assert.deepEqual(wrong, []);
+  });
+
+  it("still parses every command recorded in the shipped models' cards", async () => {
+    // Parsing checks each flag's value and --help then exits before any work; a flag given twice is parsed
+    // twice, so one run per command checks the values of all its recorded runs.
+    const models = fileURLToPath(new URL('../../models/', import.meta.url));
+    const commands: string[] = [];
+    const collect = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(collect);
+      else if (typeof v === 'object' && v !== null) {
+        for (const [key, x] of Object.entries(v)) {
+          if (key === 'command' && typeof x === 'string') commands.push(x);
+          else collect(x);
+        }
+      }
+    };
+    for (const file of await readdir(models, { recursive: true }))
+      if (file.endsWith('card.json')) collect(JSON.parse(await readFile(join(models, file), 'utf8')));
+    const flagsByVerb = new Map<string, string[]>();
+    for (const command of commands) {
+      const words = command.split(/\s+/);
+      const at = words.findIndex((w) => OWN_VERBS.includes(w));
+      if (at < 0) continue;
+      flagsByVerb.set(words[at]!, [...(flagsByVerb.get(words[at]!) ?? []), ...words.slice(at + 1)]);
+    }
+    assert.ok(flagsByVerb.has('distill') && flagsByVerb.has('train-teacher'), 'found the recorded commands');
+    const verbs = [...flagsByVerb.keys()];
+    const results = await twoAtATime(
+      verbs.map((v) => () => ladderAsync(v, ...flagsByVerb.get(v)!, '--help')),
+    );
+    for (const [i, { status, stderr }] of results.entries())
+      assert.equal(status, 0, `${verbs[i]}: ${stderr}`);
   });
 });

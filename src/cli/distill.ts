@@ -1,21 +1,46 @@
 // `ladder distill` and `ladder synth`: flags -> a method's config override / synthetic settings -> one library
 // call. Unset flags leave the method's defaults (LADD_DEFAULTS, PADD_DEFAULTS) in force, so every default is
 // written in one place; a flag that belongs to another method is an error, not silently ignored.
-import { type Command, Option } from 'commander';
-import { ADD_DEFAULTS, type AddConfig } from '../distill/add.js';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add.js';
 import { distillAdd } from '../distill/add-train.js';
-import { LADD_DEFAULTS, type LaddConfig } from '../distill/ladd.js';
-import { PADD_DEFAULTS, type PaddConfig } from '../distill/padd.js';
+import { LADD_DEFAULTS, type LaddConfig, resolveLaddConfig } from '../distill/ladd.js';
+import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd.js';
 import { distillPadd } from '../distill/padd-train.js';
 import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/synth.js';
 import { distillLadd } from '../distill/train.js';
 import { loadDiffusionModel } from '../models/folder.js';
+import { MAX_CFG } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
-import { int, list, num, sampler } from './options.js';
+import {
+  cfgScale,
+  decay,
+  distribution,
+  inRange,
+  int,
+  list,
+  nonNegative,
+  num,
+  positive,
+  sampler,
+} from './options.js';
 
 const features = (value: string): 'all' | string[] =>
   value === 'all' ? 'all' : value.split(',').map((v) => v.trim());
+
+const featureLayers = (value: string): 'all' | number[] =>
+  value === 'all' ? 'all' : list(int('--feature-layers'))(value);
+
+/** A PADD ladder, checked when parsed so a bad one fails before any work. */
+const schedule = (value: string): string => {
+  try {
+    parsePaddSchedule(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`--schedule: ${(err as Error).message}`);
+  }
+  return value;
+};
 
 /** Keeps the entries whose value was given, so unset flags fall back to the library's defaults. */
 function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }): Partial<T> {
@@ -96,6 +121,7 @@ export function registerDistillCommands(program: Command): void {
     .option(
       '--schedule <list>',
       `PADD ladder of step counts, :mse/:adv sets a stage's loss (default ${p.schedule})`,
+      schedule,
     )
     .option(
       '--iterations <n>',
@@ -104,19 +130,24 @@ export function registerDistillCommands(program: Command): void {
     )
     .option(
       '--relax <f>',
-      `PADD: share of an adversarial stage in the relax phase (default ${p.relaxFraction})`,
-      num('--relax'),
+      `PADD: share of an adversarial stage in the relax phase, in [0, 1) (default ${p.relaxFraction})`,
+      inRange('--relax', 0, 1, { openMax: true }),
     )
     .option(
       '--x0-warmup <f>',
-      `PADD: share of the x0 (1-step) stage regressing the teacher first (default ${p.x0WarmupFraction})`,
-      num('--x0-warmup'),
+      `PADD: share of the x0 (1-step) stage regressing the teacher first, in [0, 1) (default ${p.x0WarmupFraction})`,
+      inRange('--x0-warmup', 0, 1, { openMax: true }),
     )
-    .option('--mse-lr <x>', `PADD: student learning rate of MSE phases (default ${p.mseLr})`, num('--mse-lr'))
+    .option(
+      '--mse-lr <x>',
+      `PADD: student learning rate of MSE phases (default ${p.mseLr})`,
+      positive('--mse-lr'),
+    )
     .option(
       '--teacher-cfg <w>',
-      "PADD: CFG of the first stage's teacher; ADD: of the distillation target (default: the teacher's)",
-      num('--teacher-cfg'),
+      `PADD: CFG of the first stage's teacher; ADD: of the distillation target, 0 to ${MAX_CFG} ` +
+        "(default: the teacher's)",
+      cfgScale('--teacher-cfg'),
     )
     .addOption(
       new Option(
@@ -133,12 +164,12 @@ export function registerDistillCommands(program: Command): void {
     .option(
       '--lr <x>',
       `adversarial student learning rate (LADD ${d.generatorLr}, PADD ${p.generatorLr})`,
-      num('--lr'),
+      positive('--lr'),
     )
     .option(
       '--d-lr <x>',
       `discriminator learning rate (LADD ${d.discriminatorLr}, PADD ${p.discriminatorLr})`,
-      num('--d-lr'),
+      positive('--d-lr'),
     )
     .option(
       '--d-updates <n>',
@@ -147,8 +178,8 @@ export function registerDistillCommands(program: Command): void {
     )
     .option(
       '--ema <decay>',
-      `EMA decay of the shipped student, 0 = off (default ${d.emaDecay})`,
-      num('--ema'),
+      `EMA decay of the shipped student, in [0, 1) (0 = off; default ${d.emaDecay})`,
+      decay('--ema'),
     )
     .option(
       '--t-hat-mean <m>',
@@ -158,7 +189,7 @@ export function registerDistillCommands(program: Command): void {
     .option(
       '--t-hat-std <s>',
       `logit-normal std of the re-noising time (default ${d.tHatStd})`,
-      num('--t-hat-std'),
+      positive('--t-hat-std'),
     )
     .option(
       '--features <list>',
@@ -187,18 +218,18 @@ export function registerDistillCommands(program: Command): void {
     )
     .option(
       '--warmup-probs <list>',
-      'student time probabilities during warm-up, e.g. 0,0,.5,.5',
-      list(num('--warmup-probs')),
+      'student time probabilities during warm-up, one per time, summing to 1, e.g. 0,0,.5,.5',
+      distribution('--warmup-probs'),
     )
     .option(
       '--probs <list>',
-      'student time probabilities after warm-up, e.g. .7,.1,.1,.1',
-      list(num('--probs')),
+      'student time probabilities after warm-up, one per time, summing to 1, e.g. .7,.1,.1,.1',
+      distribution('--probs'),
     )
     .option(
       '--r1 <w>',
       `R1 weight, 0 = off: LADD approximate R1 (default ${d.r1Weight}), ADD exact R1 gamma (default ${a.r1Weight})`,
-      num('--r1'),
+      nonNegative('--r1'),
     )
     .option(
       '--feature-net <dir>',
@@ -211,16 +242,17 @@ export function registerDistillCommands(program: Command): void {
     .option(
       '--feature-layers <list>',
       'ADD: feature-net conv blocks the heads read: all, or e.g. 0,1 (default all)',
+      featureLayers,
     )
     .option(
       '--lambda <x>',
       `ADD: weight of the distillation loss (default ${a.distillationWeight})`,
-      num('--lambda'),
+      nonNegative('--lambda'),
     )
     .option(
       '--adv-weight <x>',
       `ADD: weight of the adversarial loss, 0 = distillation only (default ${a.adversarialWeight})`,
-      num('--adv-weight'),
+      nonNegative('--adv-weight'),
     )
     .addOption(
       new Option(
@@ -236,15 +268,19 @@ export function registerDistillCommands(program: Command): void {
     )
     .option(
       '--t-min <t>',
-      `ADD: lowest teacher time of the distillation loss (default ${a.tMin})`,
-      num('--t-min'),
+      `ADD: lowest teacher time of the distillation loss, in (0, 1) (default ${a.tMin})`,
+      inRange('--t-min', 0, 1, { openMin: true, openMax: true }),
     )
     .option(
       '--t-max <t>',
-      `ADD: highest teacher time of the distillation loss (default ${a.tMax})`,
-      num('--t-max'),
+      `ADD: highest teacher time of the distillation loss, in (t-min, 1] (default ${a.tMax})`,
+      inRange('--t-max', 0, 1, { openMin: true }),
     )
-    .option('--r1-sigma <s>', `approximate-R1 perturbation std (default ${d.r1Sigma})`, num('--r1-sigma'))
+    .option(
+      '--r1-sigma <s>',
+      `approximate-R1 perturbation std (default ${d.r1Sigma})`,
+      positive('--r1-sigma'),
+    )
     .option(
       '--backward-sim',
       "LADD: train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
@@ -262,7 +298,11 @@ export function registerDistillCommands(program: Command): void {
       int('--synth-n', 1),
     )
     .option('--synth-steps <S>', "teacher steps for them (default: the teacher's)", int('--synth-steps', 1))
-    .option('--synth-cfg <W>', "teacher CFG scale for them (default: the teacher's)", num('--synth-cfg'))
+    .option(
+      '--synth-cfg <W>',
+      `teacher CFG scale for them, 0 to ${MAX_CFG} (default: the teacher's)`,
+      cfgScale('--synth-cfg'),
+    )
     .option('--limit <n>', 'real data only: use the first N training images', int('--limit', 1))
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every', 1), 100)
@@ -304,18 +344,15 @@ export function registerDistillCommands(program: Command): void {
           tMin: o.tMin,
           tMax: o.tMax,
           teacherCfg: o.teacherCfg,
-          featureLayers:
-            o.featureLayers === undefined || o.featureLayers === 'all'
-              ? o.featureLayers
-              : String(o.featureLayers)
-                  .split(',')
-                  .map((v) => int('--feature-layers')(v.trim())),
+          featureLayers: o.featureLayers,
           headChannels: o.headChannels,
           headGroups: o.headGroups,
           headEmbedDim: o.headEmbed,
           r1Weight: o.r1,
           x0Conditioning: o.x0Conditioning,
         });
+        // Settings that must agree (--probs and --steps, --t-min < --t-max) fail before the run folder is made.
+        resolveAddConfig(config);
         await distillAdd({
           teacherDir: o.teacher,
           outDir: o.out,
@@ -375,6 +412,9 @@ export function registerDistillCommands(program: Command): void {
         data: o.data,
         backwardSimulation: o.backwardSim,
       });
+      // Settings that must agree (--probs and --steps, --head-groups and --head-channels) fail before the run
+      // folder is made.
+      resolveLaddConfig(config);
       await distillLadd({ ...source, ...run, config });
     });
 
@@ -385,10 +425,15 @@ export function registerDistillCommands(program: Command): void {
     .requiredOption('--out <file>', 'output .safetensors file (reused when it exists with the same settings)')
     .option('--n <N>', 'latents in total, spread evenly over the classes', int('--n', 1), 10_000)
     .option('--steps <S>', "teacher sampling steps (default: the teacher's)", int('--steps', 1))
-    .option('--cfg <W>', "classifier-free guidance scale (default: the teacher's)", num('--cfg'))
+    .option(
+      '--cfg <W>',
+      `classifier-free guidance scale, 0 to ${MAX_CFG} (default: the teacher's)`,
+      cfgScale('--cfg'),
+    )
     .option('--sampler <kind>', `sampler: ${SAMPLER_KINDS.join(', ')} (default: the teacher's)`, sampler)
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--batch <n>', 'latents generated per batch', int('--batch', 1), 100)
+    .option('--force', 'replace an existing --out made with other settings or by another teacher', false)
     .action(async (o) => {
       const teacher = await loadDiffusionModel(o.teacher);
       try {
@@ -396,7 +441,14 @@ export function registerDistillCommands(program: Command): void {
           teacher,
           given<SynthSettings>({ count: o.n, steps: o.steps, cfg: o.cfg, sampler: o.sampler, seed: o.seed }),
         );
-        await synthesize({ teacher, teacherDir: o.teacher, outFile: o.out, settings, batchSize: o.batch });
+        await synthesize({
+          teacher,
+          teacherDir: o.teacher,
+          outFile: o.out,
+          settings,
+          batchSize: o.batch,
+          force: o.force,
+        });
       } finally {
         disposeParams(teacher.params);
         disposeParams(teacher.autoencoder.params);

@@ -1,11 +1,13 @@
 // The evaluation verbs through commander (train-features, eval, report), parsed in-process on a fresh program,
-// with tiny untrained models and few samples.
+// with tiny untrained models and few samples; overwrite refusal and flag checks through the real command line.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { parseEvalJson } from '../eval/eval-json.js';
 import { loadFeatureNet } from '../eval/features.js';
@@ -23,6 +25,14 @@ async function ladder(...args: string[]): Promise<void> {
   registerEvalCommands(program);
   await program.parseAsync(args, { from: 'user' });
 }
+
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+/** Runs the real `ladder` command line in a child process. */
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', main, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env },
+  });
 
 let root = '';
 before(async () => {
@@ -102,6 +112,53 @@ describe('ladder train-features / eval / report', () => {
     assert.match(page, /tiny teacher/);
     assert.equal(page.match(/<img src="data:image\/png;base64,/g)?.length, 2);
     assert.doesNotMatch(page, /grid not embedded/);
+  });
+
+  it('eval and report refuse to overwrite their outputs unless --force (real CLI)', async () => {
+    const json = join(root, 'kept', 'teacher.json');
+    const first = cli(...evalArgs(json, '--steps', '1'));
+    assert.equal(first.status, 0, first.stderr);
+    const again = cli(...evalArgs(json, '--steps', '1'));
+    assert.equal(again.status, 1);
+    assert.match(
+      again.stderr,
+      /teacher\.json, .*teacher-1steps\.png already exist: pass --force to overwrite/,
+    );
+    // A grid left alone is protected too.
+    await rm(json);
+    const gridOnly = cli(...evalArgs(json, '--steps', '1'));
+    assert.equal(gridOnly.status, 1);
+    assert.match(gridOnly.stderr, /teacher-1steps\.png already exists/);
+    assert.ok(!existsSync(json));
+    const forced = cli(...evalArgs(json, '--steps', '1', '--force'));
+    assert.equal(forced.status, 0, forced.stderr);
+    assert.ok(existsSync(json));
+
+    const html = join(root, 'kept', 'report.html');
+    await writeFile(html, 'precious');
+    const report = cli('report', json, '--out', html);
+    assert.equal(report.status, 1);
+    assert.match(
+      report.stderr,
+      /report\.html already exists: pass --force to overwrite, or choose another --out/,
+    );
+    assert.equal(await readFile(html, 'utf8'), 'precious');
+    const replaced = cli('report', json, '--out', html, '--force');
+    assert.equal(replaced.status, 0, replaced.stderr);
+    assert.match(await readFile(html, 'utf8'), /<!doctype html>/);
+  });
+
+  it('eval rejects an out-of-range --cfg or a bad --latent-size when parsing (real CLI)', () => {
+    for (const [flag, value, message] of [
+      ['--cfg', '1e308', /--cfg must be a number from 0 to 100, got "1e308"/],
+      ['--cfg', '-1', /--cfg must be a number from 0 to 100, got "-1"/],
+      ['--latent-size', '0x7', /--latent-size: height and width must be at least 1, got "0x7"/],
+    ] as const) {
+      const r = cli(...evalArgs(join(root, 'never.json'), flag, value));
+      assert.equal(r.status, 1, `${flag} ${value} was accepted`);
+      assert.match(r.stderr, message);
+    }
+    assert.ok(!existsSync(join(root, 'never.json')));
   });
 
   it('fails clearly on bad input', async () => {

@@ -11,17 +11,25 @@ import { FEATURE_NET_DEFAULTS } from '../eval/features.js';
 import { renderReport } from '../eval/report.js';
 import { trainFeatureNet } from '../eval/train-features.js';
 import { readJson } from '../models/folder.js';
+import { DEFAULT_BATCH, MAX_CFG } from '../models/pipeline.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
-import { addTrainingFlags, dataset, num as finite, int, list, sampler } from './options.js';
-import { parseLatentSize } from './sample.js';
+import { addTrainingFlags, cfgScale, dataset, num as finite, int, list, sampler } from './options.js';
+import { latentSizeArg, refuseOverwrite } from './sample.js';
 
 /**
  * Reads eval files and renders the HTML report to `out`. Sample grids named by relative path are read from
- * next to their eval file and embedded.
+ * next to their eval file and embedded. An existing `out` is replaced unless `overwrite` is false (`ladder report`
+ * without --force; `ladder demo` rewrites its own report).
  */
-export async function reportCommand(files: readonly string[], out: string, title?: string): Promise<void> {
+export async function reportCommand(
+  files: readonly string[],
+  out: string,
+  title?: string,
+  { overwrite = true }: { overwrite?: boolean } = {},
+): Promise<void> {
   if (files.length === 0)
     throw new Error('report: pass at least one eval JSON file (written by `ladder eval`)');
+  refuseOverwrite([out], overwrite, '--out');
   const evals: EvalJson[] = [];
   const grids: Record<string, Uint8Array> = {};
   for (const file of files) {
@@ -126,7 +134,11 @@ export function registerEvalCommands(program: Command): void {
       "sampling step counts, e.g. 1,2,4,32 (default: the model's own)",
       list(int('--steps', 1)),
     )
-    .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", finite('--cfg'))
+    .option(
+      '--cfg <w>',
+      `classifier-free guidance scale, 0 to ${MAX_CFG} (default: the model's own)`,
+      cfgScale('--cfg'),
+    )
     .option(
       '--sampler <kind>',
       `${SAMPLER_KINDS.join(', ')} (default: the model's own; else few-step for students, euler for teachers)`,
@@ -141,12 +153,13 @@ export function registerEvalCommands(program: Command): void {
     )
     .option('--features <dir>', 'feature net folder (default: models/<dataset>/features)')
     .requiredOption('--json <file>', 'eval JSON to write; sample grids go next to it')
+    .option('--force', 'overwrite an existing eval JSON and its sample grids', false)
     .option('--name <text>', 'model name in the JSON and the report (default: the --model path)')
     .option(
       '--batch <n>',
-      'sampling batch size (the timing is per image at this batch)',
+      'images generated, decoded and scored at a time: bounds memory (the timing is per image at this batch)',
       int('--batch', 1),
-      100,
+      DEFAULT_BATCH,
     )
     .option('--kid-subsets <n>', 'KID subsets of min(1000, samples) images', int('--kid-subsets', 1), 20)
     .option(
@@ -158,6 +171,7 @@ export function registerEvalCommands(program: Command): void {
     .option(
       '--latent-size <hxw>',
       "sample at this latent size (e.g. 9x9, 7x11); images are resized to the feature net's input for scoring",
+      latentSizeArg('--latent-size'),
     )
     .option('--ref-limit <n>', 'use only the first N test images as the reference', int('--ref-limit', 4))
     .option(
@@ -173,7 +187,8 @@ export function registerEvalCommands(program: Command): void {
         batchSize: o.batch,
         kidSubsets: o.kidSubsets,
         gridPerClass: o.gridPerClass,
-        ...(o.latentSize === undefined ? {} : { latentSize: parseLatentSize(o.latentSize) }),
+        overwrite: o.force,
+        ...(o.latentSize === undefined ? {} : { latentSize: o.latentSize }),
         ...(o.steps === undefined ? {} : { steps: o.steps }),
         ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
         ...(o.sampler === undefined ? {} : { sampler: o.sampler }),
@@ -192,7 +207,8 @@ export function registerEvalCommands(program: Command): void {
     .argument('<eval-json...>', 'eval files written by `ladder eval`')
     .requiredOption('--out <file>', 'HTML file to write')
     .option('--title <text>', 'page title')
-    .action(async (files: string[], o: { out: string; title?: string }) =>
-      reportCommand(files, o.out, o.title),
+    .option('--force', 'overwrite an existing --out', false)
+    .action(async (files: string[], o: { out: string; title?: string; force: boolean }) =>
+      reportCommand(files, o.out, o.title, { overwrite: o.force }),
     );
 }

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
 import { Command, Option } from 'commander';
-import { trainAutoencoder } from '../autoencoder/train.js';
+import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
 import type { DatasetName } from '../data/dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
+import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
-import { benchUnetStep } from './bench.js';
+import { TrainingInterrupted } from '../train/loop.js';
+import { BENCH_GROUPS, benchUnetStep } from './bench.js';
 import { cardCommand } from './card.js';
 import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
-import { addTrainingFlags, dataset, int, list, num } from './options.js';
-import { sampleCommand } from './sample.js';
+import { addTrainingFlags, cfgScale, dataset, decay, int, list, probability, widths } from './options.js';
+import { registerSampleCommand } from './sample.js';
 import { registerServeCommands } from './serve.js';
 
 const program = new Command('ladder')
@@ -70,7 +72,12 @@ addTrainingFlags(
     .description('train the latent autoencoder on a dataset and write its model folder')
     .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
-    .option('--channels <list>', 'widths per level, e.g. 32,64,64', list(int('--channels'))),
+    .option(
+      '--channels <list>',
+      `widths per level, multiples of ${AUTOENCODER_DEFAULTS.groups}, e.g. 32,64,64 ` +
+        `(default ${AUTOENCODER_DEFAULTS.channels.join(',')})`,
+      widths('--channels', AUTOENCODER_DEFAULTS.groups),
+    ),
   { steps: 2500, batch: 64, lr: 1e-3 },
 ).action(async (o) => {
   await trainAutoencoder({
@@ -100,20 +107,21 @@ addTrainingFlags(
     .option('--no-zero-terminal-snr', 'VP only: keep the original schedule (needs --prediction eps or v)')
     .option(
       '--label-dropout <p>',
-      'share of labels replaced by the null class (for CFG)',
-      num('--label-dropout'),
+      'share of labels replaced by the null class (for CFG), 0 to 1',
+      probability('--label-dropout'),
       0.1,
     )
-    .option('--ema <decay>', 'EMA decay of the shipped weights', num('--ema'), 0.999)
+    .option('--ema <decay>', 'EMA decay of the shipped weights, in [0, 1) (0 = off)', decay('--ema'), 0.999)
     .option(
       '--channels <list>',
-      `U-Net widths per level (default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
-      list(int('--channels')),
+      `U-Net widths per level, multiples of ${TEACHER_UNET_DEFAULTS.groups} ` +
+        `(default ${TEACHER_UNET_DEFAULTS.channels.join(',')})`,
+      widths('--channels', TEACHER_UNET_DEFAULTS.groups),
     )
     .option(
       '--blocks <n>',
       `residual blocks per level (default ${TEACHER_UNET_DEFAULTS.blocksPerLevel})`,
-      int('--blocks'),
+      int('--blocks', 1),
     ),
   { steps: 5000, batch: 128, lr: 1e-3 },
 ).action(async (o) => {
@@ -141,19 +149,7 @@ addTrainingFlags(
   });
 });
 
-program
-  .command('sample')
-  .description('sample a teacher or student: a class grid (.png) or raw images (.npy + .labels.npy)')
-  .requiredOption('--model <dir>', 'model folder (teacher or student)')
-  .option('--steps <n>', "sampling steps (default: the model's own)", int('--steps'))
-  .option('--cfg <w>', "classifier-free guidance scale (default: the model's own)", num('--cfg'))
-  .option('--sampler <kind>', 'euler, heun, dpmpp-2m or few-step (students default to few-step)')
-  .option('--classes <range>', 'classes, e.g. 0-9 or 1,3,7', '0-9')
-  .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n'), 8)
-  .option('--seed <n>', 'random seed', int('--seed'), 0)
-  .option('--latent-size <hxw>', "latent height x width (default: the model's), e.g. 9x9 or 7x11")
-  .requiredOption('--out <file>', 'output .png (grid) or .npy (raw uint8 images)')
-  .action(async (o) => sampleCommand(o));
+registerSampleCommand(program);
 
 program
   .command('card')
@@ -161,8 +157,8 @@ program
     'measure a model folder: sample grids per step count and throughput, recorded in its card.json',
   )
   .requiredOption('--model <dir>', 'model folder (teacher or student)')
-  .option('--steps <list>', 'step counts to draw grids for', list(int('--steps')), [32, 4, 1])
-  .option('--cfg <w>', "guidance scale (default: the model's own)", num('--cfg'))
+  .option('--steps <list>', 'step counts to draw grids for', list(int('--steps', 1)), [32, 4, 1])
+  .option('--cfg <w>', `guidance scale, 0 to ${MAX_CFG} (default: the model's own)`, cfgScale('--cfg'))
   .option('--seed <n>', 'random seed', int('--seed'), 0)
   .option('--eval <files...>', 'eval JSON files to copy into the card', [])
   .option(
@@ -184,10 +180,15 @@ program
 program
   .command('bench')
   .description('print JSON: ms per U-Net training step on the current backend')
-  .option('--batch <n>', 'batch size', int('--batch'), 32)
-  .option('--size <n>', 'input height and width', int('--size'), 28)
-  .option('--channels <list>', 'U-Net widths per level', list(int('--channels')), [32, 64, 128])
-  .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps'), 5)
+  .option('--batch <n>', 'batch size', int('--batch', 1), 32)
+  .option('--size <n>', 'input height and width', int('--size', 1), 28)
+  .option(
+    '--channels <list>',
+    `U-Net widths per level, multiples of ${BENCH_GROUPS}`,
+    widths('--channels', BENCH_GROUPS),
+    [32, 64, 128],
+  )
+  .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps', 1), 5)
   .action(async (o) => {
     const result = await benchUnetStep({
       batch: o.batch,
@@ -205,6 +206,12 @@ registerServeCommands(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  process.stderr.write(`ladder: error: ${(err as Error).message}\n`);
-  process.exitCode = 1;
+  if (err instanceof TrainingInterrupted) {
+    // Not a success: a chained `&& ladder distill ...` must not go on with an unfinished model.
+    process.stderr.write(`ladder: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`ladder: error: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
 }

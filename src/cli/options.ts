@@ -1,17 +1,19 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
 import { type Command, InvalidArgumentError } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
+import { MAX_CFG } from '../models/pipeline.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 
 type Parser<T> = (value: string) => T;
 
-/** An integer >= `min`. */
+/** An integer >= `min` (and <= `max` when given). */
 export const int =
-  (name: string, min = 0): Parser<number> =>
+  (name: string, min = 0, max = Number.MAX_SAFE_INTEGER): Parser<number> =>
   (value) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got "${value}"`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${name} must be an integer ${range}, got "${value}"`);
     }
     return n;
   };
@@ -35,11 +37,72 @@ export const positive =
     return n;
   };
 
+/** A finite number >= 0 (a loss weight, where 0 turns the term off). */
+export const nonNegative =
+  (name: string): Parser<number> =>
+  (value) => {
+    const n = num(name)(value);
+    if (n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0, got "${value}"`);
+    return n;
+  };
+
+/**
+ * A finite number in [min, max]; `openMin` / `openMax` exclude an end (a time that must stay above 0, a decay
+ * that must stay below 1).
+ */
+export const inRange =
+  (name: string, min: number, max: number, { openMin = false, openMax = false } = {}): Parser<number> =>
+  (value) => {
+    const n = num(name)(value);
+    if (n < min || n > max || (openMin && n === min) || (openMax && n === max)) {
+      const range =
+        openMin || openMax
+          ? `in ${openMin ? '(' : '['}${min}, ${max}${openMax ? ')' : ']'}`
+          : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`${name} must be a number ${range}, got "${value}"`);
+    }
+    return n;
+  };
+
+/** A probability: a number from 0 to 1. */
+export const probability = (name: string): Parser<number> => inRange(name, 0, 1);
+
+/** An EMA decay: in [0, 1) (1 would freeze the averaged weights at their initial values). */
+export const decay = (name: string): Parser<number> => inRange(name, 0, 1, { openMax: true });
+
+/** A classifier-free guidance scale: 0 (unconditional) to MAX_CFG. */
+export const cfgScale = (name: string): Parser<number> => inRange(name, 0, MAX_CFG);
+
 /** Comma-separated list, each item parsed by `item`. */
 export const list =
   <T>(item: Parser<T>): Parser<T[]> =>
   (value) =>
     value.split(',').map((v) => item(v.trim()));
+
+/** Comma-separated probabilities of a categorical distribution: each in [0, 1], summing to 1. */
+export const distribution =
+  (name: string): Parser<number[]> =>
+  (value) => {
+    const probs = list(probability(name))(value);
+    const sum = probs.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > 1e-6)
+      throw new InvalidArgumentError(`${name} must sum to 1, got "${value}" (sums to ${sum})`);
+    return probs;
+  };
+
+/** Comma-separated layer widths, each a positive multiple of the GroupNorm `groups` that normalise them. */
+export const widths =
+  (name: string, groups: number): Parser<number[]> =>
+  (value) => {
+    const ws = list(int(name, 1))(value);
+    const bad = ws.find((w) => w % groups !== 0);
+    if (bad !== undefined) {
+      throw new InvalidArgumentError(
+        `${name} must be multiples of ${groups} (the GroupNorm groups), got ${bad} in "${value}"`,
+      );
+    }
+    return ws;
+  };
 
 /** One of `choices`. */
 export const oneOf =

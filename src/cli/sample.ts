@@ -1,35 +1,53 @@
-// `ladder sample`: a grid PNG (rows = classes) or raw uint8 images + labels as .npy.
+// `ladder sample`: a grid PNG (rows = classes) or raw uint8 images + labels as .npy. Images are generated and
+// decoded --batch at a time and kept as bytes, so memory stays flat in --n; nothing is written until all are made.
+import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../core/fs.js';
-import * as tf from '../core/tf.js';
-import { toUint8Images, writeImageGrid } from '../image/png.js';
+import { imageGridPng, toUint8Images } from '../image/png.js';
 import { encodeNpy } from '../io/npy.js';
 import { loadDiffusionModel } from '../models/folder.js';
-import { balancedLabels, defaultSampler, generateImages } from '../models/pipeline.js';
-import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
+import {
+  balancedLabels,
+  checkChunkFits,
+  DEFAULT_BATCH,
+  defaultSampler,
+  formatBytes,
+  imageChunks,
+  MAX_CFG,
+} from '../models/pipeline.js';
+import type { SamplerKind } from '../samplers/sample.js';
+import { cfgScale, int, sampler } from './options.js';
 
-export interface SampleCommandOptions {
-  readonly model: string;
-  readonly steps?: number;
-  readonly cfg?: number;
-  readonly sampler?: string;
-  readonly classes: string;
-  readonly n: number;
-  readonly seed: number;
-  readonly latentSize?: string;
-  readonly out: string;
-}
+/** Largest output `sample` assembles in memory before writing it (the .npy images or the PNG grid's pixels). */
+export const MAX_OUTPUT_BYTES = 2e9;
+const GRID_SCALE = 2;
+const GRID_PAD = 2; // imageGridPng's default gap
 
-/** Parses "0-9", "1,3,7" or "0-4,8" into class indices, checked against the model's classes. */
-export function parseClasses(spec: string, numClasses: number): number[] {
-  const out: number[] = [];
-  for (const part of spec.split(',')) {
+/** An inclusive class range, e.g. [0, 9] for "0-9". */
+export type ClassRange = readonly [number, number];
+
+/** Parses "0-9", "1,3,7" or "0-4,8" into ranges (each lo <= hi); the model's class count is checked later. */
+export function parseClassRanges(spec: string): ClassRange[] {
+  return spec.split(',').map((part) => {
     const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) throw new Error(`--classes: cannot read "${part}" (use e.g. 0-9 or 1,3,7)`);
+    if (!m) throw new InvalidArgumentError(`--classes: cannot read "${part}" (use e.g. 0-9 or 1,3,7)`);
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (lo > hi)
+      throw new InvalidArgumentError(`--classes: range "${part.trim()}" runs backwards; write ${hi}-${lo}`);
+    return [lo, hi] as const;
+  });
+}
+
+/** The class indices of `ranges` (default: all of the model's), checked against the model's classes. */
+export function resolveClasses(ranges: readonly ClassRange[] | undefined, numClasses: number): number[] {
+  // An unconditional model (0 classes) samples with label 0, as its training did.
+  if (ranges === undefined) return numClasses > 0 ? [...Array(numClasses).keys()] : [0];
+  const out: number[] = [];
+  for (const [lo, hi] of ranges) {
     for (let c = lo; c <= hi; c++) {
-      if (c >= numClasses)
+      if (c >= Math.max(1, numClasses))
         throw new Error(`--classes: class ${c} does not exist (the model has ${numClasses})`);
       out.push(c);
     }
@@ -37,46 +55,151 @@ export function parseClasses(spec: string, numClasses: number): number[] {
   return out;
 }
 
-export function parseLatentSize(spec: string): [number, number] {
-  const m = /^(\d+)x(\d+)$/.exec(spec.trim());
-  if (!m) throw new Error(`--latent-size: expected HxW such as 9x9, got "${spec}"`);
-  return [Number(m[1]), Number(m[2])];
+/** A parser of "HxW" latent sizes, each side an integer >= 1. */
+export const latentSizeArg =
+  (flag: string) =>
+  (spec: string): [number, number] => {
+    const m = /^(\d+)x(\d+)$/.exec(spec.trim());
+    if (!m) throw new InvalidArgumentError(`${flag}: expected HxW such as 9x9, got "${spec}"`);
+    const size: [number, number] = [Number(m[1]), Number(m[2])];
+    if (size[0] < 1 || size[1] < 1)
+      throw new InvalidArgumentError(`${flag}: height and width must be at least 1, got "${spec}"`);
+    return size;
+  };
+
+/** Fails when any of `files` exists, unless `force`: a command never replaces a result silently. */
+export function refuseOverwrite(files: readonly string[], force: boolean, flag: string): void {
+  if (force) return;
+  const existing = files.filter((f) => existsSync(f));
+  if (existing.length > 0) {
+    throw new Error(
+      `${existing.join(', ')} already ${existing.length === 1 ? 'exists' : 'exist'}: ` +
+        `pass --force to overwrite, or choose another ${flag}`,
+    );
+  }
 }
+
+export interface SampleCommandOptions {
+  readonly model: string;
+  readonly steps?: number;
+  readonly cfg?: number;
+  readonly sampler?: SamplerKind;
+  /** Default: all of the model's classes. */
+  readonly classes?: readonly ClassRange[];
+  readonly n: number;
+  readonly seed: number;
+  readonly latentSize?: readonly [number, number];
+  /** Images generated and decoded at a time. */
+  readonly batch: number;
+  /** Overwrite an existing output. */
+  readonly force: boolean;
+  readonly out: string;
+}
+
+const labelsFile = (out: string): string => out.replace(/\.npy$/i, '.labels.npy');
 
 export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const ext = extname(o.out).toLowerCase();
   if (ext !== '.png' && ext !== '.npy') throw new Error(`--out must end in .png or .npy, got "${o.out}"`);
-  if (o.sampler !== undefined && !(SAMPLER_KINDS as readonly string[]).includes(o.sampler)) {
-    throw new Error(`--sampler: unknown "${o.sampler}"; known: ${SAMPLER_KINDS.join(', ')}`);
-  }
+  refuseOverwrite(ext === '.npy' ? [o.out, labelsFile(o.out)] : [o.out], o.force, '--out');
   const model = await loadDiffusionModel(o.model);
   const { config } = model;
-  const classes = parseClasses(o.classes, config.unet.numClasses);
+  const classes = resolveClasses(o.classes, config.unet.numClasses);
   const count = ext === '.png' ? classes.length * o.n : o.n;
+  const cfg = o.cfg ?? config.sampling.cfg;
+  const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
+  const [h, w, c] = model.autoencoder.config.autoencoder.imageShape;
+  const size = h * w * c;
+  // Everything that cannot fit fails here, before the first image is generated.
+  checkChunkFits(model, { latentSize, batchSize: o.batch, cfg, decode: true });
+  const gridBytes =
+    (classes.length * (h * GRID_SCALE + GRID_PAD) + GRID_PAD) *
+    (o.n * (w * GRID_SCALE + GRID_PAD) + GRID_PAD) *
+    c;
+  const outputBytes = count * size + (ext === '.png' ? gridBytes : count * size);
+  if (outputBytes > MAX_OUTPUT_BYTES) {
+    throw new Error(
+      `--n ${o.n} makes a ${ext} of about ${formatBytes(outputBytes)} in memory, above the ` +
+        `${formatBytes(MAX_OUTPUT_BYTES)} cap: lower --n${ext === '.png' ? ' or write .npy' : ''}`,
+    );
+  }
   const labels =
     ext === '.png'
-      ? Int32Array.from(classes.flatMap((c) => Array<number>(o.n).fill(c)))
+      ? Int32Array.from(classes.flatMap((k) => Array<number>(o.n).fill(k)))
       : balancedLabels(classes, count);
   const began = performance.now();
-  const images = generateImages(model, {
+  const pixels = new Uint8Array(count * size);
+  for (const { start, tensor } of imageChunks(model, {
     labels,
     steps: o.steps ?? config.sampling.steps[0]!,
-    cfg: o.cfg ?? config.sampling.cfg,
-    sampler: (o.sampler as SamplerKind | undefined) ?? defaultSampler(config),
+    cfg,
+    sampler: o.sampler ?? defaultSampler(config),
     seed: o.seed,
-    ...(o.latentSize === undefined ? {} : { latentSize: parseLatentSize(o.latentSize) }),
-  });
-  const seconds = (performance.now() - began) / 1000;
-  try {
-    if (ext === '.png') {
-      await writeImageGrid(o.out, images, classes.length, o.n, { scale: 2 });
-    } else {
-      const [n, h, w, c] = images.shape;
-      await writeFileAtomic(o.out, encodeNpy(await toUint8Images(images), [n, h, w, c]));
-      await writeFileAtomic(o.out.replace(/\.npy$/i, '.labels.npy'), encodeNpy(labels, [n]));
+    latentSize,
+    batchSize: o.batch,
+    modelName: o.model,
+  })) {
+    try {
+      // The buffers are sized from the autoencoder's image shape: other sizes would scramble them.
+      if (tensor.shape.slice(1).join('x') !== `${h}x${w}x${c}`) {
+        throw new Error(
+          `the decoder made ${tensor.shape.slice(1).join('x')} images, expected ${h}x${w}x${c}`,
+        );
+      }
+      pixels.set(await toUint8Images(tensor), start * size);
+    } finally {
+      tensor.dispose();
     }
-  } finally {
-    tf.dispose(images);
+  }
+  const seconds = (performance.now() - began) / 1000;
+  if (ext === '.png') {
+    const png = imageGridPng(pixels, count, h, w, c, {
+      rows: classes.length,
+      cols: o.n,
+      scale: GRID_SCALE,
+      pad: GRID_PAD,
+    });
+    await writeFileAtomic(o.out, png);
+  } else {
+    await writeFileAtomic(o.out, encodeNpy(pixels, [count, h, w, c]));
+    await writeFileAtomic(labelsFile(o.out), encodeNpy(labels, [count]));
   }
   process.stderr.write(`${count} images in ${seconds.toFixed(1)} s -> ${o.out}\n`);
+}
+
+/** Adds `sample` to the `ladder` program. */
+export function registerSampleCommand(program: Command): void {
+  program
+    .command('sample')
+    .description('sample a teacher or student: a class grid (.png) or raw images (.npy + .labels.npy)')
+    .requiredOption('--model <dir>', 'model folder (teacher or student)')
+    .option('--steps <n>', "sampling steps (default: the model's own)", int('--steps', 1))
+    .option(
+      '--cfg <w>',
+      `classifier-free guidance scale, 0 to ${MAX_CFG} (default: the model's own)`,
+      cfgScale('--cfg'),
+    )
+    .option('--sampler <kind>', 'euler, heun, dpmpp-2m or few-step (students default to few-step)', sampler)
+    .option(
+      '--classes <range>',
+      "classes, e.g. 0-9 or 1,3,7 (default: all the model's classes)",
+      parseClassRanges,
+    )
+    .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n', 1), 8)
+    .option('--seed <n>', 'random seed', int('--seed'), 0)
+    .option(
+      '--latent-size <hxw>',
+      "latent height x width (default: the model's), e.g. 9x9 or 7x11",
+      latentSizeArg('--latent-size'),
+    )
+    .option(
+      '--batch <n>',
+      'images generated and decoded at a time: bounds memory (the few-step sampler draws its noise per batch, ' +
+        'so its images depend on it)',
+      int('--batch', 1),
+      DEFAULT_BATCH,
+    )
+    .option('--force', 'overwrite an existing --out (and its .labels.npy)', false)
+    .requiredOption('--out <file>', 'output .png (grid) or .npy (raw uint8 images)')
+    .action(async (o: SampleCommandOptions) => sampleCommand(o));
 }

@@ -20,6 +20,14 @@ const port = (value: string): number => {
     throw new InvalidArgumentError(`--port must be an integer from 0 to 65535, got "${value}"`);
   return n;
 };
+/** Collects --allowed-host, given once per name or as a comma list. */
+const allowedHost = (value: string, previous: string[]): string[] => {
+  const names = value.split(',').map((n) => n.trim());
+  const bad = names.find((n) => !/^[a-z0-9._-]+$/i.test(n));
+  if (bad !== undefined)
+    throw new InvalidArgumentError(`--allowed-host takes host names without a port, got "${bad}"`);
+  return [...previous, ...names];
+};
 const webBackend = oneOf('browser backend', WEB_BACKENDS);
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -32,21 +40,39 @@ export function registerServeCommands(program: Command): void {
     .option('--port <n>', 'port to listen on (0: any free port)', port, DEFAULT_PORT)
     .option('--host <addr>', 'address to listen on (loopback by default)', DEFAULT_HOST)
     .option('--web-dir <dir>', 'the built page (npm run build:web)', DEFAULT_WEB_DIR)
-    .action(async (o: { models: string; port: number; host: string; webDir: string }) => {
-      const server = await startServer({ modelsDir: o.models, port: o.port, host: o.host, webDir: o.webDir });
-      const say = (line: string) => process.stderr.write(`ladder serve: ${line}\n`);
-      if (!LOOPBACK.has(o.host))
-        say(`listening on ${o.host}: other machines on the network can open the page`);
-      const models = await server.listModels();
-      const usable = models.filter((m) => !isBroken(m)).map((m) => m.path);
-      say(`${usable.length} model(s) from ${o.models}: ${usable.join(', ') || 'none'}`);
-      say(`open ${server.url} (Ctrl-C stops)`);
-      await new Promise<void>((stop) => {
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-      await server.close();
-    });
+    .option(
+      '--allowed-host <name>',
+      'another name the page may be opened by, e.g. a DNS name of this machine (repeatable, or a comma list)',
+      allowedHost,
+      [],
+    )
+    .action(
+      async (o: { models: string; port: number; host: string; webDir: string; allowedHost: string[] }) => {
+        const server = await startServer({
+          modelsDir: o.models,
+          port: o.port,
+          host: o.host,
+          webDir: o.webDir,
+          allowedHosts: o.allowedHost,
+        });
+        const say = (line: string) => process.stderr.write(`ladder serve: ${line}\n`);
+        if (!LOOPBACK.has(o.host)) {
+          say(
+            `listening on ${o.host}: other machines on the network can open the page by this machine's ` +
+              'address, or by a name given with --allowed-host',
+          );
+        }
+        const models = await server.listModels();
+        const usable = models.filter((m) => !isBroken(m)).map((m) => m.path);
+        say(`${usable.length} model(s) from ${o.models}: ${usable.join(', ') || 'none'}`);
+        say(`open ${server.url} (Ctrl-C stops)`);
+        await new Promise<void>((stop) => {
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        await server.close();
+      },
+    );
 
   program
     .command('bench-browser')

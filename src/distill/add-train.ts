@@ -76,8 +76,8 @@ export function checkFeatureNet(
 }
 
 export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult> {
-  await prepareRunDir(opts.outDir, opts.resume);
   const config = resolveAddConfig(opts.config);
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let featureNet: LoadedFeatureNet | undefined;
   let players: Record<string, Player> = {};

@@ -20,6 +20,7 @@ import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
 import { type SegmentSummary, train } from '../train/loop.js';
+import { lockRunDir } from '../train/run-lock.js';
 import {
   discriminatorPart,
   initPaddDiscriminator,
@@ -81,6 +82,7 @@ const PHASE_FILE = 'final.safetensors';
  */
 async function prepareLadder(opts: DistillPaddOptions, stages: readonly PaddStage[]): Promise<number> {
   await ensureWritableDir(opts.outDir);
+  lockRunDir(opts.outDir);
   const from = opts.fromStage === undefined ? 0 : stages.findIndex((s) => s.studentSteps === opts.fromStage);
   if (from < 0) {
     throw new Error(

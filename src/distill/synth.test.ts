@@ -1,16 +1,55 @@
+// Synthetic latent sets: generation, caching, the teacher record, and `ladder synth` through the real command line.
 import * as assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import * as tf from '../core/tf.js';
 import { saveTensors } from '../io/safetensors.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
+import { writeTinyTeacher } from '../test-utils/tiny-models.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
-import { defaultSynthSettings, loadSynthetic, synthesize, synthesizeLatents } from './synth.js';
+import {
+  defaultSynthSettings,
+  loadSynthetic,
+  saveSynthetic,
+  synthesize,
+  synthesizeLatents,
+} from './synth.js';
+
+const main = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const ladder = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', main, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env },
+  });
+
+const sha256 = async (file: string): Promise<string> =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+
+/** Runs `fn` with stderr captured; returns what it wrote. */
+async function captureStderr(fn: () => Promise<unknown>): Promise<string> {
+  const write = process.stderr.write;
+  let text = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    text += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return text;
+}
 
 let root = '';
 let teacherDir = '';
@@ -62,8 +101,114 @@ describe('synthetic latents', () => {
 
     await assert.rejects(
       synthesize({ teacher, teacherDir, outFile: file, settings: { ...settings, cfg: 5 } }),
-      /was made with .*"cfg":2.*delete it or choose another file/,
+      /was made with .*"cfg":2.*choose another file, or replace it with `ladder synth --force`/,
     );
+  });
+
+  it('record the teacher that made them, and a set made by another teacher is refused unless forced', async () => {
+    const settings = defaultSynthSettings(teacher, { count: 10, steps: 1 });
+    const file = join(root, 'recorded.safetensors');
+    const made = await synthesize({ teacher, teacherDir, outFile: file, settings });
+    assert.deepEqual((await loadSynthetic(file)).madeBy, {
+      teacher: resolve(teacherDir),
+      teacherWeightsSha256: await sha256(join(teacherDir, 'weights.safetensors')),
+      autoencoder: resolve(root, 'ae'),
+      autoencoderWeightsSha256: await sha256(join(root, 'ae', 'weights.safetensors')),
+    });
+
+    const otherDir = await writeTinyTeacher(join(root, 'other'), {
+      seed: 11,
+      sampling: { steps: [4], cfg: 2 },
+    });
+    const other = await loadDiffusionModel(otherDir);
+    try {
+      await assert.rejects(
+        synthesize({ teacher: other, teacherDir: otherDir, outFile: file, settings }),
+        /recorded\.safetensors was made by teacher .*\/teacher \(weights sha256 [0-9a-f]{12}, autoencoder .*\), not by .*other\/teacher/,
+      );
+      const replaced = await synthesize({
+        teacher: other,
+        teacherDir: otherDir,
+        outFile: file,
+        settings,
+        force: true,
+      });
+      assert.notDeepEqual(replaced.data, made.data);
+      assert.equal((await loadSynthetic(file)).madeBy?.teacher, resolve(otherDir));
+    } finally {
+      disposeParams(other.params);
+      disposeParams(other.autoencoder.params);
+    }
+
+    // A set from an older ladder records no teacher: reused, with a warning.
+    const old = join(root, 'old.safetensors');
+    const { madeBy: _madeBy, ...unrecorded } = made;
+    await saveSynthetic(old, unrecorded);
+    const warning = await captureStderr(() => synthesize({ teacher, teacherDir, outFile: old, settings }));
+    assert.match(warning, /old\.safetensors does not record which teacher made it/);
+  });
+
+  it('refuse settings that cannot work before generating', () => {
+    assert.throws(
+      () => synthesizeLatents(teacher, defaultSynthSettings(teacher, { count: 4, cfg: 1e308 }), teacherDir),
+      /synthetic CFG scale must be a number from 0 to 100, got 1e\+308/,
+    );
+    assert.throws(
+      () => synthesizeLatents(teacher, defaultSynthSettings(teacher, { count: 4 }), teacherDir, 10_000_000),
+      /--batch 10000000 needs about [\d.]+ GB .*: use --batch \d+ or less/,
+    );
+  });
+
+  it('ladder synth: bad --cfg, an unwritable --out and a diverging teacher fail before writing (real CLI)', async () => {
+    const cfg = ladder(
+      'synth',
+      '--teacher',
+      teacherDir,
+      '--cfg',
+      '1e308',
+      '--out',
+      join(root, 'cfg.safetensors'),
+    );
+    assert.equal(cfg.status, 1);
+    assert.match(cfg.stderr, /--cfg must be a number from 0 to 100, got "1e308"/);
+
+    // Progress lines ("synth 1/20 ...") would show that generation had started.
+    const unwritable = ladder(
+      'synth',
+      '--teacher',
+      teacherDir,
+      '--n',
+      '20',
+      '--out',
+      '/etc/hostname/s.safetensors',
+    );
+    assert.equal(unwritable.status, 1);
+    assert.match(unwritable.stderr, /cannot write to folder \/etc\/hostname/);
+    assert.doesNotMatch(unwritable.stderr, /^synth \d+\/20/m);
+
+    const diverging = await writeTinyTeacher(join(root, 'diverging'), { jitter: 1e20 });
+    const out = join(root, 'nan.safetensors');
+    const nan = ladder('synth', '--teacher', diverging, '--n', '4', '--steps', '2', '--out', out);
+    assert.equal(nan.status, 1);
+    assert.match(nan.stderr, /diverging\/teacher made NaN or infinite latents at 2 sampling steps/);
+    assert.ok(!existsSync(out));
+  });
+
+  it('ladder synth: an existing --out made otherwise is refused, and replaced with --force (real CLI)', async () => {
+    const out = join(root, 'cli.safetensors');
+    const args = ['synth', '--teacher', teacherDir, '--steps', '1', '--out', out];
+    assert.equal(ladder(...args, '--n', '10').status, 0);
+    const made = statSync(out).mtimeMs;
+    const other = ladder(...args, '--n', '12');
+    assert.equal(other.status, 1);
+    assert.match(
+      other.stderr,
+      /cli\.safetensors was made with .*"count":10.*replace it with `ladder synth --force`/,
+    );
+    assert.equal(statSync(out).mtimeMs, made);
+    const forced = ladder(...args, '--n', '12', '--force');
+    assert.equal(forced.status, 0, forced.stderr);
+    assert.equal((await loadSynthetic(out)).labels.length, 12);
   });
 
   it('refuses a file that is not a synthetic set', async () => {

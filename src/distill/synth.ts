@@ -1,12 +1,25 @@
 // `ladder synth`: the teacher's synthetic latents, generated once with CFG (class-balanced, seeded) and cached in
-// one safetensors file, the data LADD trains on by default (METHODS.md section 3).
+// one safetensors file, the data LADD trains on by default (METHODS.md section 3). The file records which teacher
+// (and autoencoder) made it, by the hash of their weights, so a set is never reused for another teacher.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { ensureWritableDir, writeFileAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
-import * as tf from '../core/tf.js';
 import type { ArraySource } from '../data/loader.js';
-import { loadTensors, saveTensors } from '../io/safetensors.js';
-import { balancedLabels, type DiffusionModel, defaultSampler, generateLatents } from '../models/pipeline.js';
+import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
+import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../models/folder.js';
+import {
+  balancedLabels,
+  checkChunkFits,
+  DEFAULT_BATCH,
+  type DiffusionModel,
+  defaultSampler,
+  latentChunks,
+  MAX_CFG,
+} from '../models/pipeline.js';
+import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../models/schema.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { createProgress } from '../train/progress.js';
 
@@ -21,10 +34,96 @@ export interface SynthSettings {
   readonly seed: number;
 }
 
+/** Which teacher made a synthetic set: its folder and its autoencoder's (resolved), and their weights' sha256. */
+export interface TeacherRecord {
+  readonly teacher: string;
+  readonly teacherWeightsSha256: string;
+  readonly autoencoder: string;
+  readonly autoencoderWeightsSha256: string;
+}
+
 export interface SyntheticSet extends ArraySource {
   readonly settings: SynthSettings;
   /** The teacher folder it came from (absolute path when written). */
   readonly teacher: string;
+  /** Absent in sets written before ladder recorded it. */
+  readonly madeBy?: TeacherRecord;
+}
+
+const sha256OfFile = async (file: string): Promise<string> =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
+
+/** The record of the teacher in `teacherDir` whose autoencoder is `autoencoderDir` (hashes their weights files). */
+export async function teacherRecord(teacherDir: string, autoencoderDir: string): Promise<TeacherRecord> {
+  return {
+    teacher: resolve(teacherDir),
+    teacherWeightsSha256: await sha256OfFile(join(teacherDir, WEIGHTS_FILE)),
+    autoencoder: resolve(autoencoderDir),
+    autoencoderWeightsSha256: await sha256OfFile(join(autoencoderDir, WEIGHTS_FILE)),
+  };
+}
+
+/**
+ * Records of the teacher in `teacherDir` (config `config`) and of the teachers it was distilled from, following
+ * each config's distill.teacher while those folders exist: a student that heads a new ladder (a PADD ablation)
+ * trains on its root teacher's set.
+ */
+export async function teacherLineage(
+  teacherDir: string,
+  config: Pick<DiffusionModelConfig, 'autoencoder' | 'distill'>,
+): Promise<TeacherRecord[]> {
+  const records: TeacherRecord[] = [];
+  let dir = resolve(teacherDir);
+  let cfg = config;
+  for (;;) {
+    records.push(await teacherRecord(dir, resolve(dir, cfg.autoencoder)));
+    if (cfg.distill === undefined) return records;
+    const parent = resolve(dir, cfg.distill.teacher);
+    const file = join(parent, CONFIG_FILE);
+    if (records.some((r) => r.teacher === parent) || !existsSync(file)) return records;
+    cfg = parseConfig(diffusionModelSchema, await readJson(file, 'teacher config'), file);
+    dir = parent;
+  }
+}
+
+/**
+ * Fails unless `set` was made by a teacher of `lineage` (the teacher being distilled first, see `teacherLineage`):
+ * the same teacher and autoencoder weights, wherever their folders are now. A set from an older ladder, which
+ * recorded no teacher, is accepted with a warning.
+ */
+export function checkSyntheticTeacher(
+  set: SyntheticSet,
+  lineage: readonly TeacherRecord[],
+  file: string,
+): void {
+  const want = lineage[0]!;
+  const made = set.madeBy;
+  if (made === undefined) {
+    process.stderr.write(
+      `warning: ${file} does not record which teacher made it (an older ladder wrote it; it names ` +
+        `${set.teacher || 'no teacher'}); using it for ${want.teacher}. Regenerate it with \`ladder synth\` to have it checked\n`,
+    );
+    return;
+  }
+  const same = (r: TeacherRecord): boolean =>
+    r.teacherWeightsSha256 === made.teacherWeightsSha256 &&
+    r.autoencoderWeightsSha256 === made.autoencoderWeightsSha256;
+  if (lineage.some(same)) return;
+  const short = (r: TeacherRecord): string =>
+    `${r.teacher} (weights sha256 ${r.teacherWeightsSha256.slice(0, 12)}, autoencoder ${r.autoencoder} ${r.autoencoderWeightsSha256.slice(0, 12)})`;
+  const ancestors =
+    lineage.length > 1
+      ? ` or a teacher it was distilled from (${lineage
+          .slice(1)
+          .map((r) => r.teacher)
+          .join(', ')})`
+      : '';
+  throw new Error(
+    `${file} was made by teacher ${short(made)}, not by ${short(want)}${ancestors}: make a set for this teacher ` +
+      `(\`ladder synth --teacher ${want.teacher} --out <file>\`) or pass another --synthetic file`,
+  );
 }
 
 /** The teacher's own sampling steps and CFG scale, its default sampler, and 10 000 latents. */
@@ -42,23 +141,35 @@ export function defaultSynthSettings(
   };
 }
 
+/** Fails on settings no run should use (a CFG scale that can only overflow, a non-integer count or steps). */
+export function checkSynthSettings(settings: SynthSettings): void {
+  const { count, steps, cfg, seed } = settings;
+  if (!(Number.isInteger(count) && count > 0))
+    throw new Error(`synthetic count must be a positive integer, got ${count}`);
+  if (!(Number.isInteger(steps) && steps > 0))
+    throw new Error(`synthetic steps must be a positive integer, got ${steps}`);
+  if (!(Number.isFinite(cfg) && cfg >= 0 && cfg <= MAX_CFG))
+    throw new Error(`synthetic CFG scale must be a number from 0 to ${MAX_CFG}, got ${cfg}`);
+  if (!Number.isInteger(seed)) throw new Error(`synthetic seed must be an integer, got ${seed}`);
+}
+
 /**
  * Generates `settings.count` latents from the teacher, class-balanced (every class in turn) and in batches of
- * `batchSize`; batch i's noise comes from the i-th seed drawn from Rng(settings.seed).
+ * `batchSize`, into one Float32Array; batch i's noise comes from the i-th seed drawn from Rng(settings.seed).
  */
 export function synthesizeLatents(
   teacher: DiffusionModel,
   settings: SynthSettings,
   teacherDir: string,
-  batchSize = 100,
+  batchSize = DEFAULT_BATCH,
 ): SyntheticSet {
+  checkSynthSettings(settings);
   const { count } = settings;
-  if (!(Number.isInteger(count) && count > 0))
-    throw new Error(`synthetic count must be a positive integer, got ${count}`);
+  const shape = teacher.config.latentShape;
+  checkChunkFits(teacher, { latentSize: [shape[0], shape[1]], batchSize, cfg: settings.cfg, decode: false });
   const numClasses = teacher.config.unet.numClasses;
   const classes = numClasses > 0 ? [...Array(numClasses).keys()] : [0];
   const labels = balancedLabels(classes, count);
-  const shape = teacher.config.latentShape;
   const perSample = shape[0] * shape[1] * shape[2];
   const data = new Float32Array(count * perSample);
   const seeds = new Rng(settings.seed);
@@ -66,16 +177,19 @@ export function synthesizeLatents(
   try {
     for (let start = 0; start < count; start += batchSize) {
       const chunk = labels.subarray(start, Math.min(count, start + batchSize));
-      const latents = generateLatents(teacher, {
+      // One chunk per batch (chunk.length <= batchSize), with its own seed as before.
+      for (const { tensor } of latentChunks(teacher, {
         labels: chunk,
         steps: settings.steps,
         cfg: settings.cfg,
         sampler: settings.sampler,
         seed: seeds.nextUint32(),
         batchSize,
-      });
-      data.set(latents.dataSync(), start * perSample); // the CPU copy is the cache; one sync per batch
-      latents.dispose();
+        modelName: teacherDir,
+      })) {
+        data.set(tensor.dataSync(), start * perSample); // the CPU copy is the cache; one sync per batch
+        tensor.dispose();
+      }
       progress.update(start + chunk.length);
     }
   } finally {
@@ -86,43 +200,59 @@ export function synthesizeLatents(
 
 const FORMAT = 'ladder-synthetic';
 
-/** Writes `set` atomically: tensors `latents` [N, H, W, C] and `labels` [N], settings in the metadata. */
+/** Writes `set` atomically: `latents` [N, H, W, C] and `labels` [N], settings and teacher in the metadata. */
 export async function saveSynthetic(file: string, set: SyntheticSet): Promise<void> {
   const n = set.labels.length;
-  const tensors = {
-    latents: tf.tensor4d(set.data, [n, ...set.shape]),
-    labels: tf.tensor1d(set.labels, 'int32'),
-  };
-  try {
-    await saveTensors(file, tensors, {
+  // Encoded straight from the arrays: no tensor copies of a set that may be large.
+  const bytes = encodeSafetensors(
+    {
+      latents: { dtype: 'F32', shape: [n, ...set.shape], data: set.data },
+      labels: { dtype: 'I32', shape: [n], data: set.labels },
+    },
+    {
       format: FORMAT,
       teacher: set.teacher,
       settings: JSON.stringify(set.settings),
-    });
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
+      ...(set.madeBy === undefined ? {} : { madeBy: JSON.stringify(set.madeBy) }),
+    },
+  );
+  await writeFileAtomic(file, bytes);
 }
 
 export async function loadSynthetic(file: string): Promise<SyntheticSet> {
-  const { tensors, metadata } = await loadTensors(file);
+  let bytes: Uint8Array;
   try {
-    const { latents, labels } = tensors;
-    if (metadata.format !== FORMAT || !latents || !labels || latents.rank !== 4 || labels.rank !== 1) {
-      throw new Error(`${file} is not a synthetic latent set: make one with \`ladder synth\``);
-    }
-    const [n, h, w, c] = latents.shape as [number, number, number, number];
-    if (labels.shape[0] !== n) throw new Error(`${file} holds ${n} latents but ${labels.shape[0]} labels`);
-    return {
-      data: (await latents.data()) as Float32Array,
-      labels: Int32Array.from(await labels.data()),
-      shape: [h, w, c],
-      settings: JSON.parse(metadata.settings ?? '{}') as SynthSettings,
-      teacher: metadata.teacher ?? '',
-    };
-  } finally {
-    tf.dispose(Object.values(tensors));
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new Error(`cannot read synthetic latents ${file} (${(err as NodeJS.ErrnoException).code ?? err})`);
   }
+  let decoded: ReturnType<typeof decodeSafetensors>;
+  try {
+    decoded = decodeSafetensors(bytes);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  }
+  const { tensors, metadata } = decoded;
+  const { latents, labels } = tensors;
+  if (
+    metadata.format !== FORMAT ||
+    !(latents?.data instanceof Float32Array) ||
+    labels === undefined ||
+    latents.shape.length !== 4 ||
+    labels.shape.length !== 1
+  ) {
+    throw new Error(`${file} is not a synthetic latent set: make one with \`ladder synth\``);
+  }
+  const [n, h, w, c] = latents.shape as [number, number, number, number];
+  if (labels.shape[0] !== n) throw new Error(`${file} holds ${n} latents but ${labels.shape[0]} labels`);
+  return {
+    data: latents.data as Float32Array,
+    labels: Int32Array.from(labels.data),
+    shape: [h, w, c],
+    settings: JSON.parse(metadata.settings ?? '{}') as SynthSettings,
+    teacher: metadata.teacher ?? '',
+    ...(metadata.madeBy === undefined ? {} : { madeBy: JSON.parse(metadata.madeBy) as TeacherRecord }),
+  };
 }
 
 /** Fails unless `set` fits `teacher`: same latent shape, labels within its classes. */
@@ -148,30 +278,33 @@ export interface SynthOptions {
   readonly outFile: string;
   readonly settings: SynthSettings;
   readonly batchSize?: number;
+  /** Replace an existing `outFile` made with other settings or by another teacher (`ladder synth --force`). */
+  readonly force?: boolean;
 }
 
 /**
- * The cached set in `outFile` when it exists and was made with the same settings (and fits the teacher);
- * otherwise it is generated and written. A file made with other settings is an error, not overwritten.
+ * The cached set in `outFile` when it exists and was made by this teacher (or one it was distilled from) with the
+ * same settings; otherwise it is generated and written. A file made otherwise is an error unless `force`, not
+ * silently overwritten or reused.
  */
 export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
   const { teacher, teacherDir, outFile, settings } = opts;
-  if (existsSync(outFile)) {
+  checkSynthSettings(settings);
+  const lineage = await teacherLineage(teacherDir, teacher.config);
+  if (existsSync(outFile) && !opts.force) {
     const cached = await loadSynthetic(outFile);
+    const replace = 'choose another file, or replace it with `ladder synth --force`';
     checkSyntheticFits(cached, teacher, outFile);
     if (!sameSettings(cached.settings, settings)) {
       throw new Error(
-        `${outFile} was made with ${JSON.stringify(cached.settings)}, not ${JSON.stringify(settings)}: delete it or choose another file`,
+        `${outFile} was made with ${JSON.stringify(cached.settings)}, not ${JSON.stringify(settings)}: ${replace}`,
       );
     }
-    if (cached.teacher !== resolve(teacherDir)) {
-      process.stderr.write(
-        `warning: ${outFile} was made by teacher ${cached.teacher}, reusing it for ${teacherDir}\n`,
-      );
-    }
+    checkSyntheticTeacher(cached, lineage, outFile);
     return cached;
   }
-  const set = synthesizeLatents(teacher, settings, teacherDir, opts.batchSize);
+  await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now
+  const set = { ...synthesizeLatents(teacher, settings, teacherDir, opts.batchSize), madeBy: lineage[0]! };
   await saveSynthetic(outFile, set);
   process.stderr.write(`${set.labels.length} synthetic latents -> ${outFile}\n`);
   return set;

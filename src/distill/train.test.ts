@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { loadDiffusionModel } from '../models/folder.js';
@@ -13,11 +14,17 @@ import { defaultSampler, generateImages } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
 import { readRunLog } from '../test-utils/run-log.js';
+import {
+  tinyTeacherConfig,
+  tinyUNetParams,
+  writeFolders,
+  writeTinyTeacher,
+} from '../test-utils/tiny-models.js';
 import { latestCheckpointStep } from '../train/checkpoint.js';
 import { tinyLaddOptions } from './fixtures/tiny-ladd-run.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
-import { synthesize } from './synth.js';
-import { distillLadd } from './train.js';
+import { loadSynthetic, saveSynthetic, synthesize } from './synth.js';
+import { distillLadd, trainingLatents } from './train.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-ladd-run.ts', import.meta.url));
 const ITERATIONS = 8;
@@ -129,6 +136,59 @@ describe('distill --method ladd (tiny, end to end)', () => {
     assert.equal(card.segments[1].changed.trainingSet.from.file, synthFile);
     assert.equal(card.segments[1].changed.trainingSet.to.file, otherSynthFile);
     assert.equal(card.data.file, otherSynthFile);
+  });
+
+  it('trains only on a synthetic set made by its teacher (or one it was distilled from); an unrecorded set warns', async () => {
+    const otherDir = await writeTinyTeacher(join(root, 'other'), {
+      seed: 11,
+      sampling: { steps: [4], cfg: 2 },
+    });
+    const other = await loadDiffusionModel(otherDir);
+    const source = { teacherDir: otherDir, outDir: join(root, 'other-run'), syntheticFile: synthFile };
+    try {
+      await assert.rejects(
+        trainingLatents(source, 'synthetic', other),
+        /synth\.safetensors was made by teacher .*\/teacher \(weights sha256 [0-9a-f]{12}, autoencoder .*\), not by .*other\/teacher .*: make a set for this teacher \(`ladder synth --teacher/,
+      );
+      // A student heading a new ladder trains on the set of the teacher it was distilled from.
+      await writeFolders(root, [
+        [
+          'distilled',
+          tinyTeacherConfig({ kind: 'student', distill: { method: 'ladd', teacher: '../teacher' } }),
+          tinyUNetParams(new Rng(5)),
+        ],
+      ]);
+      const student = await loadDiffusionModel(join(root, 'distilled'));
+      const fromRoot = await trainingLatents(
+        { ...source, teacherDir: join(root, 'distilled') },
+        'synthetic',
+        student,
+      );
+      disposeParams(student.params);
+      disposeParams(student.autoencoder.params);
+      assert.equal(fromRoot.labels.length, 16);
+      // Written by an older ladder: accepted, with a warning on stderr.
+      const old = join(root, 'unrecorded.safetensors');
+      const { madeBy: _madeBy, ...unrecorded } = await loadSynthetic(synthFile);
+      await saveSynthetic(old, unrecorded);
+      const write = process.stderr.write;
+      let warning = '';
+      process.stderr.write = ((chunk: string | Uint8Array) => {
+        warning += String(chunk);
+        return true;
+      }) as typeof process.stderr.write;
+      let latents: Awaited<ReturnType<typeof trainingLatents>>;
+      try {
+        latents = await trainingLatents({ ...source, syntheticFile: old }, 'synthetic', other);
+      } finally {
+        process.stderr.write = write;
+      }
+      assert.equal(latents.labels.length, 16);
+      assert.match(warning, /unrecorded\.safetensors does not record which teacher made it/);
+    } finally {
+      disposeParams(other.params);
+      disposeParams(other.autoencoder.params);
+    }
   });
 
   it('a run killed with SIGKILL resumes and ends with the same student as the uninterrupted run', async () => {

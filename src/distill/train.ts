@@ -24,11 +24,13 @@ import { disposePlayers } from './shared/players.js';
 import { trainStudent } from './shared/student-run.js';
 import {
   checkSyntheticFits,
+  checkSyntheticTeacher,
   defaultSynthSettings,
   loadSynthetic,
   type SyntheticSet,
   type SynthSettings,
   synthesize,
+  teacherLineage,
 } from './synth.js';
 
 export interface DistillLaddOptions {
@@ -63,8 +65,8 @@ export type LatentSourceOptions = Pick<
 >;
 
 /**
- * The latents LADD and PADD train on: the cached synthetic set (made when missing), or the dataset encoded by
- * the teacher's autoencoder.
+ * The latents LADD and PADD train on: the cached synthetic set (made when missing; one made by a teacher outside
+ * this teacher's lineage is refused), or the dataset encoded by the teacher's autoencoder.
  */
 export async function trainingLatents(
   opts: LatentSourceOptions,
@@ -79,6 +81,7 @@ export async function trainingLatents(
     if (existsSync(file) && !asked) {
       set = await loadSynthetic(file);
       checkSyntheticFits(set, teacher, file);
+      checkSyntheticTeacher(set, await teacherLineage(teacher.dir, teacher.config), file);
     } else {
       const settings = defaultSynthSettings(teacher, opts.synth);
       set = await synthesize({ teacher, teacherDir: opts.teacherDir, outFile: file, settings });
@@ -102,8 +105,8 @@ export async function trainingLatents(
 }
 
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
-  await prepareRunDir(opts.outDir, opts.resume);
   const config = resolveLaddConfig(opts.config);
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let players: Record<string, Player> = {};
   try {

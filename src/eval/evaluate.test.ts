@@ -2,7 +2,7 @@
 // sampling, and clear errors for bad input.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import * as tf from '../core/tf.js';
 import { decodePng } from '../image/png.js';
 import { testBackend } from '../test-utils/backend.js';
 import { writeTinyTeacher } from '../test-utils/tiny-models.js';
-import { parseEvalJson } from './eval-json.js';
+import { type EvalResult, parseEvalJson } from './eval-json.js';
 import { type EvaluateOptions, evaluateModel } from './evaluate.js';
 import { loadFeatureNet } from './features.js';
 import { tinyFeaturesConfig, writeTinyFeatureNet } from './fixtures/tiny-models.js';
@@ -91,6 +91,47 @@ describe('evaluateModel', () => {
     assert.deepEqual((out as { latentSize?: unknown }).latentSize, [9, 11]);
     assert.equal(out.results.length, 1);
     assert.ok(Number.isFinite(out.results[0]!.fid));
+  });
+
+  it('streams in chunks: the same metrics and grids whatever the batch; a diverging model writes nothing', async () => {
+    const opts = { ...base, steps: [1, 2] };
+    const one = await evaluateModel({ ...opts, batchSize: 12, outJson: join(root, 'chunks', 'one.json') });
+    const many = await evaluateModel({ ...opts, batchSize: 5, outJson: join(root, 'chunks', 'many.json') });
+    const metrics = (r: EvalResult) => {
+      const { msPerImage: _ms, grid: _grid, ...rest } = r;
+      return rest;
+    };
+    assert.deepEqual(many.results.map(metrics), one.results.map(metrics));
+    for (const steps of [1, 2]) {
+      assert.deepEqual(
+        await readFile(join(root, 'chunks', `many-${steps}steps.png`)),
+        await readFile(join(root, 'chunks', `one-${steps}steps.png`)),
+      );
+    }
+
+    await writeTinyTeacher(join(root, 'diverging'), { jitter: 1e20 });
+    await assert.rejects(
+      evaluateModel({
+        ...opts,
+        modelDir: join(root, 'diverging', 'teacher'),
+        outJson: join(root, 'nan', 'x.json'),
+      }),
+      /diverging\/teacher made NaN or infinite latents at 1 sampling step \(cfg 1, euler sampler\)/,
+    );
+    assert.deepEqual(await readdir(join(root, 'nan')), []);
+  });
+
+  it('refuses to overwrite its JSON or a grid when told to (the CLI without --force)', async () => {
+    const opts = { ...base, steps: [1], outJson: join(root, 'kept', 'run.json') };
+    await evaluateModel(opts);
+    await assert.rejects(
+      evaluateModel({ ...opts, overwrite: false }),
+      /run\.json, .*run-1steps\.png already exist: pass --force to overwrite the eval JSON and its grids/,
+    );
+    await rm(opts.outJson);
+    await assert.rejects(evaluateModel({ ...opts, overwrite: false }), /run-1steps\.png already exists/);
+    assert.ok(!existsSync(opts.outJson));
+    await evaluateModel({ ...opts, overwrite: false, gridPerClass: 0 }); // writes no grid: nothing to refuse
   });
 
   it('says when the model folder is missing or is not a model', async () => {

@@ -8,7 +8,15 @@ import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
 import { imageGridPng } from '../image/png.js';
 import { CONFIG_FILE, type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
-import { balancedLabels, defaultSampler, generateImages, nfe } from '../models/pipeline.js';
+import {
+  balancedLabels,
+  checkChunkFits,
+  DEFAULT_BATCH,
+  defaultSampler,
+  type GeneratedChunk,
+  imageChunks,
+  nfe,
+} from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { type EvalJson, type EvalResult, parseEvalJson } from './eval-json.js';
@@ -38,7 +46,7 @@ export interface EvaluateOptions {
   readonly outJson: string;
   /** Model name in the JSON and the report (default: the folder path as given). */
   readonly name?: string;
-  /** Sampling batch size, which the timing refers to (default 100). */
+  /** Images generated, decoded and scored at a time (default 100): bounds memory; the timing refers to it. */
   readonly batchSize?: number;
   /** KID subsets (default 20) of min(1000, samples) rows each. */
   readonly kidSubsets?: number;
@@ -53,6 +61,11 @@ export interface EvaluateOptions {
    * images are resized (bilinear) to the feature net's input before scoring.
    */
   readonly latentSize?: readonly [number, number];
+  /**
+   * Replace an existing eval JSON and its sample grids (default true: `ladder demo` rewrites its own folder);
+   * `ladder eval` passes its --force, so by hand they are refused.
+   */
+  readonly overwrite?: boolean;
 }
 
 /** Nearest-neighbour count of the precision/recall estimate (Kynkaanniemi et al. 2019). */
@@ -66,7 +79,7 @@ export const defaultFeaturesDir = (dataset: string): string => join('models', da
 
 /** Runs the evaluation, writes the eval JSON (and grids) and returns what it wrote. */
 export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
-  const batchSize = opts.batchSize ?? 100;
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH;
   if (!Number.isInteger(opts.samples) || opts.samples <= PRECISION_RECALL_K) {
     throw new Error(
       `--samples must be an integer above ${PRECISION_RECALL_K} (precision/recall use ${PRECISION_RECALL_K} neighbours), got ${opts.samples}`,
@@ -82,6 +95,13 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
   const model = await loadDiffusionModel(opts.modelDir);
   let net: LoadedFeatureNet | undefined;
   try {
+    checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
+    checkChunkFits(model, {
+      latentSize: opts.latentSize ?? [model.config.latentShape[0], model.config.latentShape[1]],
+      batchSize,
+      cfg: opts.cfg ?? model.config.sampling.cfg,
+      decode: true,
+    });
     net = await loadFeatureNet(opts.featuresDir ?? defaultFeaturesDir(model.config.dataset));
     checkCompatible(model, net);
     return await runEvaluation(model, net, opts, batchSize);
@@ -89,6 +109,22 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
     disposeParams(model.params);
     disposeParams(model.autoencoder.params);
     if (net !== undefined) disposeParams(net.params);
+  }
+}
+
+const gridPath = (outJson: string, steps: number): string =>
+  join(dirname(outJson), `${basename(outJson, extname(outJson))}-${steps}steps.png`);
+
+// Refuses to replace the eval JSON or a grid it would write, unless told to (before any slow work).
+function checkOutputs(opts: EvaluateOptions, stepsList: readonly number[]): void {
+  if (opts.overwrite ?? true) return;
+  const grids = (opts.gridPerClass ?? 8) > 0 ? stepsList.map((steps) => gridPath(opts.outJson, steps)) : [];
+  const existing = [opts.outJson, ...grids].filter((f) => existsSync(f));
+  if (existing.length > 0) {
+    throw new Error(
+      `${existing.join(', ')} already ${existing.length === 1 ? 'exists' : 'exist'}: ` +
+        'pass --force to overwrite the eval JSON and its grids, or choose another --json',
+    );
   }
 }
 
@@ -129,38 +165,67 @@ async function runEvaluation(
   const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
   const labels = balancedLabels(classes, opts.samples);
   const [netH, netW] = net.config.featureNet.imageShape;
-  const generate = (steps: number, asked: Int32Array): tf.Tensor4D => {
+  // Chunks of images at the feature net's input size; each chunk's tensor is the caller's.
+  function* generate(steps: number, asked: Int32Array): Generator<GeneratedChunk> {
     const { latentSize } = opts;
-    const images = generateImages(model, {
+    for (const chunk of imageChunks(model, {
       labels: asked,
       steps,
       cfg,
       sampler,
       seed: opts.seed,
       batchSize,
+      modelName: model.dir,
       ...(latentSize === undefined ? {} : { latentSize }),
-    });
-    if (images.shape[1] === netH && images.shape[2] === netW) return images;
-    const resized = tf.image.resizeBilinear(images, [netH, netW]);
-    images.dispose();
-    return resized;
-  };
+    })) {
+      const images = chunk.tensor;
+      if (images.shape[1] === netH && images.shape[2] === netW) {
+        yield chunk;
+        continue;
+      }
+      const resized = tf.image.resizeBilinear(images, [netH, netW]);
+      images.dispose();
+      yield { start: chunk.start, tensor: resized };
+    }
+  }
 
   // Warm-up: one 1-step batch, so one-time backend setup is not billed to the first setting.
-  tf.dispose(generate(1, labels.subarray(0, Math.min(batchSize, labels.length))));
+  for (const { tensor } of generate(1, labels.subarray(0, Math.min(batchSize, labels.length))))
+    tensor.dispose();
 
   const results: EvalResult[] = [];
+  const grids: [string, Uint8Array][] = [];
+  const dim = net.config.featureNet.featureDim;
   for (const steps of stepsList) {
-    // 1. Generate every sample at this step count, timed through to the host copy.
-    const began = performance.now();
-    const images = generate(steps, labels);
-    const pixels = (await images.data()) as Float32Array; // data() waits for the backend to finish
-    const msPerImage = (performance.now() - began) / opts.samples;
-    tf.dispose(images);
-    // 2. Features and metrics against the test reference.
-    const fake = await extractFeatures(net, pixels, opts.samples);
+    // Chunk by chunk: generate (timed through to the host copy), then keep only features and grid cells.
+    const fake: ExtractedFeatures = {
+      features: new Float32Array(opts.samples * dim),
+      predicted: new Int32Array(opts.samples),
+      count: opts.samples,
+      dim,
+    };
+    const grid = new GridCells(net, opts.gridPerClass ?? 8);
+    let sampling = 0;
+    let began = performance.now();
+    for (const { start, tensor } of generate(steps, labels)) {
+      let pixels: Float32Array;
+      try {
+        pixels = (await tensor.data()) as Float32Array; // data() waits for the backend to finish
+      } finally {
+        tensor.dispose();
+      }
+      sampling += performance.now() - began;
+      const count = pixels.length / (netH * netW * net.config.featureNet.imageShape[2]);
+      const part = await extractFeatures(net, pixels, count);
+      fake.features.set(part.features, start * dim);
+      fake.predicted.set(part.predicted, start);
+      grid.add(pixels, labels.subarray(start, start + count));
+      began = performance.now();
+    }
+    const msPerImage = sampling / opts.samples;
     const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20);
-    const grid = await writeGrid(opts, pixels, labels, net, steps);
+    const png = grid.png();
+    if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
     results.push({
       steps,
       cfg,
@@ -168,12 +233,14 @@ async function runEvaluation(
       ...metrics,
       msPerImage,
       sampler,
-      ...(grid === undefined ? {} : { grid }),
+      ...(png === undefined ? {} : { grid: relative(dirname(opts.outJson), gridPath(opts.outJson, steps)) }),
     });
     process.stderr.write(
       `${steps} steps: FID ${metrics.fid.toFixed(2)}, class accuracy ${(100 * metrics.classAccuracy).toFixed(1)}%, ${msPerImage.toFixed(2)} ms/image\n`,
     );
   }
+  // Written only once every setting has run, so a failed run leaves no grids without their JSON.
+  for (const [path, png] of grids) await writeFileAtomic(path, png);
   const out = parseEvalJson(
     {
       model: opts.name ?? opts.modelDir,
@@ -236,33 +303,45 @@ export function sampleMetrics(
   };
 }
 
-// A class-per-row grid of the first `gridPerClass` samples of each class; returns its path relative to the JSON.
-async function writeGrid(
-  opts: EvaluateOptions,
-  pixels: Float32Array,
-  labels: Int32Array,
-  net: LoadedFeatureNet,
-  steps: number,
-): Promise<string | undefined> {
-  const perClass = opts.gridPerClass ?? 8;
-  if (perClass === 0) return undefined;
-  const [h, w, c] = net.config.featureNet.imageShape;
-  const size = h * w * c;
-  const numClasses = net.config.featureNet.numClasses;
-  const cells = new Float32Array(numClasses * perClass * size).fill(-1);
-  const filled = new Int32Array(numClasses);
-  labels.forEach((label, i) => {
-    if (filled[label]! >= perClass) return;
-    cells.set(pixels.subarray(i * size, (i + 1) * size), (label * perClass + filled[label]!) * size);
-    filled[label]! += 1;
-  });
-  const png = imageGridPng(cells, numClasses * perClass, h, w, c, {
-    rows: numClasses,
-    cols: perClass,
-    scale: 2,
-  });
-  const stem = basename(opts.outJson, extname(opts.outJson));
-  const path = join(dirname(opts.outJson), `${stem}-${steps}steps.png`);
-  await writeFileAtomic(path, png);
-  return relative(dirname(opts.outJson), path);
+/** A class-per-row grid of the first `perClass` samples of each class, filled chunk by chunk. */
+class GridCells {
+  private readonly cells: Float32Array;
+  private readonly filled: Int32Array;
+  private readonly shape: readonly [number, number, number];
+  private readonly numClasses: number;
+
+  constructor(
+    net: LoadedFeatureNet,
+    private readonly perClass: number,
+  ) {
+    this.shape = net.config.featureNet.imageShape;
+    this.numClasses = net.config.featureNet.numClasses;
+    const [h, w, c] = this.shape;
+    this.cells = new Float32Array(this.numClasses * perClass * h * w * c).fill(-1);
+    this.filled = new Int32Array(this.numClasses);
+  }
+
+  /** Takes the images of `pixels` (labels `labels`) that their class's row still has room for. */
+  add(pixels: Float32Array, labels: Int32Array): void {
+    const size = this.shape[0] * this.shape[1] * this.shape[2];
+    labels.forEach((label, i) => {
+      if (this.filled[label]! >= this.perClass) return;
+      this.cells.set(
+        pixels.subarray(i * size, (i + 1) * size),
+        (label * this.perClass + this.filled[label]!) * size,
+      );
+      this.filled[label]! += 1;
+    });
+  }
+
+  /** The grid as PNG bytes; undefined when no grid was asked for (0 per class). */
+  png(): Uint8Array | undefined {
+    if (this.perClass === 0) return undefined;
+    const [h, w, c] = this.shape;
+    return imageGridPng(this.cells, this.numClasses * this.perClass, h, w, c, {
+      rows: this.numClasses,
+      cols: this.perClass,
+      scale: 2,
+    });
+  }
 }

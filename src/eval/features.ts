@@ -8,7 +8,7 @@ import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
-import { CARD_FILE, CONFIG_FILE, readJson, WEIGHTS_FILE } from '../models/folder.js';
+import { CARD_FILE, CONFIG_FILE, loadCheckedWeights, readJson, WEIGHTS_FILE } from '../models/folder.js';
 import { type FeaturesModelConfig, featuresModelSchema, parseConfig } from '../models/schema.js';
 import { conv2d, linear } from '../nn/layers.js';
 import { disposeParams, initParams, ParamScope, type Params } from '../nn/params.js';
@@ -139,19 +139,7 @@ export async function loadFeatureNet(dir: string): Promise<LoadedFeatureNet> {
   }
   const config = parseConfig(featuresModelSchema, raw, join(dir, CONFIG_FILE));
   const weightsPath = join(dir, WEIGHTS_FILE);
-  const expected = initFeatureNet(config.featureNet, new Rng(0));
-  let params: Params;
-  try {
-    params = (await loadTensors(weightsPath)).tensors;
-    try {
-      checkSameShapes(params, expected, weightsPath);
-    } catch (err) {
-      disposeParams(params);
-      throw err;
-    }
-  } finally {
-    disposeParams(expected);
-  }
+  const params = await loadCheckedWeights(dir, initFeatureNet(config.featureNet, new Rng(0)), config.kind);
   const hash = createHash('sha256')
     .update(await readFile(weightsPath))
     .digest('hex')

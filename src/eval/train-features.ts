@@ -100,7 +100,7 @@ export async function labelledAccuracy(
 }
 
 export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<void> {
-  await prepareRunDir(opts.outDir, opts.resume);
+  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const data = await loadDataset(
     opts.dataset,
     'train',

@@ -57,17 +57,30 @@ async function readConfig(dir: string): Promise<{ kind?: unknown }> {
   return (await readJson(join(dir, CONFIG_FILE), `model config of ${dir}`)) as { kind?: unknown };
 }
 
-/** Loads weights and checks every name, shape and dtype against `expected` (disposed afterwards). */
-async function loadCheckedWeights(dir: string, expected: Params): Promise<Params> {
+/**
+ * Loads weights and checks every name, shape and dtype against `expected` (disposed afterwards), and the kind the
+ * weights file records (since it was written by saveModelFolder) against the config's: a teacher's weights copied
+ * into a student folder of the same architecture would otherwise load without a word.
+ */
+export async function loadCheckedWeights(dir: string, expected: Params, kind: string): Promise<Params> {
   const file = join(dir, WEIGHTS_FILE);
-  let tensors: Params;
+  let loaded: Awaited<ReturnType<typeof loadTensors>>;
   try {
-    tensors = (await loadTensors(file)).tensors;
+    loaded = await loadTensors(file);
   } catch (err) {
     disposeParams(expected);
     throw err;
   }
-  return acceptWeights(tensors, expected, file);
+  const recorded = loaded.metadata.kind;
+  if (recorded !== undefined && recorded !== kind) {
+    disposeParams(expected);
+    disposeParams(loaded.tensors);
+    throw new Error(
+      `${file} holds ${recorded} weights but ${join(dir, CONFIG_FILE)} describes a ${kind}: ` +
+        'the folder mixes files of two models; restore its weights.safetensors',
+    );
+  }
+  return acceptWeights(loaded.tensors, expected, file);
 }
 
 export interface LoadedAutoencoder {
@@ -78,7 +91,7 @@ export interface LoadedAutoencoder {
 
 export async function loadAutoencoder(dir: string): Promise<LoadedAutoencoder> {
   const config = parseConfig(autoencoderModelSchema, await readConfig(dir), join(dir, CONFIG_FILE));
-  const params = await loadCheckedWeights(dir, initAutoencoder(config.autoencoder, new Rng(0)));
+  const params = await loadCheckedWeights(dir, initAutoencoder(config.autoencoder, new Rng(0)), config.kind);
   return { dir, config, params };
 }
 
@@ -103,6 +116,6 @@ export async function loadDiffusionModel(dir: string): Promise<LoadedDiffusionMo
     );
   }
   const autoencoder = await loadAutoencoder(aeDir);
-  const params = await loadCheckedWeights(dir, initUNet(config.unet, new Rng(0)));
+  const params = await loadCheckedWeights(dir, initUNet(config.unet, new Rng(0)), config.kind);
   return { dir, config, params, autoencoder };
 }

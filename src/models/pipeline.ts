@@ -1,5 +1,5 @@
-// Image generation from a teacher or student: denoiser -> sampler -> decoder. Browser-safe (no Node APIs),
-// so the web page and the CLI run the same code.
+// Image generation from a teacher or student: denoiser -> sampler -> decoder, chunk by chunk so memory stays
+// bounded whatever the count. Browser-safe (no Node APIs), so the web page and the CLI run the same code.
 import { type AutoencoderConfig, decodeLatents } from '../autoencoder/model.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
@@ -47,8 +47,17 @@ export interface GenerateOptions {
   readonly seed: number;
   /** Latent [height, width]; default the model's own. */
   readonly latentSize?: readonly [number, number];
+  /** Images generated (and decoded) at a time, default DEFAULT_BATCH: bounds memory, see `latentChunks`. */
   readonly batchSize?: number;
+  /** The model as errors name it, e.g. its folder (default "the model"). */
+  readonly modelName?: string;
 }
+
+/** Images per chunk when the caller does not say (the few-step sampler's images for a seed depend on it). */
+export const DEFAULT_BATCH = 100;
+
+/** Largest classifier-free guidance scale the commands accept: far above any useful one, well below overflow. */
+export const MAX_CFG = 100;
 
 /**
  * Default sampler: the one the model's config names (PADD students integrate the ODE); otherwise students
@@ -63,11 +72,34 @@ export function nfe(steps: number, cfg: number): number {
   return cfg === 1 ? steps : 2 * steps;
 }
 
+/** Rows `start` .. `start + tensor.shape[0]` of a generation; the caller owns `tensor`. */
+export interface GeneratedChunk {
+  readonly start: number;
+  readonly tensor: tf.Tensor4D;
+}
+
+// Fails when `t` holds NaN or an infinity (x * 0 sums to 0 only when every x is finite): a diverged sampler must
+// stop the command rather than be written out as data.
+function checkFinite(t: tf.Tensor, what: string, opts: GenerateOptions): void {
+  const probe = tf.tidy(() => t.mul(0).sum());
+  const ok = Number.isFinite(probe.dataSync()[0]);
+  probe.dispose();
+  if (!ok) {
+    throw new Error(
+      `${opts.modelName ?? 'the model'} made NaN or infinite ${what} at ${opts.steps} sampling step${opts.steps === 1 ? '' : 's'} ` +
+        `(cfg ${opts.cfg}, ${opts.sampler} sampler): lower the guidance scale or change the steps, or check its weights`,
+    );
+  }
+}
+
 /**
- * Generates latents for `opts.labels` (noise drawn from Rng(seed), batch by batch, so the same seed and labels
- * give the same images for every model of the same latent shape). Caller owns the result [n, h, w, c].
+ * Latents for `opts.labels`, chunk by chunk (`batchSize` at a time). Each chunk's noise is the next draw from one
+ * Rng(seed) stream (the few-step sampler's re-noising follows from the same stream), so the same seed and labels
+ * give the same latents for every model of the same latent shape. The ODE samplers only draw the starting noise,
+ * so their output does not depend on `batchSize` either (normals are drawn in pairs: true while every chunk's
+ * noise has an even number of values, as with any even latent channel count).
  */
-export function generateLatents(model: DiffusionModel, opts: GenerateOptions): tf.Tensor4D {
+export function* latentChunks(model: DiffusionModel, opts: GenerateOptions): Generator<GeneratedChunk> {
   const { config } = model;
   const f: Formulation = makeFormulation(config.formulation);
   const [h, w] = opts.latentSize ?? [config.latentShape[0], config.latentShape[1]];
@@ -75,32 +107,135 @@ export function generateLatents(model: DiffusionModel, opts: GenerateOptions): t
   const denoise = guidedDenoiser(modelDenoiser(model), opts.cfg, config.unet.numClasses);
   const times = samplerTimes(f, opts.steps);
   const rng = new Rng(opts.seed);
-  const batchSize = opts.batchSize ?? 100;
-  const parts: tf.Tensor4D[] = [];
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH;
   for (let start = 0; start < opts.labels.length; start += batchSize) {
     const chunk = opts.labels.subarray(start, Math.min(opts.labels.length, start + batchSize));
-    parts.push(
-      tf.tidy(() => {
-        const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
-        const labels = tf.tensor1d(chunk, 'int32');
-        return sample(opts.sampler, denoise, f, noise, { times, labels, rng });
-      }),
-    );
+    const latents = tf.tidy(() => {
+      const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
+      const labels = tf.tensor1d(chunk, 'int32');
+      const out = sample(opts.sampler, denoise, f, noise, { times, labels, rng });
+      checkFinite(out, 'latents', opts);
+      return out;
+    });
+    yield { start, tensor: latents };
   }
-  const all = parts.length === 1 ? parts[0]! : (tf.concat(parts) as tf.Tensor4D);
-  if (parts.length > 1) tf.dispose(parts);
+}
+
+/** Images in [-1, 1] for `opts.labels`, generated and decoded chunk by chunk (see `latentChunks`). */
+export function* imageChunks(model: DiffusionModel, opts: GenerateOptions): Generator<GeneratedChunk> {
+  const ae = model.autoencoder;
+  for (const { start, tensor: latents } of latentChunks(model, opts)) {
+    let images: tf.Tensor4D;
+    try {
+      images = tf.tidy(() => {
+        const decoded = decodeLatents(ae.params, ae.config.autoencoder, latents);
+        checkFinite(decoded, 'images', opts);
+        return decoded.clipByValue(-1, 1) as tf.Tensor4D;
+      });
+    } finally {
+      latents.dispose();
+    }
+    yield { start, tensor: images };
+  }
+}
+
+// Concatenates every chunk into one tensor; caller owns the result.
+function gather(chunks: Iterable<GeneratedChunk>): tf.Tensor4D {
+  const parts = Array.from(chunks, (c) => c.tensor);
+  if (parts.length === 1) return parts[0]!;
+  const all = tf.concat(parts) as tf.Tensor4D;
+  tf.dispose(parts);
   return all;
 }
 
-/** Generates images in [-1, 1] (decoded with the model's autoencoder); caller owns the result. */
+/** Every latent of `latentChunks` in one tensor [n, h, w, c]; caller owns the result. */
+export function generateLatents(model: DiffusionModel, opts: GenerateOptions): tf.Tensor4D {
+  return gather(latentChunks(model, opts));
+}
+
+/** Every image of `imageChunks` in one tensor, in [-1, 1]; caller owns the result. Large sets: use the chunks. */
 export function generateImages(model: DiffusionModel, opts: GenerateOptions): tf.Tensor4D {
-  const latents = generateLatents(model, opts);
-  const ae = model.autoencoder;
-  const images = tf.tidy(
-    () => decodeLatents(ae.params, ae.config.autoencoder, latents).clipByValue(-1, 1) as tf.Tensor4D,
-  );
-  latents.dispose();
-  return images;
+  return gather(imageChunks(model, opts));
+}
+
+// ---
+// Memory: what one chunk needs, estimated from the shapes before anything is allocated.
+
+/** Cap on the estimated working memory of one chunk: `checkChunkFits` refuses a latent size or batch above it. */
+export const MAX_CHUNK_BYTES = 2e9;
+
+// Same-sized tensors a tidy keeps alive (norms, activations, convolutions, skips), fitted with tf.profile on the
+// shipped MNIST teacher and autoencoder (wasm): 5.8 MB per image for one guided U-Net call at 7x7, 2.6 MB to decode.
+const UNET_COPIES_PER_BLOCK = 48;
+const ATTENTION_COPIES = 4;
+const DECODER_COPIES_PER_LEVEL = 30;
+
+/** Estimated peak working bytes per image: one U-Net call (both CFG branches) or, with `decode`, decoding. */
+export function bytesPerImage(
+  model: DiffusionModel,
+  latentSize: readonly [number, number],
+  cfg: number,
+  decode: boolean,
+): number {
+  const { unet } = model.config;
+  const [h, w] = latentSize;
+  const last = unet.channels.length - 1;
+  let unetFloats = 0;
+  unet.channels.forEach((ch, level) => {
+    const area = Math.ceil(h / 2 ** level) * Math.ceil(w / 2 ** level);
+    // Down blocks, up blocks (one more) and, at the bottom, the two middle blocks.
+    const blocks = 2 * unet.blocksPerLevel + 1 + (level === last ? 2 : 0);
+    unetFloats += UNET_COPIES_PER_BLOCK * blocks * area * ch;
+    const attentions =
+      (unet.attentionLevels.includes(level) ? 2 * unet.blocksPerLevel + 1 : 0) +
+      (level === last && unet.midAttention ? 1 : 0);
+    unetFloats += ATTENTION_COPIES * attentions * unet.heads * area * area;
+  });
+  if (cfg !== 1) unetFloats *= 2;
+  if (!decode) return 4 * unetFloats;
+  // The decoder runs its coarsest level at the latent size and the finer ones at least at the image's sizes.
+  const ae = model.autoencoder.config.autoencoder;
+  const levels = ae.channels.length;
+  let decoderFloats = 0;
+  ae.channels.forEach((ch, level) => {
+    const up = 2 ** (levels - 1 - level);
+    const sizeH = Math.max(Math.ceil(ae.imageShape[0] / 2 ** level), h * up);
+    const sizeW = Math.max(Math.ceil(ae.imageShape[1] / 2 ** level), w * up);
+    decoderFloats += DECODER_COPIES_PER_LEVEL * sizeH * sizeW * ch;
+  });
+  return 4 * Math.max(unetFloats, decoderFloats);
+}
+
+/** Bytes as a short human-readable size, e.g. "1.5 GB" or "202000 GB". */
+export function formatBytes(bytes: number): string {
+  const [unit, name] = bytes >= 1e9 ? [1e9, 'GB'] : bytes >= 1e6 ? [1e6, 'MB'] : [1e3, 'kB'];
+  const value = bytes / unit;
+  return `${value >= 100 ? Math.round(value) : Number(value.toPrecision(3))} ${name}`;
+}
+
+/**
+ * Fails, before anything is allocated, when one image at `latentSize` or one chunk of `batchSize` images would
+ * need more than MAX_CHUNK_BYTES of working memory (estimated by `bytesPerImage`).
+ */
+export function checkChunkFits(
+  model: DiffusionModel,
+  plan: { latentSize: readonly [number, number]; batchSize: number; cfg: number; decode: boolean },
+): void {
+  const perImage = bytesPerImage(model, plan.latentSize, plan.cfg, plan.decode);
+  const cap = formatBytes(MAX_CHUNK_BYTES);
+  if (perImage > MAX_CHUNK_BYTES) {
+    throw new Error(
+      `latent size ${plan.latentSize.join('x')} needs about ${formatBytes(perImage)} per image to generate, ` +
+        `above the ${cap} a chunk may use: choose a smaller --latent-size`,
+    );
+  }
+  if (plan.batchSize * perImage > MAX_CHUNK_BYTES) {
+    throw new Error(
+      `--batch ${plan.batchSize} needs about ${formatBytes(plan.batchSize * perImage)} ` +
+        `(${formatBytes(perImage)} per image), above the ${cap} a chunk may use: ` +
+        `use --batch ${Math.floor(MAX_CHUNK_BYTES / perImage)} or less`,
+    );
+  }
 }
 
 /** `count` labels spread evenly over `classes` (class-balanced, in class order). */

@@ -1,6 +1,7 @@
-// `ladder serve` and `bench-browser` as commands: flags, the port-in-use message, start and stop.
+// `ladder serve` and `bench-browser` as commands: flags, the port-in-use message, start and stop, allowed hosts.
 import * as assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,36 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Runs `ladder serve <args>` on a free port, calls `during` while it serves; returns what it said. */
+async function whileServing(args: string[], during: (port: number) => Promise<void>): Promise<string[]> {
+  const port = await freePort();
+  const stderr = process.stderr.write.bind(process.stderr);
+  const said: string[] = [];
+  process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    const serving = run('serve', '--models', models, '--web-dir', web, '--port', String(port), ...args);
+    // The "open" line comes right before the command starts waiting for Ctrl-C.
+    for (let i = 0; i < 200 && !said.some((l) => l.includes('open http')); i++) {
+      await new Promise((wait) => setTimeout(wait, 25));
+    }
+    await during(port);
+    process.emit('SIGINT');
+    await serving;
+  } finally {
+    process.stderr.write = stderr;
+  }
+  return said;
+}
+
+/** The status of GET / on 127.0.0.1:`port` sent with Host: `host` (fetch would not send it as given). */
+const statusFor = (port: number, host: string) =>
+  new Promise<number>((done, fail) => {
+    get({ host: '127.0.0.1', port, path: '/', headers: { Host: host } }, (res) => {
+      res.resume();
+      done(res.statusCode ?? 0);
+    }).on('error', fail);
+  });
+
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'ladder-serve-cli-'));
   models = join(root, 'models');
@@ -56,26 +87,28 @@ describe('ladder serve command', () => {
   });
 
   it('serves until interrupted', async () => {
-    const port = await freePort();
-    const stderr = process.stderr.write.bind(process.stderr);
-    const said: string[] = [];
-    process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof process.stderr.write;
-    try {
-      const serving = run('serve', '--models', models, '--web-dir', web, '--port', String(port));
-      // The "open" line comes right before the command starts waiting for Ctrl-C.
-      for (let i = 0; i < 200 && !said.some((l) => l.includes('open http')); i++) {
-        await new Promise((wait) => setTimeout(wait, 25));
-      }
-      const page = await fetch(`http://127.0.0.1:${port}/`);
-      assert.equal(page.status, 200);
-      process.emit('SIGINT');
-      await serving;
-    } finally {
-      process.stderr.write = stderr;
-    }
+    let port = 0;
+    const said = await whileServing([], async (p) => {
+      port = p;
+      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
+    });
     assert.ok(said.some((l) => l.includes(`open http://127.0.0.1:${port}/`)));
     assert.ok(said.some((l) => l.includes('0 model(s)')));
     await assert.rejects(fetch(`http://127.0.0.1:${port}/`));
+  });
+
+  it('answers requests addressed by an --allowed-host name, and by no other name', async () => {
+    const args = ['--allowed-host', 'box.lan, other.lan', '--allowed-host', 'Third.lan'];
+    await whileServing(args, async (port) => {
+      for (const name of ['box.lan', 'other.lan', 'third.lan', 'localhost', '127.0.0.1'])
+        assert.equal(await statusFor(port, `${name}:${port}`), 200, name);
+      for (const host of [`attacker.example:${port}`, 'box.lan', `box.lan:${port + 1}`])
+        assert.equal(await statusFor(port, host), 421, host);
+    });
+    await assert.rejects(
+      run('serve', '--allowed-host', 'box.lan:8080'),
+      /--allowed-host takes host names without a port, got "box\.lan:8080"/,
+    );
   });
 
   it('says when the port is taken', async () => {

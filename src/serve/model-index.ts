@@ -1,14 +1,48 @@
 // The served models folder as an index for the page: every teacher and student folder, checked (config, weights
 // file, its autoencoder) so a missing or corrupt file is reported once instead of failing in the browser.
+// It also decides what GET /models/... may serve: the model files of the folders it lists, nothing else.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { decodeSafetensors } from '../io/safetensors-format.js';
-import { CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
+import { CARD_FILE, CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
 import { autoencoderModelSchema, diffusionModelSchema, parseConfig } from '../models/schema.js';
 import type { ModelEntry, ModelInfo } from './protocol.js';
 
 const SKIPPED_DIRS = new Set(['checkpoints', 'node_modules']);
+// Only a model folder's own files are served, never its checkpoints or logs.
+const MODEL_FILES = new Set([CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]);
+
+/** Whether real path `real` lies below real path `realRoot` and in no dot-folder (or dot-file) there. */
+function insideReal(realRoot: string, real: string): boolean {
+  const rel = relative(realRoot, real);
+  return rel !== '' && !isAbsolute(rel) && !rel.split(sep).some((s) => s.startsWith('.'));
+}
+
+/** `file`'s real path when it exists and, links resolved, lies below `realRoot` outside dot-folders. */
+export async function realPathInside(realRoot: string, file: string): Promise<string | undefined> {
+  const real = await realpath(file).catch(() => undefined);
+  return real !== undefined && insideReal(realRoot, real) ? real : undefined;
+}
+
+/** A model folder's problem: `shown` for the page (no absolute paths or file contents), the message for the log. */
+class Problem extends Error {
+  constructor(
+    readonly shown: string,
+    detail = shown,
+  ) {
+    super(detail);
+  }
+}
+
+/** `parse()`'s result; its error (which may quote the file) is logged, the page gets `shown`. */
+function parsed<T>(shown: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new Problem(shown, (err as Error).message);
+  }
+}
 
 /** Folders under `root`, up to three levels down (`mnist/padd/stage-4`), that hold a config.json, as posix paths. */
 async function modelFolders(root: string): Promise<string[]> {
@@ -32,8 +66,11 @@ async function modelFolders(root: string): Promise<string[]> {
 
 /** Checks model folders and caches each weights file's verdict by size and modification time. */
 export class ModelIndexer {
-  private readonly weightsVerdicts = new Map<string, { key: string; error: string | undefined }>();
+  private readonly weightsVerdicts = new Map<string, { key: string; error: Problem | undefined }>();
   private readonly reported = new Map<string, string>();
+  /** The folders whose files GET /models/ serves, and the root's real path, as of the last listing. */
+  private folders: ReadonlySet<string> = new Set();
+  private realRoot = '';
 
   /** `log` receives each problem once, and again only when it changes. */
   constructor(
@@ -43,56 +80,85 @@ export class ModelIndexer {
 
   /** Every teacher and student under the root; autoencoders and other kinds are checked only when named. */
   async list(): Promise<ModelEntry[]> {
+    this.realRoot = await realpath(this.root).catch(() => this.root);
     const entries: ModelEntry[] = [];
+    const folders = new Set<string>();
     for (const path of await modelFolders(this.root)) {
-      const entry = await this.entry(path);
+      const entry = await this.entry(path, folders);
       if (entry !== undefined) entries.push(entry);
     }
+    this.folders = folders;
     return entries;
   }
 
-  private async entry(path: string): Promise<ModelEntry | undefined> {
+  /**
+   * The real path of model file `name` in `folder` (posix, relative to the root) when GET /models/ may serve
+   * it: the folder holds a teacher or student config or is the autoencoder of one, no segment starts with
+   * '.', and links lead nowhere outside the root. Lists again for an unknown folder, so new models are served.
+   */
+  async servedFile(folder: string, name: string): Promise<string | undefined> {
+    const segments = folder === '' ? [] : folder.split('/');
+    if (!MODEL_FILES.has(name) || segments.some((s) => s === '' || s.startsWith('.'))) return undefined;
+    if (!this.folders.has(folder)) await this.list();
+    if (!this.folders.has(folder)) return undefined;
+    return realPathInside(this.realRoot, join(this.root, ...segments, name));
+  }
+
+  /** The folder's entry; adds the folders whose files may be served to `folders`. */
+  private async entry(path: string, folders: Set<string>): Promise<ModelEntry | undefined> {
     const name = path.split('/').pop() || path;
     const dir = join(this.root, path);
     let info: ModelInfo | undefined;
-    let error: string | undefined;
+    let error: Problem | undefined;
     try {
-      info = await this.check(path, dir);
+      info = await this.check(path, dir, folders);
     } catch (err) {
-      error = (err as Error).message;
+      error =
+        err instanceof Problem
+          ? err
+          : new Problem('cannot be checked: the server log says why', (err as Error).message);
     }
     const previous = this.reported.get(path);
-    if (error !== undefined && previous !== error) this.log(`model ${path}: ${error}`);
+    if (error !== undefined && previous !== error.message) this.log(`model ${path}: ${error.message}`);
     if (error === undefined && previous !== undefined) this.log(`model ${path}: fixed`);
     if (error === undefined) this.reported.delete(path);
-    else this.reported.set(path, error);
-    if (error !== undefined) return { path, name, error };
+    else this.reported.set(path, error.message);
+    if (error !== undefined) return { path, name, error: error.shown };
     return info;
   }
 
-  /** The folder's index entry, undefined for kinds the page does not list; throws what is wrong. */
-  private async check(path: string, dir: string): Promise<ModelInfo | undefined> {
-    const raw = await readJson(join(dir, CONFIG_FILE));
+  /** The folder's index entry, undefined for kinds the page does not list; throws a Problem (what is wrong). */
+  private async check(path: string, dir: string, folders: Set<string>): Promise<ModelInfo | undefined> {
+    const raw = await readJson(await this.realFile(join(dir, CONFIG_FILE)));
     const kind = (raw as { kind?: unknown }).kind;
     if (kind === 'autoencoder' || kind === 'features') return undefined;
     if (kind !== 'teacher' && kind !== 'student') {
-      throw new Error(
+      throw new Problem(
+        `${CONFIG_FILE} is neither a teacher's nor a student's; the page shows teachers and students`,
         `${CONFIG_FILE} has kind ${JSON.stringify(kind)}; the page shows teachers and students`,
       );
     }
-    const config = parseConfig(diffusionModelSchema, raw, `${path}/${CONFIG_FILE}`);
+    const config = parsed(`${path}/${CONFIG_FILE} is not a valid model config: fix or replace it`, () =>
+      parseConfig(diffusionModelSchema, raw, `${path}/${CONFIG_FILE}`),
+    );
+    folders.add(path);
     await this.checkWeights(join(dir, WEIGHTS_FILE));
     const aeDir = resolve(dir, config.autoencoder);
     const aePath = this.servedPath(aeDir);
     if (aePath === undefined) {
-      throw new Error(
+      throw new Problem(
+        'its autoencoder lies outside the served models folder: serve a folder that holds both',
         `its autoencoder "${config.autoencoder}" lies outside the served folder ${this.root}: serve a folder that holds both`,
       );
     }
     if (!existsSync(join(aeDir, CONFIG_FILE))) {
-      throw new Error(`its autoencoder "${config.autoencoder}" (${aePath}) is missing: restore that folder`);
+      throw new Problem(`its autoencoder ${aePath} is missing: restore that folder`);
     }
-    parseConfig(autoencoderModelSchema, await readJson(join(aeDir, CONFIG_FILE)), `${aePath}/${CONFIG_FILE}`);
+    const aeRaw = await readJson(await this.realFile(join(aeDir, CONFIG_FILE)));
+    parsed(`autoencoder ${aePath}: ${CONFIG_FILE} is not a valid autoencoder config: fix or replace it`, () =>
+      parseConfig(autoencoderModelSchema, aeRaw, `${aePath}/${CONFIG_FILE}`),
+    );
+    folders.add(aePath);
     await this.checkWeights(join(aeDir, WEIGHTS_FILE), `autoencoder ${aePath}: `);
     const teacherPath = config.distill && this.servedPath(resolve(dir, config.distill.teacher));
     return {
@@ -109,6 +175,17 @@ export class ModelIndexer {
     };
   }
 
+  /** `file`'s real path, or `file` when missing (its reader says so); a Problem when a link leads out. */
+  private async realFile(file: string): Promise<string> {
+    const real = await realpath(file).catch(() => undefined);
+    if (real === undefined || insideReal(this.realRoot, real)) return real ?? file;
+    const shown = relative(this.root, file).split(sep).join('/');
+    throw new Problem(
+      `${shown} is a link to outside the served models folder or into a dot-folder: copy the file in instead`,
+      `${shown} is a link to ${real}, outside ${this.realRoot} or in a dot-folder: copy the file in instead`,
+    );
+  }
+
   /** `dir` as a posix path under the root, or undefined when it lies outside. */
   private servedPath(dir: string): string | undefined {
     const rel = relative(this.root, dir);
@@ -116,28 +193,38 @@ export class ModelIndexer {
     return rel.split(sep).join('/');
   }
 
-  private async checkWeights(file: string, prefix = ''): Promise<void> {
+  private async checkWeights(path: string, prefix = ''): Promise<void> {
+    const file = await this.realFile(path);
     let info: Awaited<ReturnType<typeof stat>>;
     try {
       info = await stat(file);
     } catch {
-      throw new Error(
+      throw new Problem(
         `${prefix}${WEIGHTS_FILE} is missing: the model folder is incomplete (train or copy it again)`,
       );
     }
     const key = `${info.size}:${info.mtimeMs}`;
     let verdict = this.weightsVerdicts.get(file);
     if (verdict?.key !== key) {
-      let error: string | undefined;
+      let error: Problem | undefined;
       try {
         decodeSafetensors(await readFile(file));
       } catch (err) {
-        error = `${prefix}${WEIGHTS_FILE}: ${(err as Error).message}; replace the file`;
+        // The decoder's message may quote the file's header; the page gets only its gist.
+        const code = (err as NodeJS.ErrnoException).code;
+        const gist =
+          code === undefined
+            ? 'corrupt safetensors file (the server log says how)'
+            : `cannot be read (${code})`;
+        error = new Problem(
+          `${prefix}${WEIGHTS_FILE}: ${gist}; replace the file`,
+          `${prefix}${WEIGHTS_FILE}: ${(err as Error).message}; replace the file`,
+        );
       }
       verdict = { key, error };
       this.weightsVerdicts.set(file, verdict);
     }
-    if (verdict.error !== undefined) throw new Error(verdict.error);
+    if (verdict.error !== undefined) throw verdict.error;
   }
 }
 
@@ -146,11 +233,17 @@ async function readJson(file: string): Promise<unknown> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read ${CONFIG_FILE} (${(err as NodeJS.ErrnoException).code ?? 'unknown error'})`);
+    throw new Problem(
+      `cannot read ${CONFIG_FILE} (${(err as NodeJS.ErrnoException).code ?? 'unknown error'})`,
+    );
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`${CONFIG_FILE} is not valid JSON (${(err as Error).message}); fix or replace it`);
+    // JSON.parse's message quotes the text.
+    throw new Problem(
+      `${CONFIG_FILE} is not valid JSON: fix or replace it`,
+      `${CONFIG_FILE} is not valid JSON (${(err as Error).message}); fix or replace it`,
+    );
   }
 }

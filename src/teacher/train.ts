@@ -50,7 +50,7 @@ export const VP_DEFAULTS: FormulationConfig = {
 };
 
 export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
-  await prepareRunDir(opts.outDir, opts.resume);
+  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const ae = await loadAutoencoder(opts.aeDir);
   const aeCfg = ae.config.autoencoder;
   const data = await loadDataset(

@@ -1,10 +1,14 @@
 // Model cards: how a model was made (exact command, seed, data, steps, wall time, backend) and what it measures;
 // and the checks every trainer makes on its output folder before any slow work.
 import { existsSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { currentBackend } from '../engine/backend.js';
+import { CARD_FILE, CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
+import { latestCheckpointStep } from './checkpoint.js';
 import type { TrainResult } from './loop.js';
+import { lockRunDir } from './run-lock.js';
 
 /** What a trainer knows about its run besides the loop's result. */
 export interface RunSettings {
@@ -23,16 +27,35 @@ export function commandLine(argv: readonly string[] = process.argv): string {
     .join(' ');
 }
 
-/** Fails fast when `outDir` cannot be written, or holds a finished model (`configFile`) and this is no resume. */
-export async function prepareRunDir(
-  outDir: string,
-  resume: boolean,
-  configFile = 'config.json',
-): Promise<void> {
+/**
+ * Fails fast, before any slow work, when `outDir` cannot be written or is in use by another process (and locks it
+ * for this one). A finished model there (`config.json`) is never rewritten: a new run refuses the folder, and
+ * --resume refuses it unless `totalSteps` goes past the step the model was trained to; then the finished model's
+ * files are moved into `replaced-step-<N>/` first, so the training continues and nothing is lost.
+ */
+export async function prepareRunDir(outDir: string, resume: boolean, totalSteps: number): Promise<void> {
   await ensureWritableDir(outDir);
-  if (existsSync(join(outDir, configFile)) && !resume) {
-    throw new Error(`${outDir} already holds a finished model: choose another --out`);
+  lockRunDir(outDir);
+  if (!existsSync(join(outDir, CONFIG_FILE))) return;
+  if (!resume) throw new Error(`${outDir} already holds a finished model: choose another --out`);
+  const finishedAt = await latestCheckpointStep(outDir);
+  if (finishedAt === undefined || finishedAt >= totalSteps) {
+    throw new Error(
+      `${outDir} holds a model finished at step ${finishedAt ?? '(unknown)'}; --resume never rewrites a finished ` +
+        `model: pass --steps (or --iterations) above ${finishedAt ?? 'its step count'} to train it further`,
+    );
   }
+  const aside = join(outDir, `replaced-step-${finishedAt}`);
+  if (existsSync(aside))
+    throw new Error(`${aside} already exists: move it away before continuing this model`);
+  await mkdir(aside);
+  for (const file of [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]) {
+    if (existsSync(join(outDir, file))) await rename(join(outDir, file), join(aside, file));
+  }
+  process.stderr.write(
+    `note: continuing the model finished at step ${finishedAt} to step ${totalSteps}; ` +
+      `its files are kept in ${aside}\n`,
+  );
 }
 
 export function makeCard(

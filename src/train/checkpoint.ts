@@ -75,42 +75,113 @@ export async function saveCheckpoint(
     await rm(join(root, d), { recursive: true });
 }
 
-/** The newest checkpoint's step, or undefined when the run has none. */
-export async function latestCheckpointStep(outDir: string): Promise<number | undefined> {
+/** The steps of the checkpoint folders on disk, newest first. */
+async function checkpointSteps(outDir: string): Promise<number[]> {
+  const root = checkpointsDir(outDir);
+  if (!existsSync(root)) return [];
+  return (await readdir(root))
+    .map((d) => /^step-(\d{8})$/.exec(d))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+}
+
+/** What `latest.json` names, or undefined (with a warning) when it is missing or damaged. */
+async function latestPointer(outDir: string): Promise<number | undefined> {
   const path = join(checkpointsDir(outDir), 'latest.json');
   if (!existsSync(path)) return undefined;
-  const latest = JSON.parse(await readFile(path, 'utf8')) as { step?: unknown };
-  if (typeof latest.step !== 'number') throw new Error(`${path} is damaged: it names no step`);
-  return latest.step;
+  try {
+    const latest = JSON.parse(await readFile(path, 'utf8')) as { step?: unknown };
+    if (typeof latest.step === 'number' && Number.isInteger(latest.step) && latest.step >= 0)
+      return latest.step;
+    warn(`${path} names no step; using the checkpoint folders instead`);
+  } catch (err) {
+    warn(`${path} is damaged (${(err as Error).message}); using the checkpoint folders instead`);
+  }
+  return undefined;
+}
+
+const warn = (line: string): void => {
+  process.stderr.write(`warning: ${line}\n`);
+};
+
+/**
+ * Checkpoint steps to try, best first: the one `latest.json` names, then every folder on disk, newest first. A
+ * damaged pointer or a missing folder (a kill between the two writes) does not lose the run.
+ */
+async function candidateSteps(outDir: string): Promise<number[]> {
+  const onDisk = await checkpointSteps(outDir);
+  const pointer = await latestPointer(outDir);
+  const first = pointer !== undefined && onDisk.includes(pointer) ? [pointer] : [];
+  return [...first, ...onDisk.filter((s) => s !== pointer)];
+}
+
+/** The newest checkpoint's step, or undefined when the run has none. */
+export async function latestCheckpointStep(outDir: string): Promise<number | undefined> {
+  return (await candidateSteps(outDir))[0];
 }
 
 /**
- * Restores players (weights, EMA, optimiser) from the newest checkpoint in place and returns the trainer state.
- * Every tensor's name and shape must match the players as configured.
+ * Restores players (weights, EMA, optimiser) from the newest readable checkpoint in place and returns the trainer
+ * state. A checkpoint file that cannot be read (truncated, say) is reported and the one before it is used. Every
+ * tensor's name and shape must match the players as configured; parameters keep the players' own order, so
+ * order-dependent sums (the gradient norm for clipping) are the same after a resume as before.
  */
 export async function loadCheckpoint(
   outDir: string,
   players: Readonly<Record<string, Player>>,
 ): Promise<TrainerState> {
-  const step = await latestCheckpointStep(outDir);
-  if (step === undefined) throw new Error(`no checkpoint in ${checkpointsDir(outDir)}: nothing to resume`);
-  const file = join(checkpointsDir(outDir), stepDir(step), STATE_FILE);
-  const { tensors, metadata } = await loadTensors(file);
+  const steps = await candidateSteps(outDir);
+  if (steps.length === 0) throw new Error(`no checkpoint in ${checkpointsDir(outDir)}: nothing to resume`);
+  for (const [i, step] of steps.entries()) {
+    const file = join(checkpointsDir(outDir), stepDir(step), STATE_FILE);
+    let loaded: Awaited<ReturnType<typeof loadTensors>>;
+    try {
+      loaded = await loadTensors(file);
+    } catch (err) {
+      const next = steps[i + 1];
+      if (next === undefined) {
+        throw new Error(`no readable checkpoint in ${checkpointsDir(outDir)}: ${(err as Error).message}`);
+      }
+      warn(`cannot read checkpoint ${file} (${(err as Error).message}); falling back to step ${next}`);
+      continue;
+    }
+    return restore(file, loaded.tensors, loaded.metadata, players);
+  }
+  throw new Error('unreachable');
+}
+
+function restore(
+  file: string,
+  tensors: Record<string, tf.Tensor>,
+  metadata: Record<string, string>,
+  players: Readonly<Record<string, Player>>,
+): TrainerState {
   const raw = metadata.trainer;
   if (raw === undefined) throw new Error(`${file} has no trainer metadata: not a ladder checkpoint`);
   const saved = JSON.parse(raw) as TrainerState & { updates: Record<string, number> };
-  const take = (prefix: string, expected: Params | undefined): Params => {
-    const out: Params = {};
-    for (const [k, t] of Object.entries(tensors)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = t;
-    if (expected) checkSameShapes(out, expected, `${file} (${prefix})`);
-    return out;
+  // Tensors under `prefix`, in the order of `order` (the file stores them alphabetically).
+  const take = (prefix: string, order: readonly string[]): Params => {
+    const found = Object.keys(tensors)
+      .filter((k) => k.startsWith(prefix))
+      .map((k) => k.slice(prefix.length));
+    const rank = new Map(order.map((k, i) => [k, i]));
+    found.sort((a, b) => (rank.get(a) ?? order.length) - (rank.get(b) ?? order.length) || (a < b ? -1 : 1));
+    return Object.fromEntries(found.map((k) => [k, tensors[prefix + k]!]));
   };
   for (const [name, p] of Object.entries(players)) {
-    const params = take(`${name}/params/`, p.params);
+    const order = Object.keys(p.params);
+    const params = take(`${name}/params/`, order);
+    checkSameShapes(params, p.params, `${file} (${name}/params/)`);
     for (const t of Object.values(p.params)) t.dispose();
     p.params = params;
-    p.optimizer.loadState(take(`${name}/optim/`, undefined), saved.updates[name] ?? 0);
-    if (p.ema) p.ema.load(take(`${name}/ema/`, p.ema.params));
+    const moments = order.flatMap((k) => [`m.${k}`, `v.${k}`]);
+    p.optimizer.loadState(take(`${name}/optim/`, moments), saved.updates[name] ?? 0);
+    if (p.ema) {
+      const ema = take(`${name}/ema/`, order);
+      checkSameShapes(ema, p.ema.params, `${file} (${name}/ema/)`);
+      p.ema.load(ema);
+    }
   }
   const known = Object.keys(players);
   for (const k of Object.keys(tensors)) {

@@ -17,6 +17,7 @@ import {
   type TrainerState,
 } from './checkpoint.js';
 import { createProgress } from './progress.js';
+import { lockRunDir } from './run-lock.js';
 
 export interface TrainOptions {
   /** Run folder: holds `checkpoints/` and `log.jsonl`. */
@@ -107,6 +108,27 @@ export function describeSettingsChanges(changes: SettingsChanges): string {
 
 class NonFiniteLoss extends Error {}
 
+/**
+ * Training stopped by SIGINT or SIGTERM after checkpointing: the CLI exits with the signal's conventional status
+ * (130 or 143), so `ladder train-teacher ... && ladder distill ...` does not go on with an unfinished model.
+ */
+export class TrainingInterrupted extends Error {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    readonly step: number,
+    readonly outDir: string,
+  ) {
+    super(
+      `interrupted by ${signal} at step ${step}; the checkpoint is in ${join(outDir, 'checkpoints')}: ` +
+        'rerun the same command with --resume to continue',
+    );
+  }
+
+  get exitCode(): number {
+    return this.signal === 'SIGINT' ? 130 : 143;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 export async function train(
@@ -116,6 +138,7 @@ export async function train(
 ): Promise<TrainResult> {
   const { outDir, totalSteps, checkpointEvery, logEvery, keepCheckpoints = 2, maxRollbacks = 5 } = opts;
   await ensureWritableDir(outDir);
+  lockRunDir(outDir);
   const logPath = join(outDir, 'log.jsonl');
   const existing = await latestCheckpointStep(outDir);
   if (existing !== undefined && !opts.resume) {
@@ -127,6 +150,15 @@ export async function train(
     throw new Error(
       `${outDir} has a log but no checkpoint to resume from: remove the folder or choose another --out`,
     );
+  }
+  if (existing !== undefined && existing > totalSteps) {
+    throw new Error(
+      `the run in ${outDir} is already at step ${existing}, past --steps ${totalSteps}: ` +
+        `pass --steps ${existing} or more to resume it`,
+    );
+  }
+  if (existing === undefined && opts.resume) {
+    process.stderr.write(`note: --resume found no checkpoint in ${outDir}; starting a fresh run\n`);
   }
 
   // 1. Start fresh (checkpoint at step 0, so a NaN before the first periodic checkpoint can roll back) or resume.
@@ -168,9 +200,9 @@ export async function train(
   }
   let rng = Rng.fromState(state.rng);
 
-  let interrupted = false;
-  const onSignal = (): void => {
-    interrupted = true;
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted = signal;
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -189,7 +221,7 @@ export async function train(
   let windowSteps = 0;
   let msPerStep = 0;
   try {
-    while (state.step < totalSteps && !interrupted) {
+    while (state.step < totalSteps && interrupted === undefined) {
       if (opts.stopAfter !== undefined && state.step - startStep >= opts.stopAfter) break;
       // 2. One step: the method's updates, each guarded against a non-finite loss.
       let metrics: Record<string, number>;
@@ -239,6 +271,9 @@ export async function train(
     progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+  if (interrupted !== undefined && state.step < totalSteps) {
+    throw new TrainingInterrupted(interrupted, state.step, outDir);
   }
   const processSeconds = (performance.now() - began) / 1000;
   const done = state.step - startStep;

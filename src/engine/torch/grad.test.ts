@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '../../core/tf.js';
-import { expectSameAsCpu, ints, normal, rngFor, runOn, torchSkip } from './test-helpers.js';
+import { expectSameAsCpu, fixed, ints, normal, rngFor, runOn, torchSkip } from './test-helpers.js';
 
 const TOL = { atol: 1e-4, rtol: 1e-3 };
 
@@ -260,6 +260,26 @@ describe('torch gradient kernels', { skip: torchSkip }, () => {
           b,
         ),
         ...gradsOf((u) => tf.split(u, [1, 2], 1)[1] ?? u, tf.range(0, 8).reshape([4, 2]))(a),
+      ],
+      TOL,
+    ));
+
+  // A batch of 1 looks up one class embedding: its gradient sums into the table with one segment id,
+  // whose size alone cannot say which dims of dy it covers.
+  it('gather gradient with a single index (batch-1 embedding lookup); UnsortedSegmentSum with one id', () =>
+    expectSameAsCpu(
+      [
+        normal(rng, [11, 8]),
+        fixed([3], [1], 'int32'),
+        normal(rng, [1, 8]),
+        normal(rng, [2, 4, 3]),
+        fixed([2], [1], 'int32'),
+        normal(rng, [1, 1, 3]),
+      ],
+      (table, one, p, x, at, y) => [
+        ...gradsOf((u) => tf.gather(u, one), p)(table),
+        ...gradsOf((u) => tf.gather(u, at, 1), tf.ones([2, 1, 3]))(x),
+        tf.unsortedSegmentSum(y, one as tf.Tensor1D, 4),
       ],
       TOL,
     ));
