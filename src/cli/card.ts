@@ -60,6 +60,7 @@ export async function cardCommand(o: CardOptions): Promise<void> {
       cfg,
       sampler: defaultSampler(model.config),
       seed: o.seed,
+      checkFinite: true,
     });
     const file = `grid-${steps}step-cfg${cfg}.png`;
     await writeImageGrid(join(o.model, file), images, classes, perClass, { scale: 2 });

@@ -103,7 +103,9 @@ async function findModels(o: DemoOptions): Promise<DemoModel[]> {
   const names = await subfolders(root).catch(() => {
     throw new Error(`no models folder ${root}: run this from the ladder checkout, or pass --models`);
   });
-  const found: DemoModel[] = [];
+  // Teachers first, each list in name order (`teacher` before `teacher.replaced-step-20`, its earlier version).
+  const teachers: DemoModel[] = [];
+  const students: DemoModel[] = [];
   const visit = async (name: string, nested: boolean): Promise<void> => {
     const dir = join(root, name);
     const config = (await readJson(join(dir, 'config.json'), 'model config').catch(() => undefined)) as
@@ -112,15 +114,15 @@ async function findModels(o: DemoOptions): Promise<DemoModel[]> {
     if (config === undefined && !nested) {
       for (const sub of await subfolders(dir)) await visit(`${name}/${sub}`, true);
     }
-    if (config?.kind === 'teacher') found.unshift({ name, dir, kind: 'teacher', steps: [1, 2, 4, 32] });
+    if (config?.kind === 'teacher') teachers.push({ name, dir, kind: 'teacher', steps: [1, 2, 4, 32] });
     const steps = (config?.sampling?.steps ?? [1]).filter((k) => k <= DEMO_STUDENT_MAX_STEPS);
     if (config?.kind === 'student' && steps.length > 0) {
-      found.push({ name, dir, kind: 'student', steps: [...steps].sort((a, b) => a - b) });
+      students.push({ name, dir, kind: 'student', steps: [...steps].sort((a, b) => a - b) });
     }
   };
   for (const name of names) await visit(name, false);
-  if (!found.some((m) => m.kind === 'teacher')) throw new Error(`no teacher model under ${root}`);
-  return found;
+  if (teachers.length === 0) throw new Error(`no teacher model under ${root}`);
+  return [...teachers, ...students];
 }
 
 const pad = (s: string | number, n: number): string => String(s).padStart(n);

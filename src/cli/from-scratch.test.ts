@@ -160,11 +160,24 @@ describe('ladder demo --from-scratch: running the plan', () => {
     assert.equal(after.length, plan.length - 2, 'the finished autoencoder and feature net are not run again');
   });
 
-  it('stops when a step exits cleanly but leaves its output unfinished (a checkpointed Ctrl-C)', async () => {
+  it('stops when a step exits cleanly but leaves its output unfinished (stopped early)', async () => {
     const { dir, plan } = await fakeRun();
     await writeFile(join(dir, 'noop.mjs'), '');
     const run = runPipeline(plan, { launcher: [process.execPath, join(dir, 'noop.mjs')], log: () => {} });
     await assert.rejects(run, /step autoencoder ended without finishing .*autoencoder/);
+  });
+
+  it('reports a step that exits 130 or 143 (checkpointed on SIGINT or SIGTERM) as interrupted, not failed', async () => {
+    const { dir, plan } = await fakeRun();
+    for (const code of [130, 143]) {
+      await writeFile(join(dir, 'stopped.mjs'), `process.exit(${code});`);
+      const launcher = [process.execPath, join(dir, 'stopped.mjs')];
+      await assert.rejects(
+        runPipeline(plan, { launcher, log: () => {} }),
+        /interrupted during step autoencoder \(its checkpoints are kept\)/,
+        String(code),
+      );
+    }
   });
 });
 

@@ -180,6 +180,9 @@ function selfLauncher(): string[] {
   return [process.execPath, ...execArgs, process.argv[1] ?? ''];
 }
 
+// `ladder`'s exit codes after it checkpointed on SIGINT (130) or SIGTERM (143), the shell's 128 + signal number.
+const INTERRUPTED_EXIT_CODES: ReadonlySet<number | null> = new Set([130, 143]);
+
 interface ChildOutcome {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -242,7 +245,7 @@ export async function runPipeline(steps: readonly PipelineStep[], o: RunPipeline
     const outcome = await runChild([...launcher, ...global, ...args]);
     // Asked again now: a failed or interrupted step leaves a folder, so its rerun needs --resume.
     const again = showCommand(['ladder', ...global, ...(stepArgs(step) ?? args)]);
-    if (outcome.interrupted || outcome.signal !== null) {
+    if (outcome.interrupted || outcome.signal !== null || INTERRUPTED_EXIT_CODES.has(outcome.code)) {
       throw new Error(
         `interrupted during step ${step.name} (its checkpoints are kept): rerun ${rerun} to continue from there`,
       );

@@ -78,14 +78,22 @@ describe('run folders through the CLI', () => {
     const step20 = await readFile(join(split, 'weights.safetensors'));
     const resumed = ladder(teacherArgs(split, 21, '--resume'));
     assert.equal(resumed.status, 0, resumed.stderr);
-    assert.match(
-      resumed.stderr,
-      /continuing the model finished at step 20 to step 21; its files are kept in/,
-    );
+    assert.match(resumed.stderr, /continuing the model finished at step 20 to --steps 21/);
     const a = await readFile(join(root, 'whole', 'weights.safetensors'));
     const b = await readFile(join(split, 'weights.safetensors'));
     assert.ok(a.equals(b), 'the resumed model differs from the uninterrupted one');
-    assert.ok((await readFile(join(split, 'replaced-step-20', 'weights.safetensors'))).equals(step20));
+    // The old model is a complete sibling folder, loadable as it was (its relative paths resolve at the same depth).
+    assert.ok((await readFile(join(`${split}.replaced-step-20`, 'weights.safetensors'))).equals(step20));
+    const old = ladder([
+      'sample',
+      '--model',
+      `${split}.replaced-step-20`,
+      '--n',
+      '1',
+      '--out',
+      join(root, 'old.png'),
+    ]);
+    assert.equal(old.status, 0, old.stderr);
   });
 
   it('--resume on a finished model rewrites nothing; --resume --steps below the run is refused', async () => {
@@ -101,7 +109,10 @@ describe('run folders through the CLI', () => {
 
     const again = ladder(teacherArgs(out, 3, '--resume'));
     assert.equal(again.status, 1);
-    assert.match(again.stderr, /finished at step 3; --resume never rewrites a finished model/);
+    assert.match(
+      again.stderr,
+      /finished at step 3; --resume never rewrites a finished model: pass --steps above 3/,
+    );
     const lower = ladder(teacherArgs(out, 2, '--resume'));
     assert.equal(lower.status, 1);
     const after = await Promise.all(['config.json', 'card.json'].map((f) => readFile(join(out, f))));

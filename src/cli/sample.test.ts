@@ -178,7 +178,7 @@ describe('ladder sample', () => {
     assert.ok(!existsSync(out));
   });
 
-  it('refuses a latent size or a --batch whose memory cannot fit, before generating', () => {
+  it('refuses a latent size or a --batch whose memory cannot fit, before generating', async () => {
     const out = join(root, 'huge.npy');
     const wide = ladder('sample', '--model', teacher, '--latent-size', '100000x100000', '--out', out);
     assert.equal(wide.status, 1);
@@ -186,9 +186,17 @@ describe('ladder sample', () => {
       wide.stderr,
       /latent size 100000x100000 needs about \d+ GB per image .*choose a smaller --latent-size/,
     );
-    const batch = ladder('sample', '--model', teacher, '--n', '10', '--batch', '1000000', '--out', out);
+    const batch = ladder('sample', '--model', teacher, '--n', '1000000', '--batch', '1000000', '--out', out);
     assert.equal(batch.status, 1);
     assert.match(batch.stderr, /--batch 1000000 needs about [\d.]+ GB .*: use --batch \d+ or less/);
+    // A chunk holds at most --n images: one 40x40 image fits where the default --batch of 100 would not.
+    const big = ladder('sample', '--model', teacher, '--latent-size', '40x40', '--n', '200', '--out', out);
+    assert.equal(big.status, 1);
+    assert.match(big.stderr, /--batch 100 needs about [\d.]+ GB .*: use --batch \d+ or less/);
+    const one = join(root, 'one-large.npy');
+    const single = ladder('sample', '--model', teacher, '--latent-size', '40x40', '--n', '1', '--out', one);
+    assert.equal(single.status, 0, single.stderr);
+    assert.equal(decodeNpy(await readFile(one)).shape[0], 1);
     const many = ladder('sample', '--model', teacher, '--n', '10000000', '--out', join(root, 'huge.png'));
     assert.equal(many.status, 1);
     assert.match(many.stderr, /--n 10000000 makes a \.png of about \d+ GB in memory, above the 2 GB cap/);

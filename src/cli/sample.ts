@@ -110,8 +110,8 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
   const [h, w, c] = model.autoencoder.config.autoencoder.imageShape;
   const size = h * w * c;
-  // Everything that cannot fit fails here, before the first image is generated.
-  checkChunkFits(model, { latentSize, batchSize: o.batch, cfg, decode: true });
+  // Everything that cannot fit fails here, before the first image is generated (a chunk is at most `count`).
+  checkChunkFits(model, { latentSize, batchSize: Math.min(o.batch, count), cfg, decode: true });
   const gridBytes =
     (classes.length * (h * GRID_SCALE + GRID_PAD) + GRID_PAD) *
     (o.n * (w * GRID_SCALE + GRID_PAD) + GRID_PAD) *
@@ -138,6 +138,7 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
     latentSize,
     batchSize: o.batch,
     modelName: o.model,
+    checkFinite: true,
   })) {
     try {
       // The buffers are sized from the autoencoder's image shape: other sizes would scramble them.

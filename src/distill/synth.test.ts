@@ -8,12 +8,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { saveTensors } from '../io/safetensors.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
-import { writeTinyTeacher } from '../test-utils/tiny-models.js';
+import {
+  tinyTeacherConfig,
+  tinyUNetParams,
+  writeFolders,
+  writeTinyTeacher,
+} from '../test-utils/tiny-models.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
 import {
   defaultSynthSettings,
@@ -154,9 +160,54 @@ describe('synthetic latents', () => {
       /synthetic CFG scale must be a number from 0 to 100, got 1e\+308/,
     );
     assert.throws(
-      () => synthesizeLatents(teacher, defaultSynthSettings(teacher, { count: 4 }), teacherDir, 10_000_000),
+      () =>
+        synthesizeLatents(
+          teacher,
+          defaultSynthSettings(teacher, { count: 10_000_000 }),
+          teacherDir,
+          10_000_000,
+        ),
       /--batch 10000000 needs about [\d.]+ GB .*: use --batch \d+ or less/,
     );
+    // A chunk holds at most the set: 4 latents fit whatever the batch.
+    const four = synthesizeLatents(
+      teacher,
+      defaultSynthSettings(teacher, { count: 4, steps: 1 }),
+      teacherDir,
+      10_000_000,
+    );
+    assert.equal(four.labels.length, 4);
+  });
+
+  it("are this teacher's own: a student's set is not its root teacher's, except for distillation", async () => {
+    const settings = defaultSynthSettings(teacher, { count: 10, steps: 1 });
+    const file = join(root, 'root-teacher.safetensors');
+    const made = await synthesize({ teacher, teacherDir, outFile: file, settings });
+    await writeFolders(root, [
+      [
+        'student',
+        tinyTeacherConfig({ kind: 'student', distill: { method: 'ladd', teacher: '../teacher' } }),
+        tinyUNetParams(new Rng(5)),
+      ],
+    ]);
+    const studentDir = join(root, 'student');
+    const student = await loadDiffusionModel(studentDir);
+    try {
+      const forStudent = { teacher: student, teacherDir: studentDir, outFile: file, settings };
+      await assert.rejects(
+        synthesize(forStudent),
+        /root-teacher\.safetensors was made by teacher .*\/teacher \(.*\), not by .*\/student \(.*\): choose another file, or replace it with `ladder synth --force`/,
+      );
+      // Distillation trains a student heading a new ladder on its root teacher's set.
+      const inherited = await synthesize({ ...forStudent, acceptAncestors: true });
+      assert.deepEqual(inherited.data, made.data);
+      const own = await synthesize({ ...forStudent, force: true });
+      assert.notDeepEqual(own.data, made.data);
+      assert.equal((await loadSynthetic(file)).madeBy?.teacher, resolve(studentDir));
+    } finally {
+      disposeParams(student.params);
+      disposeParams(student.autoencoder.params);
+    }
   });
 
   it('ladder synth: bad --cfg, an unwritable --out and a diverging teacher fail before writing (real CLI)', async () => {

@@ -13,9 +13,11 @@ import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../models/folder.js';
 import {
   balancedLabels,
   checkChunkFits,
+  checkFiniteValues,
   DEFAULT_BATCH,
   type DiffusionModel,
   defaultSampler,
+  type GenerateOptions,
   latentChunks,
   MAX_CFG,
 } from '../models/pipeline.js';
@@ -91,12 +93,13 @@ export async function teacherLineage(
 /**
  * Fails unless `set` was made by a teacher of `lineage` (the teacher being distilled first, see `teacherLineage`):
  * the same teacher and autoencoder weights, wherever their folders are now. A set from an older ladder, which
- * recorded no teacher, is accepted with a warning.
+ * recorded no teacher, is accepted with a warning. `fix` ends the error (default: how distillation gets a set).
  */
 export function checkSyntheticTeacher(
   set: SyntheticSet,
   lineage: readonly TeacherRecord[],
   file: string,
+  fix?: string,
 ): void {
   const want = lineage[0]!;
   const made = set.madeBy;
@@ -121,8 +124,9 @@ export function checkSyntheticTeacher(
           .join(', ')})`
       : '';
   throw new Error(
-    `${file} was made by teacher ${short(made)}, not by ${short(want)}${ancestors}: make a set for this teacher ` +
-      `(\`ladder synth --teacher ${want.teacher} --out <file>\`) or pass another --synthetic file`,
+    `${file} was made by teacher ${short(made)}, not by ${short(want)}${ancestors}: ` +
+      (fix ??
+        `make a set for this teacher (\`ladder synth --teacher ${want.teacher} --out <file>\`) or pass another --synthetic file`),
   );
 }
 
@@ -166,7 +170,12 @@ export function synthesizeLatents(
   checkSynthSettings(settings);
   const { count } = settings;
   const shape = teacher.config.latentShape;
-  checkChunkFits(teacher, { latentSize: [shape[0], shape[1]], batchSize, cfg: settings.cfg, decode: false });
+  checkChunkFits(teacher, {
+    latentSize: [shape[0], shape[1]],
+    batchSize: Math.min(batchSize, count), // no chunk holds more than the set
+    cfg: settings.cfg,
+    decode: false,
+  });
   const numClasses = teacher.config.unet.numClasses;
   const classes = numClasses > 0 ? [...Array(numClasses).keys()] : [0];
   const labels = balancedLabels(classes, count);
@@ -177,8 +186,7 @@ export function synthesizeLatents(
   try {
     for (let start = 0; start < count; start += batchSize) {
       const chunk = labels.subarray(start, Math.min(count, start + batchSize));
-      // One chunk per batch (chunk.length <= batchSize), with its own seed as before.
-      for (const { tensor } of latentChunks(teacher, {
+      const opts: GenerateOptions = {
         labels: chunk,
         steps: settings.steps,
         cfg: settings.cfg,
@@ -186,9 +194,17 @@ export function synthesizeLatents(
         seed: seeds.nextUint32(),
         batchSize,
         modelName: teacherDir,
-      })) {
-        data.set(tensor.dataSync(), start * perSample); // the CPU copy is the cache; one sync per batch
-        tensor.dispose();
+      };
+      // One chunk per batch (chunk.length <= batchSize), with its own seed as before.
+      for (const { tensor } of latentChunks(teacher, opts)) {
+        let values: Float32Array;
+        try {
+          values = tensor.dataSync() as Float32Array; // the CPU copy is the cache; one sync per batch
+        } finally {
+          tensor.dispose();
+        }
+        checkFiniteValues(values, 'latents', opts); // on the copy: no second read
+        data.set(values, start * perSample);
       }
       progress.update(start + chunk.length);
     }
@@ -280,17 +296,25 @@ export interface SynthOptions {
   readonly batchSize?: number;
   /** Replace an existing `outFile` made with other settings or by another teacher (`ladder synth --force`). */
   readonly force?: boolean;
+  /**
+   * Also reuse a set made by a teacher this one was distilled from (see `teacherLineage`): distillation wants it,
+   * `ladder synth` does not, since it would hand out the root teacher's set as this one's.
+   */
+  readonly acceptAncestors?: boolean;
 }
 
 /**
- * The cached set in `outFile` when it exists and was made by this teacher (or one it was distilled from) with the
- * same settings; otherwise it is generated and written. A file made otherwise is an error unless `force`, not
- * silently overwritten or reused.
+ * The cached set in `outFile` when it exists and was made by this teacher (or, with `acceptAncestors`, one it was
+ * distilled from) with the same settings; otherwise it is generated and written. A file made otherwise is an
+ * error unless `force`, not silently overwritten or reused.
  */
 export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
   const { teacher, teacherDir, outFile, settings } = opts;
   checkSynthSettings(settings);
-  const lineage = await teacherLineage(teacherDir, teacher.config);
+  // Ancestors' weights are hashed only when they may be used.
+  const lineage = opts.acceptAncestors
+    ? await teacherLineage(teacherDir, teacher.config)
+    : [await teacherRecord(teacherDir, resolve(teacherDir, teacher.config.autoencoder))];
   if (existsSync(outFile) && !opts.force) {
     const cached = await loadSynthetic(outFile);
     const replace = 'choose another file, or replace it with `ladder synth --force`';
@@ -300,7 +324,7 @@ export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
         `${outFile} was made with ${JSON.stringify(cached.settings)}, not ${JSON.stringify(settings)}: ${replace}`,
       );
     }
-    checkSyntheticTeacher(cached, lineage, outFile);
+    checkSyntheticTeacher(cached, lineage, outFile, replace);
     return cached;
   }
   await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now

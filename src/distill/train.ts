@@ -84,7 +84,13 @@ export async function trainingLatents(
       checkSyntheticTeacher(set, await teacherLineage(teacher.dir, teacher.config), file);
     } else {
       const settings = defaultSynthSettings(teacher, opts.synth);
-      set = await synthesize({ teacher, teacherDir: opts.teacherDir, outFile: file, settings });
+      set = await synthesize({
+        teacher,
+        teacherDir: opts.teacherDir,
+        outFile: file,
+        settings,
+        acceptAncestors: true,
+      });
     }
     return { ...set, description: { kind: 'synthetic', file, ...set.settings } };
   }
@@ -106,7 +112,7 @@ export async function trainingLatents(
 
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
   const config = resolveLaddConfig(opts.config);
-  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let players: Record<string, Player> = {};
   try {

@@ -121,6 +121,18 @@ describe('evaluateModel', () => {
     assert.deepEqual(await readdir(join(root, 'nan')), []);
   });
 
+  it('sizes the memory check by the chunks it makes: a batch above --samples is checked as --samples', async () => {
+    // 10 million images of a batch would not fit; the 12 samples, all in one chunk, do.
+    const out = await evaluateModel({
+      ...base,
+      steps: [1],
+      gridPerClass: 0,
+      batchSize: 10_000_000,
+      outJson: join(root, 'big-batch.json'),
+    });
+    assert.equal(out.results.length, 1);
+  });
+
   it('refuses to overwrite its JSON or a grid when told to (the CLI without --force)', async () => {
     const opts = { ...base, steps: [1], outJson: join(root, 'kept', 'run.json') };
     await evaluateModel(opts);

@@ -98,7 +98,7 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
     checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
     checkChunkFits(model, {
       latentSize: opts.latentSize ?? [model.config.latentShape[0], model.config.latentShape[1]],
-      batchSize,
+      batchSize: Math.min(batchSize, opts.samples), // no chunk holds more than the samples
       cfg: opts.cfg ?? model.config.sampling.cfg,
       decode: true,
     });
@@ -176,6 +176,7 @@ async function runEvaluation(
       seed: opts.seed,
       batchSize,
       modelName: model.dir,
+      checkFinite: true,
       ...(latentSize === undefined ? {} : { latentSize }),
     })) {
       const images = chunk.tensor;

@@ -8,7 +8,14 @@ import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
-import { CARD_FILE, CONFIG_FILE, loadCheckedWeights, readJson, WEIGHTS_FILE } from '../models/folder.js';
+import {
+  CARD_FILE,
+  CONFIG_FILE,
+  loadCheckedWeights,
+  moveModelAside,
+  readJson,
+  WEIGHTS_FILE,
+} from '../models/folder.js';
 import { type FeaturesModelConfig, featuresModelSchema, parseConfig } from '../models/schema.js';
 import { conv2d, linear } from '../nn/layers.js';
 import { disposeParams, initParams, ParamScope, type Params } from '../nn/params.js';
@@ -113,13 +120,17 @@ export interface LoadedFeatureNet {
   readonly name: string;
 }
 
-/** Writes weights then config (and the card when given), each atomically. Does not dispose `params`. */
+/**
+ * Writes weights then config (and the card when given), each atomically. Does not dispose `params`. A feature net
+ * already in `dir` is moved aside first (a continued run; see moveModelAside).
+ */
 export async function saveFeatureNet(
   dir: string,
   config: FeaturesModelConfig,
   params: Params,
   card?: Record<string, unknown>,
 ): Promise<void> {
+  if (existsSync(join(dir, CONFIG_FILE))) await moveModelAside(dir);
   await ensureWritableDir(dir);
   await saveTensors(join(dir, WEIGHTS_FILE), params, { kind: config.kind });
   await writeJsonAtomic(join(dir, CONFIG_FILE), config);

@@ -1,7 +1,7 @@
 // Model folders: config.json + weights.safetensors + card.json, written atomically and loaded with every
 // tensor checked against what the config builds.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { initAutoencoder } from '../autoencoder/model.js';
 import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
@@ -24,8 +24,8 @@ export const CARD_FILE = 'card.json';
 
 /**
  * Writes a model's files into `dir` (which may already hold the run's checkpoints and log), each atomically,
- * config after weights so a folder with a config always has its weights. An existing model there is replaced
- * only with `replace`.
+ * config after weights so a folder with a config always has its weights. An existing model there is an error,
+ * unless `replace`: then it is first moved aside (see moveModelAside), never overwritten.
  */
 export async function saveModelFolder(
   dir: string,
@@ -34,13 +34,37 @@ export async function saveModelFolder(
   card: Record<string, unknown>,
   opts: { replace?: boolean } = {},
 ): Promise<void> {
-  if (existsSync(join(dir, CONFIG_FILE)) && !opts.replace) {
-    throw new Error(`${dir} already holds a model: choose another --out`);
+  if (existsSync(join(dir, CONFIG_FILE))) {
+    if (!opts.replace) throw new Error(`${dir} already holds a model: choose another --out`);
+    await moveModelAside(dir);
   }
   await ensureWritableDir(dir);
   await saveTensors(join(dir, WEIGHTS_FILE), params, { kind: config.kind });
   await writeJsonAtomic(join(dir, CONFIG_FILE), config);
   await writeJsonAtomic(join(dir, CARD_FILE), card);
+}
+
+/**
+ * Moves the finished model in `dir` (config, weights, card) into the sibling folder `<dir>.replaced-step-<N>`
+ * (N: the steps its card records), where it stays a complete model: its relative paths (`../autoencoder`) still
+ * resolve at the same depth. Returns that folder.
+ */
+export async function moveModelAside(dir: string): Promise<string> {
+  let steps: unknown;
+  try {
+    steps = (JSON.parse(await readFile(join(dir, CARD_FILE), 'utf8')) as { steps?: unknown }).steps;
+  } catch {
+    steps = undefined; // no card, or a damaged one: name the folder by the time instead
+  }
+  const base = `${dir.replace(/[/\\]+$/, '')}.replaced-${typeof steps === 'number' ? `step-${steps}` : new Date().toISOString().replaceAll(':', '-')}`;
+  let aside = base;
+  for (let i = 2; existsSync(aside); i++) aside = `${base}-${i}`;
+  await mkdir(aside);
+  for (const file of [CARD_FILE, WEIGHTS_FILE, CONFIG_FILE]) {
+    if (existsSync(join(dir, file))) await rename(join(dir, file), join(aside, file));
+  }
+  process.stderr.write(`note: the model that was in ${dir} is kept in ${aside}\n`);
+  return aside;
 }
 
 export async function readJson(path: string, what: string): Promise<unknown> {

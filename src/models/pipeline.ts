@@ -51,6 +51,11 @@ export interface GenerateOptions {
   readonly batchSize?: number;
   /** The model as errors name it, e.g. its folder (default "the model"). */
   readonly modelName?: string;
+  /**
+   * Fail on NaN or infinite latents or images (default false). Costs two synchronous reads from the backend per
+   * chunk: worth it for commands that write their output, not for the web page, which generates every frame.
+   */
+  readonly checkFinite?: boolean;
 }
 
 /** Images per chunk when the caller does not say (the few-step sampler's images for a seed depend on it). */
@@ -78,18 +83,27 @@ export interface GeneratedChunk {
   readonly tensor: tf.Tensor4D;
 }
 
-// Fails when `t` holds NaN or an infinity (x * 0 sums to 0 only when every x is finite): a diverged sampler must
-// stop the command rather than be written out as data.
-function checkFinite(t: tf.Tensor, what: string, opts: GenerateOptions): void {
+type Generated = 'latents' | 'images';
+
+// A diverged sampler must stop the command rather than be written out as data.
+function nonFiniteError(what: Generated, opts: GenerateOptions): Error {
+  return new Error(
+    `${opts.modelName ?? 'the model'} made NaN or infinite ${what} at ${opts.steps} sampling step${opts.steps === 1 ? '' : 's'} ` +
+      `(cfg ${opts.cfg}, ${opts.sampler} sampler): lower the guidance scale or change the steps, or check its weights`,
+  );
+}
+
+// Fails when `t` holds NaN or an infinity (x * 0 sums to 0 only when every x is finite); one read of one number.
+function checkFinite(t: tf.Tensor, what: Generated, opts: GenerateOptions): void {
   const probe = tf.tidy(() => t.mul(0).sum());
   const ok = Number.isFinite(probe.dataSync()[0]);
   probe.dispose();
-  if (!ok) {
-    throw new Error(
-      `${opts.modelName ?? 'the model'} made NaN or infinite ${what} at ${opts.steps} sampling step${opts.steps === 1 ? '' : 's'} ` +
-        `(cfg ${opts.cfg}, ${opts.sampler} sampler): lower the guidance scale or change the steps, or check its weights`,
-    );
-  }
+  if (!ok) throw nonFiniteError(what, opts);
+}
+
+/** Fails as `opts.checkFinite` does, on values of `opts`'s output already read back (no extra backend read). */
+export function checkFiniteValues(values: ArrayLike<number>, what: Generated, opts: GenerateOptions): void {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) throw nonFiniteError(what, opts);
 }
 
 /**
@@ -114,7 +128,7 @@ export function* latentChunks(model: DiffusionModel, opts: GenerateOptions): Gen
       const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
       const labels = tf.tensor1d(chunk, 'int32');
       const out = sample(opts.sampler, denoise, f, noise, { times, labels, rng });
-      checkFinite(out, 'latents', opts);
+      if (opts.checkFinite) checkFinite(out, 'latents', opts);
       return out;
     });
     yield { start, tensor: latents };
@@ -129,7 +143,7 @@ export function* imageChunks(model: DiffusionModel, opts: GenerateOptions): Gene
     try {
       images = tf.tidy(() => {
         const decoded = decodeLatents(ae.params, ae.config.autoencoder, latents);
-        checkFinite(decoded, 'images', opts);
+        if (opts.checkFinite) checkFinite(decoded, 'images', opts);
         return decoded.clipByValue(-1, 1) as tf.Tensor4D;
       });
     } finally {
@@ -139,18 +153,22 @@ export function* imageChunks(model: DiffusionModel, opts: GenerateOptions): Gene
   }
 }
 
-// Concatenates every chunk into one tensor; caller owns the result.
+// Concatenates every chunk into one tensor; caller owns the result. Nothing is left behind when a chunk fails
+// (in the browser the parts are GPU memory).
 function gather(chunks: Iterable<GeneratedChunk>): tf.Tensor4D {
-  const parts = Array.from(chunks, (c) => c.tensor);
+  const parts: tf.Tensor4D[] = [];
+  try {
+    for (const { tensor } of chunks) parts.push(tensor);
+  } catch (err) {
+    tf.dispose(parts);
+    throw err;
+  }
   if (parts.length === 1) return parts[0]!;
-  const all = tf.concat(parts) as tf.Tensor4D;
-  tf.dispose(parts);
-  return all;
-}
-
-/** Every latent of `latentChunks` in one tensor [n, h, w, c]; caller owns the result. */
-export function generateLatents(model: DiffusionModel, opts: GenerateOptions): tf.Tensor4D {
-  return gather(latentChunks(model, opts));
+  try {
+    return tf.concat(parts) as tf.Tensor4D;
+  } finally {
+    tf.dispose(parts);
+  }
 }
 
 /** Every image of `imageChunks` in one tensor, in [-1, 1]; caller owns the result. Large sets: use the chunks. */

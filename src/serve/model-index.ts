@@ -12,6 +12,8 @@ import type { ModelEntry, ModelInfo } from './protocol.js';
 const SKIPPED_DIRS = new Set(['checkpoints', 'node_modules']);
 // Only a model folder's own files are served, never its checkpoints or logs.
 const MODEL_FILES = new Set([CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]);
+// Requests for unknown folders list again at most this often: any web page can send them (an <img> needs no CORS).
+export const RESCAN_INTERVAL_MS = 1000;
 
 /** Whether real path `real` lies below real path `realRoot` and in no dot-folder (or dot-file) there. */
 function insideReal(realRoot: string, real: string): boolean {
@@ -71,15 +73,26 @@ export class ModelIndexer {
   /** The folders whose files GET /models/ serves, and the root's real path, as of the last listing. */
   private folders: ReadonlySet<string> = new Set();
   private realRoot = '';
+  private lastScan = Number.NEGATIVE_INFINITY;
+  private scanCount = 0;
 
-  /** `log` receives each problem once, and again only when it changes. */
+  /** `log` receives each problem once, and again only when it changes; `now` (ms) times the re-scans. */
   constructor(
     readonly root: string,
     private readonly log: (line: string) => void,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /** How many times the models folder has been listed. */
+  get scans(): number {
+    return this.scanCount;
+  }
 
   /** Every teacher and student under the root; autoencoders and other kinds are checked only when named. */
   async list(): Promise<ModelEntry[]> {
+    // Timed from its start, so the other requests of a burst see it and do not start their own.
+    this.lastScan = this.now();
+    this.scanCount++;
     this.realRoot = await realpath(this.root).catch(() => this.root);
     const entries: ModelEntry[] = [];
     const folders = new Set<string>();
@@ -94,12 +107,13 @@ export class ModelIndexer {
   /**
    * The real path of model file `name` in `folder` (posix, relative to the root) when GET /models/ may serve
    * it: the folder holds a teacher or student config or is the autoencoder of one, no segment starts with
-   * '.', and links lead nowhere outside the root. Lists again for an unknown folder, so new models are served.
+   * '.', and links lead nowhere outside the root. Lists again for an unknown folder, so new models are served,
+   * unless it listed less than RESCAN_INTERVAL_MS ago.
    */
   async servedFile(folder: string, name: string): Promise<string | undefined> {
     const segments = folder === '' ? [] : folder.split('/');
     if (!MODEL_FILES.has(name) || segments.some((s) => s === '' || s.startsWith('.'))) return undefined;
-    if (!this.folders.has(folder)) await this.list();
+    if (!this.folders.has(folder) && this.now() - this.lastScan >= RESCAN_INTERVAL_MS) await this.list();
     if (!this.folders.has(folder)) return undefined;
     return realPathInside(this.realRoot, join(this.root, ...segments, name));
   }

@@ -3,6 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +13,7 @@ import { initUNet } from '../nn/unet.js';
 import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import { TINY_TEACHER, writeTinyModels } from './fixtures.js';
 import { disposeModel, fetchDiffusionModel } from './load.js';
+import { ModelIndexer, RESCAN_INTERVAL_MS } from './model-index.js';
 import { type BrokenModel, isBroken, type ModelIndex, type ModelInfo } from './protocol.js';
 import { isAllowedHost, type LadderServer, startServer } from './server.js';
 
@@ -44,6 +46,22 @@ function raw(
     );
     req.on('error', fail);
     req.end(o.body);
+  });
+}
+
+/** The status line of `requestLine` sent as is over a socket with a valid Host header (node:http rewrites it). */
+function rawLine(requestLine: string): Promise<string> {
+  return new Promise((done, fail) => {
+    const socket = connect(server.port, '127.0.0.1', () =>
+      socket.write(`${requestLine}\r\nHost: 127.0.0.1:${server.port}\r\nConnection: close\r\n\r\n`),
+    );
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('end', () => done(text));
+    socket.on('error', fail);
   });
 }
 
@@ -149,6 +167,22 @@ describe('ladder serve', () => {
     }
   });
 
+  it('lists and serves a finished model moved aside when its run was continued (`teacher.replaced-step-3`)', async () => {
+    const moved = join(modelsDir, 'mnist', 'teacher.replaced-step-3');
+    await mkdir(moved);
+    for (const file of ['config.json', 'weights.safetensors'])
+      await copyFile(join(modelsDir, 'mnist', 'teacher', file), join(moved, file));
+    try {
+      const entry = (await index()).find((m) => m.path === 'mnist/teacher.replaced-step-3');
+      assert.ok(entry !== undefined && !isBroken(entry), JSON.stringify(entry));
+      assert.equal(entry.url, '/models/mnist/teacher.replaced-step-3/');
+      for (const file of ['config.json', 'weights.safetensors'])
+        assert.equal((await get(`${entry.url}${file}`)).status, 200, file);
+    } finally {
+      await rm(moved, { recursive: true });
+    }
+  });
+
   it('loads a model in the browser loader exactly as the Node loader does', async () => {
     const node = await loadDiffusionModel(join(modelsDir, 'mnist', 'ladd'));
     await expectNoLeak(async () => {
@@ -228,6 +262,8 @@ describe('ladder serve under attack', () => {
     await mkdir(elsewhere);
     await copyFile(join(modelsDir, 'mnist', 'teacher', 'config.json'), join(elsewhere, 'config.json'));
     await symlink(elsewhere, join(modelsDir, 'mnist', 'elsewhere'));
+    // Listed first, as the page does: a request for an unknown folder lists again only once a second.
+    await index();
     try {
       assert.equal((await get('/models/mnist/linked/config.json')).status, 200);
       assert.equal((await get('/models/mnist/autoencoder/weights.safetensors')).status, 200);
@@ -313,6 +349,55 @@ describe('ladder serve under attack', () => {
     }
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LocalHost:${port}`, `[::1]:${port}`])
       assert.equal((await raw('/', { headers: { Host: host } })).status, 200, host);
+  });
+
+  it('refuses a request target that is not a path: an absolute URL would override the checked Host', async () => {
+    for (const target of [
+      'http://evil.example/models/mnist/teacher/config.json',
+      'http://evil.example/',
+      '//evil.example/models/mnist/teacher/config.json',
+      '/\\evil.example/models/mnist/teacher/config.json',
+      '*',
+    ]) {
+      const response = await rawLine(`GET ${target} HTTP/1.1`);
+      assert.match(response, /^HTTP\/1\.1 400 /, target);
+      assert.ok(!response.includes('teacher'), response);
+    }
+    const ok = await rawLine('GET /models/mnist/teacher/config.json HTTP/1.1');
+    assert.match(ok, /^HTTP\/1\.1 200 /);
+    assert.match(ok, /\r\ncross-origin-resource-policy: same-origin\r\n/i);
+  });
+
+  it('lists the models folder again for unknown folders at most once a second, however many are asked for', async () => {
+    let now = 0;
+    const indexer = new ModelIndexer(
+      modelsDir,
+      () => {},
+      () => now,
+    );
+    const burst = () =>
+      Promise.all(
+        Array.from({ length: 50 }, (_, i) => indexer.servedFile(`mnist/unknown-${i}`, 'config.json')),
+      );
+    assert.deepEqual(new Set(await burst()), new Set([undefined]));
+    assert.equal(indexer.scans, 1);
+    now += RESCAN_INTERVAL_MS - 1;
+    await burst();
+    assert.equal(indexer.scans, 1);
+    // A model added since is served once the interval has passed.
+    const added = join(modelsDir, 'mnist', 'added');
+    await mkdir(added);
+    for (const file of ['config.json', 'weights.safetensors'])
+      await copyFile(join(modelsDir, 'mnist', 'teacher', file), join(added, file));
+    try {
+      assert.equal(await indexer.servedFile('mnist/added', 'config.json'), undefined);
+      now += 1;
+      assert.ok(await indexer.servedFile('mnist/added', 'config.json'));
+      await burst();
+      assert.equal(indexer.scans, 2);
+    } finally {
+      await rm(added, { recursive: true });
+    }
   });
 
   it("accepts, when bound to every address, only the machine's own addresses and the allowed names", () => {

@@ -34,6 +34,9 @@ const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 // A Host header is a name or address and a port, nothing else (no user info, no path).
 const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?$/i;
+// A request target in origin form: one '/' then a path. An absolute one (`http://other/...`) names another host,
+// which overrides the checked Host header, and URL parsing reads '//' or '/\' as the start of one.
+const ORIGIN_FORM = /^\/(?![/\\])/;
 
 const HEADERS = {
   // Cross-origin isolation lets wasm use threads (SharedArrayBuffer).
@@ -42,6 +45,8 @@ const HEADERS = {
   // The page may load and connect to this server only (the worker's wasm threads start from blob: URLs).
   'Content-Security-Policy':
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; img-src 'self' data: blob:",
+  // Other sites' pages may not embed or read anything served here (an <img> of a model file gets nothing).
+  'Cross-Origin-Resource-Policy': 'same-origin',
   'X-Content-Type-Options': 'nosniff',
   'Cache-Control': 'no-cache',
 };
@@ -205,6 +210,7 @@ export async function startServer(opts: ServeOptions): Promise<LadderServer> {
     if (!isAllowedHost(req.headers.host, bound)) {
       return send(res, 421, 'unknown Host: open the address ladder serve printed, or pass --allowed-host\n');
     }
+    if (!ORIGIN_FORM.test(req.url ?? '')) return send(res, 400, 'the request target must be a path\n');
     const url = new URL(req.url ?? '/', 'http://localhost');
     let path: string;
     try {

@@ -1,11 +1,10 @@
 // Model cards: how a model was made (exact command, seed, data, steps, wall time, backend) and what it measures;
 // and the checks every trainer makes on its output folder before any slow work.
 import { existsSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { currentBackend } from '../engine/backend.js';
-import { CARD_FILE, CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
+import { CONFIG_FILE } from '../models/folder.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import type { TrainResult } from './loop.js';
 import { lockRunDir } from './run-lock.js';
@@ -30,31 +29,35 @@ export function commandLine(argv: readonly string[] = process.argv): string {
 /**
  * Fails fast, before any slow work, when `outDir` cannot be written or is in use by another process (and locks it
  * for this one). A finished model there (`config.json`) is never rewritten: a new run refuses the folder, and
- * --resume refuses it unless `totalSteps` goes past the step the model was trained to; then the finished model's
- * files are moved into `replaced-step-<N>/` first, so the training continues and nothing is lost.
+ * --resume refuses it unless `totalSteps` goes past the step it was trained to; the finished model is then moved
+ * aside when the new one is written (saveModelFolder). `stepsFlag` is the flag that sets `totalSteps`.
  */
-export async function prepareRunDir(outDir: string, resume: boolean, totalSteps: number): Promise<void> {
+export async function prepareRunDir(
+  outDir: string,
+  resume: boolean,
+  totalSteps: number,
+  stepsFlag = '--steps',
+): Promise<void> {
   await ensureWritableDir(outDir);
   lockRunDir(outDir);
   if (!existsSync(join(outDir, CONFIG_FILE))) return;
   if (!resume) throw new Error(`${outDir} already holds a finished model: choose another --out`);
   const finishedAt = await latestCheckpointStep(outDir);
-  if (finishedAt === undefined || finishedAt >= totalSteps) {
+  if (finishedAt === undefined) {
     throw new Error(
-      `${outDir} holds a model finished at step ${finishedAt ?? '(unknown)'}; --resume never rewrites a finished ` +
-        `model: pass --steps (or --iterations) above ${finishedAt ?? 'its step count'} to train it further`,
+      `${outDir} holds a finished model without checkpoints: it cannot be continued (--resume needs the ` +
+        'checkpoints its run wrote); train a new one into another --out',
     );
   }
-  const aside = join(outDir, `replaced-step-${finishedAt}`);
-  if (existsSync(aside))
-    throw new Error(`${aside} already exists: move it away before continuing this model`);
-  await mkdir(aside);
-  for (const file of [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]) {
-    if (existsSync(join(outDir, file))) await rename(join(outDir, file), join(aside, file));
+  if (finishedAt >= totalSteps) {
+    throw new Error(
+      `${outDir} holds a model finished at step ${finishedAt}; --resume never rewrites a finished model: ` +
+        `pass ${stepsFlag} above ${finishedAt} to train it further (it is then kept in ${outDir}.replaced-step-${finishedAt})`,
+    );
   }
   process.stderr.write(
-    `note: continuing the model finished at step ${finishedAt} to step ${totalSteps}; ` +
-      `its files are kept in ${aside}\n`,
+    `note: continuing the model finished at step ${finishedAt} to ${stepsFlag} ${totalSteps}; when the new one is ` +
+      `written, the old one moves to ${outDir}.replaced-step-${finishedAt}\n`,
   );
 }
 

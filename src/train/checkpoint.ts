@@ -1,7 +1,7 @@
 // Training checkpoints: every player's weights, EMA and optimiser moments, the RNG state and the step, in one
 // safetensors file per checkpoint folder. Folders are written atomically; `latest.json` points at the newest.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeDirAtomic, writeJsonAtomic } from '../core/fs.js';
 import type { RngState } from '../core/rng.js';
@@ -133,6 +133,7 @@ export async function loadCheckpoint(
 ): Promise<TrainerState> {
   const steps = await candidateSteps(outDir);
   if (steps.length === 0) throw new Error(`no checkpoint in ${checkpointsDir(outDir)}: nothing to resume`);
+  const unreadable: number[] = [];
   for (const [i, step] of steps.entries()) {
     const file = join(checkpointsDir(outDir), stepDir(step), STATE_FILE);
     let loaded: Awaited<ReturnType<typeof loadTensors>>;
@@ -144,9 +145,17 @@ export async function loadCheckpoint(
         throw new Error(`no readable checkpoint in ${checkpointsDir(outDir)}: ${(err as Error).message}`);
       }
       warn(`cannot read checkpoint ${file} (${(err as Error).message}); falling back to step ${next}`);
+      unreadable.push(step);
       continue;
     }
-    return restore(file, loaded.tensors, loaded.metadata, players);
+    const state = restore(file, loaded.tensors, loaded.metadata, players);
+    // Renamed out of the `step-` series, so neither the next resume nor the pruning of old checkpoints (which
+    // keeps the newest names) takes them for good ones; kept for a look, not deleted.
+    for (const bad of unreadable) {
+      const dir = join(checkpointsDir(outDir), stepDir(bad));
+      await rename(dir, join(checkpointsDir(outDir), `damaged-${stepDir(bad)}`)).catch(() => undefined);
+    }
+    return state;
   }
   throw new Error('unreachable');
 }

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, realpath, truncate, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { latestCheckpointStep } from './checkpoint.js';
 import { TINY_UNET } from './fixtures/tiny.js';
 import { describeSettingsChanges, type StepContext, type TrainOptions, train } from './loop.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
+import { LOCK_FILE } from './run-lock.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-run.ts', import.meta.url));
 const tsx = ['--import', 'tsx', fixture];
@@ -87,6 +88,10 @@ describe('training loop', () => {
     assert.match(resumed.stderr, /latest\.json is damaged/);
     assert.match(resumed.stderr, /cannot read checkpoint .*step-00000009.*falling back to step 6/);
     assert.equal((await readRunLog(dir)).find((l) => l.event === 'resume')?.step, 6);
+    assert.ok(
+      existsSync(join(dir, 'checkpoints', 'damaged-step-00000009')),
+      'the damaged checkpoint is kept aside',
+    );
     const a = await readFile(join(whole, 'final.safetensors'));
     assert.ok(a.equals(await readFile(join(dir, 'final.safetensors'))), 'the fallback resume is not exact');
   });
@@ -102,6 +107,24 @@ describe('training loop', () => {
     await new Promise((r) => child.once('exit', r));
     assert.notEqual(second.status, 0);
     assert.match(second.stderr, new RegExp(`in use by another ladder process \\(PID ${child.pid}\\)`));
+  });
+
+  it('takes over a lock copied with its folder, and one left by a dead process; keeps a live one', async () => {
+    const lockOf = (pid: number, dir: string): string =>
+      `${JSON.stringify({ pid, host: hostname(), dir })}\n`;
+    const dir = await realpath(await tmp());
+    // A live process (this test) holding another folder, whose lock file was copied here with the folder.
+    await writeFile(join(dir, LOCK_FILE), lockOf(process.pid, '/elsewhere/run'));
+    assert.equal(spawnSync(process.execPath, [...tsx, dir, '3']).status, 0);
+    // A dead process's lock on this folder.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    await writeFile(join(dir, LOCK_FILE), lockOf(dead, dir));
+    assert.equal(spawnSync(process.execPath, [...tsx, dir, '4', '--resume']).status, 0);
+    // A live process holding this folder.
+    await writeFile(join(dir, LOCK_FILE), lockOf(process.pid, dir));
+    const refused = spawnSync(process.execPath, [...tsx, dir, '5', '--resume'], { encoding: 'utf8' });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, new RegExp(`in use by another ladder process \\(PID ${process.pid}\\)`));
   });
 
   it('names a setting that an older checkpoint did not record, rather than printing undefined', () => {

@@ -23,6 +23,8 @@ export interface TrainOptions {
   /** Run folder: holds `checkpoints/` and `log.jsonl`. */
   readonly outDir: string;
   readonly totalSteps: number;
+  /** The flag that sets `totalSteps`, for messages (default `--steps`; distillation uses `--iterations`). */
+  readonly stepsFlag?: string;
   readonly seed: number;
   readonly checkpointEvery: number;
   /** Checkpoint folders kept on disk (the newest ones). */
@@ -137,6 +139,7 @@ export async function train(
   opts: TrainOptions,
 ): Promise<TrainResult> {
   const { outDir, totalSteps, checkpointEvery, logEvery, keepCheckpoints = 2, maxRollbacks = 5 } = opts;
+  const stepsFlag = opts.stepsFlag ?? '--steps';
   await ensureWritableDir(outDir);
   lockRunDir(outDir);
   const logPath = join(outDir, 'log.jsonl');
@@ -153,8 +156,8 @@ export async function train(
   }
   if (existing !== undefined && existing > totalSteps) {
     throw new Error(
-      `the run in ${outDir} is already at step ${existing}, past --steps ${totalSteps}: ` +
-        `pass --steps ${existing} or more to resume it`,
+      `the run in ${outDir} is already at step ${existing}, past ${stepsFlag} ${totalSteps}: ` +
+        `pass ${stepsFlag} ${existing} or more to resume it`,
     );
   }
   if (existing === undefined && opts.resume) {
