@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { Rng } from '../src/core/rng.js';
 import * as tf from '../src/core/tf.js';
 import { initBackend } from '../src/engine/backend.js';
-import { registerTorchBackend } from '../src/engine/torch/backend.js';
+import { registerTorchBackend } from '../src/engine/torch/register.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,23 +1,23 @@
 import { mapInBatches, sliceTensor } from '../core/batched.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { type DatasetName, loadDataset } from '../data/dataset.js';
+import { loadDataset } from '../data/dataset.js';
+import type { DatasetName } from '../data/image-dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
-import { countParams } from '../nn/params.js';
-import { makeCard, prepareRunDir } from '../train/card.js';
-import { Ema } from '../train/ema.js';
-import { train } from '../train/loop.js';
-import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 import {
   type AutoencoderConfig,
-  autoencoderLoss,
   decodeRaw,
   encodePosterior,
   initAutoencoder,
   latentShape,
-} from './model.js';
+} from '../nn/autoencoder.js';
+import { countParams, type Params } from '../nn/params.js';
+import { makeCard, prepareRunDir } from '../train/card.js';
+import { Ema } from '../train/ema.js';
+import { train } from '../train/loop.js';
+import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 
 export interface TrainAutoencoderOptions {
   readonly dataset: DatasetName;
@@ -135,4 +135,23 @@ export async function reconstructionPsnr(
   );
   const psnrs = Array.from(mse, (m) => 10 * Math.log10(4 / Math.max(m, 1e-12)));
   return psnrs.reduce((a, b) => a + b, 0) / psnrs.length;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Training loss: per-pixel MSE of the reconstruction from a posterior sample (reparameterised with `eps`)
+ * plus klWeight x the KL divergence to N(0, I) per latent element.
+ */
+export function autoencoderLoss(
+  params: Params,
+  cfg: AutoencoderConfig,
+  x: tf.Tensor4D,
+  eps: tf.Tensor4D,
+): { loss: tf.Scalar; aux: Record<string, tf.Scalar> } {
+  const { mean, logvar } = encodePosterior(params, cfg, x);
+  const z = mean.add(logvar.mul(0.5).exp().mul(eps)) as tf.Tensor4D;
+  const recon = decodeRaw(params, cfg, z).sub(x).square().mean() as tf.Scalar;
+  const kl = mean.square().add(logvar.exp()).sub(logvar).sub(1).mul(0.5).mean() as tf.Scalar;
+  return { loss: recon.add(kl.mul(cfg.klWeight)), aux: { recon, kl } };
 }

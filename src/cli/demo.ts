@@ -3,7 +3,7 @@
 // eval JSONs and the HTML report, and prints a compact table.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DatasetName } from '../data/dataset.js';
+import type { DatasetName } from '../data/image-dataset.js';
 import type { EvalJson } from '../eval/eval-json.js';
 import { evaluateModel } from '../eval/evaluate.js';
 import { readJson } from '../models/folder.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Command } from 'commander';
 import { makeTinyTeacher } from '../distill/fixtures/tiny-teacher.js';
-import { loadSynthetic } from '../distill/synth.js';
+import { loadSynthetic } from '../distill/shared/synth.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';

@@ -4,11 +4,11 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add.js';
 import { distillAdd } from '../distill/add-train.js';
-import { LADD_DEFAULTS, type LaddConfig, resolveLaddConfig } from '../distill/ladd.js';
-import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd.js';
+import { LADD_DEFAULTS, type LaddConfig, resolveLaddConfig } from '../distill/ladd-config.js';
+import { distillLadd } from '../distill/ladd-train.js';
+import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd-config.js';
 import { distillPadd } from '../distill/padd-train.js';
-import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/synth.js';
-import { distillLadd } from '../distill/train.js';
+import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/shared/synth.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';

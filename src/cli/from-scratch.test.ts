@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parsePaddSchedule } from '../distill/padd.js';
+import { parsePaddSchedule } from '../distill/padd-config.js';
 import { demoOptions } from './demo.js';
 import { fromScratchPlan, type PipelineStep, runPipeline, stepArgs } from './from-scratch.js';
 

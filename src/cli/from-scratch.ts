@@ -3,8 +3,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DatasetName } from '../data/dataset.js';
-import { PADD_DEFAULTS, parsePaddSchedule } from '../distill/padd.js';
+import type { DatasetName } from '../data/image-dataset.js';
+import { PADD_DEFAULTS, parsePaddSchedule } from '../distill/padd-config.js';
 import { stageDir } from '../distill/padd-train.js';
 import { CONFIG_FILE } from '../models/folder.js';
 

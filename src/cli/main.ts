@@ -2,7 +2,7 @@
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
 import { Command, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
-import type { DatasetName } from '../data/dataset.js';
+import type { DatasetName } from '../data/image-dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';

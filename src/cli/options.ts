@@ -1,6 +1,6 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
 import { type Command, InvalidArgumentError } from 'commander';
-import { DATASET_NAMES, type DatasetName } from '../data/dataset.js';
+import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 

@@ -4,7 +4,8 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type ImageDataset, loadDataset } from './dataset.js';
+import { loadDataset } from './dataset.js';
+import type { ImageDataset } from './image-dataset.js';
 
 const hasFashion = existsSync('/usr/share/datasets/fashion-mnist');
 

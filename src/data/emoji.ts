@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/fs.js';
 import { decodePng } from '../image/png.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
-import type { ImageDataset, LoadDatasetOptions, Split } from './dataset.js';
+import type { ImageDataset, LoadDatasetOptions, Split } from './image-dataset.js';
 
 export const EMOJI_CREDIT =
   'Twemoji graphics by Twitter, Inc and other contributors, CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)';

@@ -2,7 +2,7 @@
 // exactly the batches an uninterrupted run would have drawn.
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import type { ImageDataset } from './dataset.js';
+import type { ImageDataset } from './image-dataset.js';
 
 /** Any set of equally shaped samples with class labels: images, cached latents, ... */
 export interface ArraySource {

@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { ImageDataset, Split } from './dataset.js';
 import { readIdx } from './idx.js';
+import type { ImageDataset, Split } from './image-dataset.js';
 
 /** Where Debian's dataset-fashion-mnist puts the files; LADDER_FASHION_MNIST_DIR points elsewhere. */
 const fashionDir = (): string => process.env.LADDER_FASHION_MNIST_DIR ?? '/usr/share/datasets/fashion-mnist';

@@ -1,14 +1,14 @@
 // ADD's configuration (METHODS.md section 1): what each value means, the defaults and why, the checks, and the
 // shape of the discriminator heads on the feature network. The algorithm is in add.ts.
 import type * as tf from '../core/tf.js';
-import type { FeatureNetConfig } from '../eval/features.js';
+import type { FeatureNetConfig } from '../nn/feature-net.js';
+import type { ProjectionHeadsConfig } from '../nn/projection-heads.js';
 import {
   type AdversarialTraining,
   checkAdversarialTraining,
   checkInteger,
   configFailure,
 } from './shared/adversarial-config.js';
-import type { ProjectionHeadsConfig } from './shared/projection-heads.js';
 
 /** c(t) of the distillation loss: 'alpha' = alpha_t (the paper's default); 'sds' = alpha_t / (2 sigma_t). */
 export type DistillationWeighting = 'alpha' | 'sds';

@@ -1,14 +1,16 @@
 // `distill --method add`: loads the teacher, its autoencoder and a pretrained feature network, trains the ADD players
 // on the dataset's real latents with the shared loop (resumable, logged), measures where an iteration's time goes
 // (decoding, feature network) and writes the student's model folder.
-import { decodeLatents } from '../autoencoder/model.js';
+
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { currentBackend } from '../engine/backend.js';
-import { featureNetTaps, type LoadedFeatureNet, loadFeatureNet } from '../eval/features.js';
+import { type LoadedFeatureNet, loadFeatureNet } from '../models/feature-net.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
+import { decodeLatents } from '../nn/autoencoder.js';
+import { featureNetTaps } from '../nn/feature-net.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
@@ -21,9 +23,9 @@ import {
   addStep,
   resolveAddConfig,
 } from './add.js';
+import { trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
-import { trainStudent } from './shared/student-run.js';
-import { type DistillResult, trainingLatents } from './train.js';
+import { type DistillResult, trainStudent } from './shared/student-run.js';
 
 export interface DistillAddOptions {
   readonly teacherDir: string;

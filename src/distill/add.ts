@@ -1,26 +1,27 @@
 // ADD: Adversarial Diffusion Distillation (Sauer et al. 2023, arXiv 2311.17042; METHODS.md section 1). The student
 // denoises forward-noised REAL latents; its x0_hat is decoded to pixels and judged by trainable heads on a FROZEN
 // pixel-space feature network, and pulled towards the teacher's one-step CFG estimate of it, re-noised.
-import { type AutoencoderConfig, decodeLatents } from '../autoencoder/model.js';
+
 import { type Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
 import { guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
 import { addNoise, type Formulation, VP_STEPS } from '../diffusion/formulation.js';
-import { type FeatureNetConfig, featureNetTaps } from '../eval/features.js';
+import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
+import { type FeatureNetConfig, featureNetTaps } from '../nn/feature-net.js';
+import type { HeadLogits } from '../nn/heads.js';
 import type { Params } from '../nn/params.js';
+import {
+  initProjectionHeads,
+  type ProjectionHeadsConfig,
+  projectionHeadLogits,
+} from '../nn/projection-heads.js';
 import { type UNetConfig, unetForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import { type AddConfig, type DistillationWeighting, pickFeatureMaps } from './add-config.js';
 import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
-import type { HeadLogits } from './shared/gan-loss.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
-import {
-  initProjectionHeads,
-  type ProjectionHeadsConfig,
-  projectionHeadLogits,
-} from './shared/projection-heads.js';
 import { exactR1 } from './shared/r1.js';
 import { sampleStudentTimes, studentTimes } from './shared/student-times.js';
 

@@ -13,16 +13,14 @@ import {
 import { moved, trainTwoSteps, values } from '../test-utils/train-steps.js';
 import { TINY_LADD } from './fixtures/tiny-teacher.js';
 import {
-  type LaddConfig,
   type LaddSetup,
-  laddHeadsConfig,
   laddPlayers,
   laddRound,
   laddStep,
-  resolveLaddConfig,
   sampleLogitNormal,
   simulatedStudentInputs,
 } from './ladd.js';
+import { type LaddConfig, laddHeadsConfig, resolveLaddConfig } from './ladd-config.js';
 import { discriminatorObjective, generatorObjective } from './shared/adversarial.js';
 
 before(testBackend);

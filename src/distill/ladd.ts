@@ -6,134 +6,25 @@ import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
 import { netDenoiser } from '../diffusion/denoiser.js';
 import { addNoise, alphaSigmaTensors, type Formulation } from '../diffusion/formulation.js';
+import type { HeadLogits } from '../nn/heads.js';
+import { type HeadsConfig, headLogits, initHeads, pickFeatures } from '../nn/heads.js';
 import type { Params } from '../nn/params.js';
 import { type UNetConfig, unetEncoderForward, unetForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
+import type { LaddConfig } from './ladd-config.js';
 import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
-import {
-  type AdversarialTraining,
-  checkAdversarialTraining,
-  checkInteger,
-  configFailure,
-} from './shared/adversarial-config.js';
-import type { HeadLogits } from './shared/gan-loss.js';
-import { type HeadsConfig, headLogits, initHeads, pickFeatures, tapUNetFeatures } from './shared/heads.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { approximateR1, perturbForR1 } from './shared/r1.js';
 import {
-  defaultStudentTimeSchedule,
   type StudentTimeSchedule,
   sampleStudentTimes,
   studentTimeProbs,
   studentTimes,
-  validateStudentTimeSchedule,
 } from './shared/student-times.js';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Configuration: the meaning of each value here, the values in LADD_DEFAULTS.
-
-export interface LaddConfig extends AdversarialTraining {
-  /** Student steps N: trains on the N trailing times and samples with N or any divisor of N. */
-  readonly steps: number;
-  /** Discriminator noise levels: logit(t_hat) ~ N(tHatMean, tHatStd^2). */
-  readonly tHatMean: number;
-  readonly tHatStd: number;
-  /** Teacher encoder features the heads read: 'all' (every level and the middle block) or names (`down.0`, `mid`). */
-  readonly features: 'all' | readonly string[];
-  /** Head width, GroupNorm groups and width of the t_hat / class embedding. */
-  readonly headChannels: number;
-  readonly headGroups: number;
-  readonly headEmbedDim: number;
-  /** Student time distribution: `warmupProbs` for the first `warmupIterations` steps, then `probs`. */
-  readonly warmupIterations: number;
-  readonly warmupProbs: readonly number[];
-  readonly probs: readonly number[];
-  /** Approximate-R1 weight (0 disables it) and the std of its perturbation of the real input. */
-  readonly r1Weight: number;
-  readonly r1Sigma: number;
-  /** Train on the teacher's cached synthetic latents (the paper's choice) or on the dataset's real latents. */
-  readonly data: 'synthetic' | 'real';
-  /**
-   * Student inputs after the first time: forward-noised data (false, the paper's), or the student's own sampler
-   * path from pure noise (true, DMD2's "backward simulation"), so each later step learns on what it meets.
-   */
-  readonly backwardSimulation: boolean;
-}
-
-/**
- * Defaults and why. The student time probabilities default per step count (`defaultStudentTimeSchedule`).
- * - generatorLr 1e-4: METHODS.md asks for 1e-5..1e-4 at this scale; the top of the range because CPU runs are
- *   short (a few thousand updates). Betas (0.9, 0.999): the student is a fine-tuned pretrained net.
- * - discriminatorLr 2e-4 with betas (0, 0.99): ADD/LADD's discriminator Adam; twice the student's rate, as
- *   section 3 notes D often gets a higher rate. One D update per student update (raise it if D lags).
- * - tHat (m, s) = (1, 1): the faithful port's values; most mass on high noise (global structure).
- * - heads 64 wide, 8 groups: small next to the MNIST teacher (64/128 channels); every feature tapped.
- * - warm-up 200 updates: about a tenth of a typical run, enough for the easy steps to settle first.
- * - R1 off: optional in the paper; sigma 0.01 is small against unit-variance latents when it is turned on.
- * - EMA 0.99: a horizon of ~100 updates smooths the adversarial noise without lagging a short run.
- * - backward simulation off: the paper forward-noises data at every student time. On MNIST that 4-step student
- *   samples worse at 4 steps than at 2 (lower precision): its later steps never saw its own earlier outputs.
- */
-export const LADD_DEFAULTS: Omit<LaddConfig, 'warmupProbs' | 'probs'> = {
-  steps: 4,
-  iterations: 2000,
-  batchSize: 32,
-  generatorLr: 1e-4,
-  generatorBetas: [0.9, 0.999],
-  discriminatorLr: 2e-4,
-  discriminatorBetas: [0, 0.99],
-  discriminatorUpdates: 1,
-  emaDecay: 0.99,
-  tHatMean: 1,
-  tHatStd: 1,
-  features: 'all',
-  headChannels: 64,
-  headGroups: 8,
-  headEmbedDim: 64,
-  warmupIterations: 200,
-  r1Weight: 0,
-  r1Sigma: 0.01,
-  data: 'synthetic',
-  backwardSimulation: false,
-};
-
-/** Defaults overlaid with `overrides`, checked; the error names the key and the bad value. */
-export function resolveLaddConfig(overrides: Partial<LaddConfig> = {}): LaddConfig {
-  const base = { ...LADD_DEFAULTS, ...overrides };
-  const schedule = defaultStudentTimeSchedule(base.steps, base.warmupIterations);
-  const c: LaddConfig = {
-    ...base,
-    warmupProbs: overrides.warmupProbs ?? schedule.warmupProbs,
-    probs: overrides.probs ?? schedule.probs,
-  };
-  const fail = configFailure('LADD');
-  checkAdversarialTraining(c, fail);
-  for (const key of ['steps', 'headChannels', 'headGroups', 'headEmbedDim'] as const)
-    checkInteger(fail, key, c[key]);
-  for (const key of ['tHatStd', 'r1Sigma'] as const) {
-    if (!(c[key] > 0)) fail(key, c[key], 'use a positive number');
-  }
-  if (!(c.r1Weight >= 0)) fail('r1Weight', c.r1Weight, 'use 0 (off) or a positive weight');
-  if (!Number.isFinite(c.tHatMean)) fail('tHatMean', c.tHatMean, 'use a finite number');
-  if (c.headChannels % c.headGroups !== 0) fail('headGroups', c.headGroups, 'must divide headChannels');
-  if (c.data !== 'synthetic' && c.data !== 'real') fail('data', c.data, 'use "synthetic" or "real"');
-  if (typeof c.backwardSimulation !== 'boolean')
-    fail('backwardSimulation', c.backwardSimulation, 'use true or false');
-  validateStudentTimeSchedule(c, c.steps);
-  return c;
-}
-
-/** The heads' shape for a teacher U-Net under `config`. */
-export function laddHeadsConfig(unet: UNetConfig, config: LaddConfig): HeadsConfig {
-  return {
-    features: tapUNetFeatures(unet, config.features),
-    channels: config.headChannels,
-    groups: config.headGroups,
-    embedDim: config.headEmbedDim,
-    numClasses: unet.numClasses,
-  };
-}
+// The algorithm.
 
 /** Discriminator noise levels: t_hat = sigmoid(mean + std * z), z ~ N(0, 1). */
 export function sampleLogitNormal(rng: Rng, n: number, mean: number, std: number): Float32Array {
@@ -141,9 +32,6 @@ export function sampleLogitNormal(rng: Rng, n: number, mean: number, std: number
   for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-(mean + std * rng.normal())));
   return out;
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// The algorithm.
 
 /** What a LADD run trains with: the frozen teacher, the heads' shape and the (synthetic) latents. */
 export interface LaddSetup {

@@ -16,6 +16,7 @@ import {
   saveModelFolder,
 } from '../models/folder.js';
 import { configDenoiser, modelDenoiser } from '../models/pipeline.js';
+import { studentConfig } from '../models/student-folder.js';
 import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
@@ -24,22 +25,23 @@ import { lockRunDir } from '../train/run-lock.js';
 import {
   discriminatorPart,
   initPaddDiscriminator,
-  type PaddConfig,
-  type PaddPhase,
-  type PaddStage,
   type PaddStageSetup,
   paddAdversarialStep,
   paddDiscriminator,
   paddHeadConfig,
   paddMseStep,
   paddStudent,
+} from './padd.js';
+import {
+  type PaddConfig,
+  type PaddPhase,
+  type PaddStage,
   parsePaddSchedule,
   resolvePaddConfig,
   stagePhases,
-} from './padd.js';
+} from './padd-config.js';
+import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
-import { studentConfig } from './shared/student-folder.js';
-import { type LatentSourceOptions, trainingLatents } from './train.js';
 
 export interface DistillPaddOptions extends LatentSourceOptions {
   /** Overrides of PADD_DEFAULTS. */

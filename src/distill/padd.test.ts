@@ -21,17 +21,19 @@ import {
   discriminatorPart,
   initPaddDiscriminator,
   odeStep,
-  PADD_DEFAULTS,
-  type PaddConfig,
   paddHeadConfig,
   paddLogits,
+  teacherSteps,
+} from './padd.js';
+import {
+  PADD_DEFAULTS,
+  type PaddConfig,
   parsePaddSchedule,
   resolvePaddConfig,
   stagePhases,
-  teacherSteps,
-} from './padd.js';
+} from './padd-config.js';
 import { type DistillPaddOptions, distillPadd } from './padd-train.js';
-import { synthesize } from './synth.js';
+import { synthesize } from './shared/synth.js';
 
 before(testBackend);
 

@@ -13,7 +13,7 @@ export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'torch', 'w
 
 const DEFAULT_BACKEND: BackendName = 'wasm';
 // Specifiers held in variables: these modules may be absent, and tsc must not require them.
-const TORCH_MODULE = './torch/backend.js';
+const TORCH_MODULE = './torch/register.js';
 const WEBGPU_TFJS_MODULE = '@tensorflow/tfjs-backend-webgpu';
 const WEBGPU_DAWN_MODULE = 'webgpu';
 const WEBGPU_INSTALL = 'npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0';
@@ -71,7 +71,7 @@ async function prepareTorch(): Promise<void> {
     throw new Error(`the torch backend module could not be loaded (${reason(e)})`);
   }
   if (!isTorchModule(mod))
-    throw new Error('src/engine/torch/backend.ts does not export registerTorchBackend()');
+    throw new Error('src/engine/torch/register.ts does not export registerTorchBackend()');
   await mod.registerTorchBackend();
 }
 

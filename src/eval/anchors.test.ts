@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadFeatureNet } from '../models/feature-net.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
 import { computeAnchors, gaussianBlur } from './anchors.js';
-import { loadFeatureNet } from './features.js';
 import { writeTinyFeatureNet } from './fixtures/tiny-models.js';
 
 let root = '';

@@ -2,7 +2,8 @@
 // images, blurred test images and pure noise, each against the test reference that `ladder eval` uses.
 import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
-import { extractFeatures, type LoadedFeatureNet } from './features.js';
+import type { LoadedFeatureNet } from '../models/feature-net.js';
+import { extractFeatures } from './features.js';
 import { classAccuracy, featureStats, frechetDistance, frechetDistanceFromStats } from './metrics.js';
 import { loadReference, type ReferenceOptions, type ReferenceSet } from './reference.js';
 

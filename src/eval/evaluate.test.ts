@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '../core/tf.js';
 import { decodePng } from '../image/png.js';
+import { loadFeatureNet } from '../models/feature-net.js';
 import { assertBytesClose, assertDeepClose, pngPixels, testBackend } from '../test-utils/backend.js';
 import { writeTinyTeacher } from '../test-utils/tiny-models.js';
 import { type EvalResult, parseEvalJson } from './eval-json.js';
 import { type EvaluateOptions, evaluateModel } from './evaluate.js';
-import { loadFeatureNet } from './features.js';
 import { tinyFeaturesConfig, writeTinyFeatureNet } from './fixtures/tiny-models.js';
 
 let root = '';

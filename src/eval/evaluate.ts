@@ -7,6 +7,7 @@ import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
 import { imageGridPng } from '../image/png.js';
+import { type LoadedFeatureNet, loadFeatureNet } from '../models/feature-net.js';
 import { CONFIG_FILE, type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import {
   balancedLabels,
@@ -20,12 +21,7 @@ import {
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { type EvalJson, type EvalResult, parseEvalJson } from './eval-json.js';
-import {
-  type ExtractedFeatures,
-  extractFeatures,
-  type LoadedFeatureNet,
-  loadFeatureNet,
-} from './features.js';
+import { type ExtractedFeatures, extractFeatures } from './features.js';
 import { classAccuracy, featureStats, frechetDistanceFromStats, kid, precisionRecall } from './metrics.js';
 import { loadReference, type ReferenceSet } from './reference.js';
 

@@ -7,21 +7,16 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { loadFeatureNet } from '../models/feature-net.js';
 import type { FeaturesModelConfig } from '../models/schema.js';
+import { type FeatureNetConfig, featureNetForward, initFeatureNet } from '../nn/feature-net.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { expectNoLeak, testBackend } from '../test-utils/backend.js';
 import { ADAM_DEFAULTS } from '../train/optim.js';
-import {
-  extractFeatures,
-  type FeatureNetConfig,
-  featureNetForward,
-  featureNetLoss,
-  initFeatureNet,
-  loadFeatureNet,
-} from './features.js';
+import { extractFeatures } from './features.js';
 import { tinyFeaturesConfig, writeTinyFeatureNet } from './fixtures/tiny-models.js';
 import { classAccuracy } from './metrics.js';
-import { CosineAdamW, labelledAccuracy, shiftedImages } from './train-features.js';
+import { CosineAdamW, featureNetLoss, labelledAccuracy, shiftedImages } from './train-features.js';
 
 let root = '';
 before(async () => {

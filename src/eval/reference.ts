@@ -6,9 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/fs.js';
-import { type DatasetName, loadDataset, type Split } from '../data/dataset.js';
+import { loadDataset } from '../data/dataset.js';
+import type { DatasetName, Split } from '../data/image-dataset.js';
 import { decodeSafetensors, encodeSafetensors, type TensorRecord } from '../io/safetensors.js';
-import { extractFeatures, type LoadedFeatureNet } from './features.js';
+import type { LoadedFeatureNet } from '../models/feature-net.js';
+import { extractFeatures } from './features.js';
 import {
   type FeatureStats,
   featureStats,

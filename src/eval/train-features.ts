@@ -2,25 +2,25 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { type DatasetName, type ImageDataset, loadDataset } from '../data/dataset.js';
+import { loadDataset } from '../data/dataset.js';
+import type { DatasetName, ImageDataset } from '../data/image-dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
+import { loadFeatureNet, saveFeatureNet } from '../models/feature-net.js';
 import { CARD_FILE } from '../models/folder.js';
 import type { FeaturesModelConfig } from '../models/schema.js';
-import { countParams, disposeParams } from '../nn/params.js';
+import {
+  FEATURE_NET_DEFAULTS,
+  type FeatureNetConfig,
+  featureNetForward,
+  initFeatureNet,
+} from '../nn/feature-net.js';
+import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
 import { train } from '../train/loop.js';
 import { ADAM_DEFAULTS, type AdamConfig, AdamW } from '../train/optim.js';
 import { computeAnchors } from './anchors.js';
-import {
-  extractFeatures,
-  FEATURE_NET_DEFAULTS,
-  type FeatureNetConfig,
-  featureNetLoss,
-  initFeatureNet,
-  loadFeatureNet,
-  saveFeatureNet,
-} from './features.js';
+import { extractFeatures } from './features.js';
 import { classAccuracy } from './metrics.js';
 
 export interface TrainFeaturesOptions {
@@ -194,4 +194,20 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<void>
   } finally {
     disposeParams(net.params);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Mean softmax cross-entropy against int32 `labels` [B], with the batch accuracy as an aux value. */
+export function featureNetLoss(
+  params: Params,
+  cfg: FeatureNetConfig,
+  x: tf.Tensor4D,
+  labels: tf.Tensor1D,
+): { loss: tf.Scalar; aux: Record<string, tf.Scalar> } {
+  const { logits } = featureNetForward(params, cfg, x);
+  const logProbs = tf.logSoftmax(logits);
+  const loss = tf.oneHot(labels.toInt(), cfg.numClasses).mul(logProbs).sum(1).mean().neg() as tf.Scalar;
+  const accuracy = tf.equal(tf.argMax(logits, 1), labels.toInt()).toFloat().mean() as tf.Scalar;
+  return { loss, aux: { accuracy } };
 }

@@ -3,10 +3,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { initAutoencoder } from '../autoencoder/model.js';
 import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
 import { acceptWeights } from '../nn/check-shapes.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet } from '../nn/unet.js';

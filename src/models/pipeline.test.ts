@@ -1,9 +1,9 @@
 // Generation's NaN check (opt-in, so the web page does no extra reads) and its cleanup when a chunk fails.
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { initAutoencoder } from '../autoencoder/model.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
 import { disposeParams } from '../nn/params.js';
 import { expectNoLeak, testBackend } from '../test-utils/backend.js';
 import { TINY_AE_CONFIG, tinyTeacherConfig, tinyUNetParams } from '../test-utils/tiny-models.js';

@@ -1,10 +1,11 @@
 // Image generation from a teacher or student: denoiser -> sampler -> decoder, chunk by chunk so memory stays
 // bounded whatever the count. Browser-safe (no Node APIs), so the web page and the CLI run the same code.
-import { type AutoencoderConfig, decodeLatents } from '../autoencoder/model.js';
+
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { type Denoiser, guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
 import { type Formulation, makeFormulation } from '../diffusion/formulation.js';
+import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
 import type { Params } from '../nn/params.js';
 import { unetForward } from '../nn/unet.js';
 import { type SamplerKind, sample, samplerTimes } from '../samplers/sample.js';

@@ -1,8 +1,8 @@
 // Model folder configs (config.json): typed plain data, validated with zod at every IO boundary.
 import { z } from 'zod';
-import type { AutoencoderConfig } from '../autoencoder/model.js';
 import type { FormulationConfig } from '../diffusion/formulation.js';
-import type { FeatureNetConfig } from '../eval/features.js';
+import type { AutoencoderConfig } from '../nn/autoencoder.js';
+import type { FeatureNetConfig } from '../nn/feature-net.js';
 import type { UNetConfig } from '../nn/unet.js';
 
 const positiveInt = z.number().int().positive();

@@ -9,9 +9,9 @@ import { Rng } from '../core/rng.js';
 import { saveModelFolder } from '../models/folder.js';
 import { initUNet } from '../nn/unet.js';
 import { testBackend } from '../test-utils/backend.js';
+import { TINY_TEACHER, writeTinyModels } from '../test-utils/serve-models.js';
 import { chromiumMissing, type HeadlessBrowser, openServedPage } from './browser.js';
 import { buildWeb } from './bundle.js';
-import { TINY_TEACHER, writeTinyModels } from './fixtures.js';
 import type { BenchOptions, BenchResult } from './page.js';
 import { type LadderServer, startServer } from './server.js';
 

@@ -36,7 +36,7 @@ describe('web bundle', () => {
     for (const file of [
       'src/models/pipeline.ts',
       'src/nn/unet.ts',
-      'src/autoencoder/model.ts',
+      'src/nn/autoencoder.ts',
       'src/samplers/sample.ts',
       'src/core/rng.ts',
       'src/io/safetensors-format.ts',

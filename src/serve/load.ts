@@ -1,5 +1,5 @@
 // Model folders over HTTP (the browser, or Node's fetch): config.json + weights.safetensors, checked like folder.ts.
-import { initAutoencoder } from '../autoencoder/model.js';
+
 import { Rng } from '../core/rng.js';
 import { decodeSafetensors, recordsToTensors } from '../io/safetensors-format.js';
 import type { DiffusionModel } from '../models/pipeline.js';
@@ -10,6 +10,7 @@ import {
   diffusionModelSchema,
   parseConfig,
 } from '../models/schema.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
 import { acceptWeights } from '../nn/check-shapes.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet } from '../nn/unet.js';

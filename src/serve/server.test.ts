@@ -11,7 +11,7 @@ import { Rng } from '../core/rng.js';
 import { loadDiffusionModel, saveModelFolder } from '../models/folder.js';
 import { initUNet } from '../nn/unet.js';
 import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
-import { TINY_TEACHER, writeTinyModels } from './fixtures.js';
+import { TINY_TEACHER, writeTinyModels } from '../test-utils/serve-models.js';
 import { disposeModel, fetchDiffusionModel } from './load.js';
 import { ModelIndexer, RESCAN_INTERVAL_MS } from './model-index.js';
 import { type BrokenModel, isBroken, type ModelIndex, type ModelInfo } from './protocol.js';

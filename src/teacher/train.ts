@@ -1,5 +1,4 @@
 import { relative, resolve } from 'node:path';
-import { encodeImages, latentShape } from '../autoencoder/model.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
@@ -7,6 +6,7 @@ import { BatchLoader } from '../data/loader.js';
 import { addNoise, type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
 import { loadAutoencoder, saveModelFolder } from '../models/folder.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
+import { encodeImages, latentShape } from '../nn/autoencoder.js';
 import { countParams } from '../nn/params.js';
 import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';

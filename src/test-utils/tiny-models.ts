@@ -1,12 +1,12 @@
 // Tiny MNIST-shaped model configs and folders (7x7x4 latents, an [8, 8] U-Net) shared by every test that needs a
 // model on disk. Weights are untrained; `jittered` adds noise so zero-initialised layers still produce output.
 import { join } from 'node:path';
-import { initAutoencoder } from '../autoencoder/model.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import type { FormulationConfig } from '../diffusion/formulation.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig, DiffusionModelConfig } from '../models/schema.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet, type UNetConfig } from '../nn/unet.js';
 

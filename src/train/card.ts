@@ -6,6 +6,7 @@ import { ensureWritableDir } from '../core/fs.js';
 import { currentBackend } from '../engine/backend.js';
 import { CONFIG_FILE } from '../models/folder.js';
 import { latestCheckpointStep } from './checkpoint.js';
+import { commandLine } from './command-line.js';
 import type { TrainResult } from './loop.js';
 import { lockRunDir } from './run-lock.js';
 
@@ -14,16 +15,6 @@ export interface RunSettings {
   readonly seed: number;
   readonly dataset: string;
   readonly batchSize: number;
-}
-
-/**
- * The command line as typed (program name shortened to `ladder`), for the card. `--resume` is left out: a
- * resumed run ends where the uninterrupted command would have.
- */
-export function commandLine(argv: readonly string[] = process.argv): string {
-  return ['ladder', ...argv.slice(2).filter((a) => a !== '--resume')]
-    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))
-    .join(' ');
 }
 
 /**

@@ -7,7 +7,6 @@ import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import type { Params } from '../nn/params.js';
-import { commandLine } from './card.js';
 import {
   latestCheckpointStep,
   loadCheckpoint,
@@ -16,6 +15,7 @@ import {
   saveCheckpoint,
   type TrainerState,
 } from './checkpoint.js';
+import { commandLine } from './command-line.js';
 import { createProgress } from './progress.js';
 import { lockRunDir } from './run-lock.js';
 

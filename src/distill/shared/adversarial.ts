@@ -2,16 +2,11 @@
 // on real vs. the student's (stop-gradient) fakes, then one update of the student through the discriminator.
 // Each player has its own optimiser; the training loop (train/loop.ts) owns checkpoints, logging and rollback.
 import * as tf from '../../core/tf.js';
+import type { HeadLogits } from '../../nn/heads.js';
 import type { Params } from '../../nn/params.js';
 import type { Player } from '../../train/checkpoint.js';
 import type { LossOutput, StepContext } from '../../train/loop.js';
-import {
-  discriminatorLoss,
-  type GanLossKind,
-  generatorLoss,
-  type HeadLogits,
-  meanLogit,
-} from './gan-loss.js';
+import { discriminatorLoss, type GanLossKind, generatorLoss, meanLogit } from './gan-loss.js';
 
 export type Phase = 'discriminator' | 'generator';
 

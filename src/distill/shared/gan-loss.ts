@@ -1,11 +1,9 @@
 // GAN objectives over per-head logits: hinge (ADD, LADD; METHODS.md sections 1 and 3) and non-saturating (PADD,
 // section 2). Each head k gives one logit per sample, [B]; losses are summed over heads, averaged over the batch.
 import * as tf from '../../core/tf.js';
+import type { HeadLogits } from '../../nn/heads.js';
 
 export type GanLossKind = 'hinge' | 'non-saturating';
-
-/** Logits of every discriminator head for one batch: one [B] tensor per head. */
-export type HeadLogits = readonly tf.Tensor1D[];
 
 function sumOverHeads(logits: HeadLogits, perHead: (l: tf.Tensor1D) => tf.Scalar): tf.Scalar {
   if (logits.length === 0) throw new Error('the discriminator gave no head logits: tap at least one feature');

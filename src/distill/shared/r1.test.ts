@@ -2,9 +2,9 @@ import * as assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { Rng, randn } from '../../core/rng.js';
 import * as tf from '../../core/tf.js';
+import { type HeadsConfig, headLogits, initHeads } from '../../nn/heads.js';
 import { disposeParams, type Params } from '../../nn/params.js';
 import { expectNoLeak, testBackend } from '../../test-utils/backend.js';
-import { type HeadsConfig, headLogits, initHeads } from './heads.js';
 import { approximateR1, exactR1, perturbForR1 } from './r1.js';
 
 before(testBackend);

@@ -2,7 +2,7 @@
 // ADD uses (METHODS.md section 1, step 6) and LADD's approximate form (section 3) that needs no second-order
 // gradient. Both return a penalty to be weighted and added to the discriminator loss.
 import * as tf from '../../core/tf.js';
-import type { HeadLogits } from './gan-loss.js';
+import type { HeadLogits } from '../../nn/heads.js';
 
 /**
  * Approximate R1: perturb the real input slightly (x + sigma * noise) and penalise how much the logits move,

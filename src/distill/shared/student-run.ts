@@ -2,14 +2,17 @@
 // write the student's model folder (EMA weights when EMA is on) with its card.
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { saveModelFolder } from '../../models/folder.js';
+import { studentConfig } from '../../models/student-folder.js';
 import { countParams } from '../../nn/params.js';
 import { makeCard } from '../../train/card.js';
 import type { Player } from '../../train/checkpoint.js';
 import { type TrainResult, type TrainStep, train } from '../../train/loop.js';
-import { studentConfig } from './student-folder.js';
 import { trainedStepCounts } from './student-times.js';
 
 /** How a run is driven: where it writes, its seed, resume and checkpoint cadence. */
+/** What a distillation run returns: the shared loop's result. */
+export type DistillResult = TrainResult;
+
 export interface RunOptions {
   readonly outDir: string;
   readonly seed: number;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '../../core/tf.js';
 import { loadAddonFrom } from './addon.js';
-import { registerTorchBackend, type TorchBackend } from './backend.js';
+import type { TorchBackend } from './backend.js';
+import { registerTorchBackend } from './register.js';
 import { torchSkip } from './test-helpers.js';
 
 function nativeStats(): { tensors: number; bytes: number } {

@@ -1,7 +1,6 @@
 // TF.js backend whose tensors live in libtorch (through the ladder_torch addon); kernels run there too.
 import * as tf from '../../core/tf.js';
-import { loadAddon, type NativeAddon, type NativeInfo } from './addon.js';
-import { torchKernels } from './kernels/all.js';
+import type { NativeAddon, NativeInfo } from './addon.js';
 import { type OpName, resolveOpCodes } from './ops.js';
 import {
   ArgWriter,
@@ -16,7 +15,7 @@ import {
   sameShape,
   zerosFor,
 } from './protocol.js';
-import { resolveSettings, type TorchBackendOptions, type TorchSettings } from './settings.js';
+import type { TorchSettings } from './settings.js';
 
 export type { TorchBackendOptions, TorchDevice } from './settings.js';
 
@@ -271,33 +270,4 @@ export class TorchBackend extends tf.KernelBackend {
     const handle = this.native.create(asNativeArray(values, dtype), DTYPE_CODES[dtype]);
     return { handle, shape: shape.slice(), dtype, refCount };
   }
-}
-
-// --- registration ------------------------------------------------------------------------------
-
-let registered: TorchSettings | undefined;
-
-/**
- * Loads the addon and registers the 'torch' backend and its kernels with tfjs, then call
- * `tf.setBackend('torch')` (registration never makes it the default: its priority is below wasm's).
- * Throws an Error saying why the backend is unavailable (addon not built, libtorch missing, CUDA
- * requested but absent). A second call is a no-op.
- */
-export async function registerTorchBackend(opts: TorchBackendOptions = {}): Promise<void> {
-  if (registered !== undefined) return;
-  const settings = resolveSettings(opts);
-  const native = loadAddon();
-  // Build one backend now so init errors surface here, not as a tfjs warning at setBackend time.
-  let first: TorchBackend | undefined = new TorchBackend(native, settings);
-  for (const kernel of torchKernels()) tf.registerKernel({ ...kernel, backendName: 'torch' });
-  tf.registerBackend(
-    'torch',
-    () => {
-      const backend = first ?? new TorchBackend(native, settings);
-      first = undefined;
-      return backend;
-    },
-    1,
-  );
-  registered = settings;
 }

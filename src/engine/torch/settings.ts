@@ -4,7 +4,7 @@ import { availableParallelism, totalmem } from 'node:os';
 /** Where torch kernels run. */
 export type TorchDevice = 'cpu' | 'cuda';
 
-/** Options of registerTorchBackend (backend.ts). */
+/** Options of registerTorchBackend (register.ts). */
 export interface TorchBackendOptions {
   /** Intra-op threads; default LADDER_TORCH_THREADS, else os.availableParallelism(). */
   readonly threads?: number;

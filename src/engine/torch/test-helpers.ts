@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import '@tensorflow/tfjs-backend-cpu';
 import { Rng } from '../../core/rng.js';
 import * as tf from '../../core/tf.js';
-import { registerTorchBackend } from './backend.js';
+import { registerTorchBackend } from './register.js';
 
 /** Why the torch tests are skipped (false when the backend is usable). */
 export const torchSkip: string | false = await registerTorchBackend({ threads: 1 }).then(

@@ -3,8 +3,8 @@
 import { mapInBatches, sliceTensor } from '../core/batched.js';
 import type { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { conv2d, downsample, groupNorm, silu, upsample } from '../nn/layers.js';
-import { initParams, ParamScope, type Params } from '../nn/params.js';
+import { conv2d, downsample, groupNorm, silu, upsample } from './layers.js';
+import { initParams, ParamScope, type Params } from './params.js';
 
 export interface AutoencoderConfig {
   /** [height, width, channels] of the images. */
@@ -122,21 +122,4 @@ export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
     const { mean } = encodeWith(s, cfg, tf.zeros([1, ...cfg.imageShape]) as tf.Tensor4D);
     decodeWith(s, cfg, mean);
   });
-}
-
-/**
- * Training loss: per-pixel MSE of the reconstruction from a posterior sample (reparameterised with `eps`)
- * plus klWeight x the KL divergence to N(0, I) per latent element.
- */
-export function autoencoderLoss(
-  params: Params,
-  cfg: AutoencoderConfig,
-  x: tf.Tensor4D,
-  eps: tf.Tensor4D,
-): { loss: tf.Scalar; aux: Record<string, tf.Scalar> } {
-  const { mean, logvar } = encodePosterior(params, cfg, x);
-  const z = mean.add(logvar.mul(0.5).exp().mul(eps)) as tf.Tensor4D;
-  const recon = decodeRaw(params, cfg, z).sub(x).square().mean() as tf.Scalar;
-  const kl = mean.square().add(logvar.exp()).sub(logvar).sub(1).mul(0.5).mean() as tf.Scalar;
-  return { loss: recon.add(kl.mul(cfg.klWeight)), aux: { recon, kl } };
 }

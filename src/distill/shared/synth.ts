@@ -5,11 +5,11 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ensureWritableDir, writeFileAtomic } from '../core/fs.js';
-import { Rng } from '../core/rng.js';
-import type { ArraySource } from '../data/loader.js';
-import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
-import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../models/folder.js';
+import { ensureWritableDir, writeFileAtomic } from '../../core/fs.js';
+import { Rng } from '../../core/rng.js';
+import type { ArraySource } from '../../data/loader.js';
+import { decodeSafetensors, encodeSafetensors } from '../../io/safetensors.js';
+import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../../models/folder.js';
 import {
   balancedLabels,
   checkChunkFits,
@@ -20,10 +20,10 @@ import {
   type GenerateOptions,
   latentChunks,
   MAX_CFG,
-} from '../models/pipeline.js';
-import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../models/schema.js';
-import type { SamplerKind } from '../samplers/sample.js';
-import { createProgress } from '../train/progress.js';
+} from '../../models/pipeline.js';
+import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../../models/schema.js';
+import type { SamplerKind } from '../../samplers/sample.js';
+import { createProgress } from '../../train/progress.js';
 
 /** How a synthetic set was made; stored in the file's metadata and checked when it is reused. */
 export interface SynthSettings {

@@ -1,10 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { Rng, randn } from '../../core/rng.js';
-import * as tf from '../../core/tf.js';
-import { disposeParams, type Params } from '../../nn/params.js';
-import { initUNet, type UNetConfig, unetEncoderForward } from '../../nn/unet.js';
-import { expectNoLeak, testBackend } from '../../test-utils/backend.js';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { expectNoLeak, testBackend } from '../test-utils/backend.js';
 import {
   type HeadsConfig,
   headLogits,
@@ -13,6 +11,8 @@ import {
   tapUNetFeatures,
   unetFeatureNames,
 } from './heads.js';
+import { disposeParams, type Params } from './params.js';
+import { initUNet, type UNetConfig, unetEncoderForward } from './unet.js';
 
 before(testBackend);
 

@@ -23,8 +23,9 @@ import {
 import { latestCheckpointStep } from '../train/checkpoint.js';
 import { tinyLaddOptions } from './fixtures/tiny-ladd-run.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
-import { loadSynthetic, saveSynthetic, synthesize } from './synth.js';
-import { distillLadd, trainingLatents } from './train.js';
+import { distillLadd } from './ladd-train.js';
+import { trainingLatents } from './shared/latents.js';
+import { loadSynthetic, saveSynthetic, synthesize } from './shared/synth.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-ladd-run.ts', import.meta.url));
 const ITERATIONS = 8;

@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Rng, randn } from '../../core/rng.js';
-import * as tf from '../../core/tf.js';
-import { disposeParams } from '../../nn/params.js';
-import { expectNoLeak, testBackend } from '../../test-utils/backend.js';
+import { Rng, randn } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { expectNoLeak, testBackend } from '../test-utils/backend.js';
+import { disposeParams } from './params.js';
 import { initProjectionHeads, type ProjectionHeadsConfig, projectionHeadLogits } from './projection-heads.js';
 
 before(testBackend);

@@ -1,18 +1,18 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import { autoencoderLoss } from '../autoencoder/train.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import {
   type AutoencoderConfig,
-  autoencoderLoss,
   decodeLatents,
   decodeRaw,
   encodeLatents,
   encodePosterior,
   initAutoencoder,
   latentShape,
-} from './model.js';
+} from './autoencoder.js';
 
 const mnist: AutoencoderConfig = {
   imageShape: [28, 28, 1],

@@ -1,9 +1,9 @@
 // The model folder config of a distilled student: the teacher's network and formulation, kind 'student', the
 // autoencoder and teacher paths made relative to the student's own folder, and how it was distilled.
 import { relative, resolve } from 'node:path';
-import type { LoadedDiffusionModel } from '../../models/folder.js';
-import type { DiffusionModelConfig } from '../../models/schema.js';
-import type { SamplerKind } from '../../samplers/sample.js';
+import type { SamplerKind } from '../samplers/sample.js';
+import type { LoadedDiffusionModel } from './folder.js';
+import type { DiffusionModelConfig } from './schema.js';
 
 export interface StudentConfigOptions {
   readonly teacher: LoadedDiffusionModel;

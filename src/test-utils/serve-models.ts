@@ -1,10 +1,10 @@
 // Tiny untrained MNIST-shaped model folders for the serve tests: an autoencoder, a teacher and a LADD student.
 import { join } from 'node:path';
-import { initAutoencoder } from '../autoencoder/model.js';
 import { Rng } from '../core/rng.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
 import { initUNet } from '../nn/unet.js';
-import { jittered, TINY_AE_CONFIG, tinyTeacherConfig, writeFolders } from '../test-utils/tiny-models.js';
+import { jittered, TINY_AE_CONFIG, tinyTeacherConfig, writeFolders } from './tiny-models.js';
 
 export const TINY_AE = TINY_AE_CONFIG;
 

@@ -1,12 +1,11 @@
 // ADD's discriminator heads (METHODS.md section 1; StyleGAN-T style, Sauer et al. 2023): on each tapped map of a
 // frozen feature network, conv3x3 -> GroupNorm -> LeakyReLU(0.2) -> per-position features projected onto a
 // condition embedding (class + real-image embedding) plus an unconditional logit, averaged over positions.
-import type { Rng } from '../../core/rng.js';
-import * as tf from '../../core/tf.js';
-import { classEmbedding, conv2d, groupNorm, linear } from '../../nn/layers.js';
-import { initParams, ParamScope, type Params } from '../../nn/params.js';
-import type { HeadLogits } from './gan-loss.js';
-import type { TappedFeature } from './heads.js';
+import type { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import type { HeadLogits, TappedFeature } from './heads.js';
+import { classEmbedding, conv2d, groupNorm, linear } from './layers.js';
+import { initParams, ParamScope, type Params } from './params.js';
 
 export interface ProjectionHeadsConfig {
   /** The tapped feature maps, in the order the heads read them. */

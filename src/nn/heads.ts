@@ -1,14 +1,16 @@
 // Trainable discriminator heads on the feature maps of a frozen (LADD) or trainable (PADD) U-Net encoder:
 // conv3x3 -> GroupNorm -> SiLU -> conv3x3 -> conv1x1 -> mean (METHODS.md section 3), conditioned on the noise level
 // and the class by FiLM after the GroupNorm. One independent head per tapped feature.
-import type { Rng } from '../../core/rng.js';
-import * as tf from '../../core/tf.js';
-import { classEmbedding, conv2d, groupNorm, linear, silu, sinusoidalEmbedding } from '../../nn/layers.js';
-import { initParams, ParamScope, type Params } from '../../nn/params.js';
-import { type Feature, featureChannels, type UNetConfig } from '../../nn/unet.js';
-import type { HeadLogits } from './gan-loss.js';
+import type { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { classEmbedding, conv2d, groupNorm, linear, silu, sinusoidalEmbedding } from './layers.js';
+import { initParams, ParamScope, type Params } from './params.js';
+import { type Feature, featureChannels, type UNetConfig } from './unet.js';
 
 /** One tapped feature: where it comes from and how many channels it has. */
+/** Logits of every discriminator head for one batch: one [B] tensor per head. */
+export type HeadLogits = readonly tf.Tensor1D[];
+
 export interface TappedFeature {
   readonly name: string;
   readonly channels: number;

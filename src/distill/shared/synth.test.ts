@@ -8,19 +8,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Rng } from '../core/rng.js';
-import * as tf from '../core/tf.js';
-import { saveTensors } from '../io/safetensors.js';
-import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
-import { disposeParams } from '../nn/params.js';
-import { testBackend } from '../test-utils/backend.js';
+import { Rng } from '../../core/rng.js';
+import * as tf from '../../core/tf.js';
+import { saveTensors } from '../../io/safetensors.js';
+import { type LoadedDiffusionModel, loadDiffusionModel } from '../../models/folder.js';
+import { disposeParams } from '../../nn/params.js';
+import { testBackend } from '../../test-utils/backend.js';
 import {
   tinyTeacherConfig,
   tinyUNetParams,
   writeFolders,
   writeTinyTeacher,
-} from '../test-utils/tiny-models.js';
-import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
+} from '../../test-utils/tiny-models.js';
+import { makeTinyTeacher } from '../fixtures/tiny-teacher.js';
 import {
   defaultSynthSettings,
   loadSynthetic,
@@ -29,7 +29,7 @@ import {
   synthesizeLatents,
 } from './synth.js';
 
-const main = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 const ladder = (...args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', main, ...args], {
     encoding: 'utf8',

@@ -1,0 +1,61 @@
+import { Rng } from '../core/rng.js';
+import { BatchLoader } from '../data/loader.js';
+import { makeFormulation } from '../diffusion/formulation.js';
+import { loadDiffusionModel } from '../models/folder.js';
+import { disposeParams } from '../nn/params.js';
+import { prepareRunDir } from '../train/card.js';
+import type { Player } from '../train/checkpoint.js';
+import { type LaddSetup, laddPlayers, laddStep } from './ladd.js';
+import { type LaddConfig, laddHeadsConfig, resolveLaddConfig } from './ladd-config.js';
+import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
+import { disposePlayers } from './shared/players.js';
+import { type DistillResult, trainStudent } from './shared/student-run.js';
+
+export interface DistillLaddOptions extends LatentSourceOptions {
+  /** Overrides of LADD_DEFAULTS. */
+  readonly config?: Partial<LaddConfig>;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  readonly logEvery?: number;
+  /** Stop after this many steps in this process (tests); the run stays resumable. */
+  readonly stopAfter?: number;
+}
+
+export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
+  const config = resolveLaddConfig(opts.config);
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
+  const teacher = await loadDiffusionModel(opts.teacherDir);
+  let players: Record<string, Player> = {};
+  try {
+    if (teacher.config.kind !== 'teacher') {
+      throw new Error(`${opts.teacherDir} is a ${teacher.config.kind} model: LADD distils a teacher folder`);
+    }
+    const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
+    const latents = await trainingLatents(opts, config.data, teacher);
+    const setup: LaddSetup = {
+      config,
+      formulation: makeFormulation(teacher.config.formulation),
+      unet: teacher.config.unet,
+      teacherParams: teacher.params,
+      heads,
+      data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed }),
+    };
+    players = laddPlayers(setup, new Rng(opts.seed).fork());
+    return await trainStudent(
+      {
+        method: 'ladd',
+        teacher,
+        config,
+        players,
+        step: laddStep(setup, players),
+        trainingSet: latents.description,
+      },
+      opts,
+    );
+  } finally {
+    disposePlayers(players);
+    disposeParams(teacher.params);
+    disposeParams(teacher.autoencoder.params);
+  }
+}

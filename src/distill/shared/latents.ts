@@ -1,0 +1,78 @@
+// The latents LADD and PADD train on: a cached synthetic set of the teacher's, or the dataset through its encoder.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadDataset } from '../../data/dataset.js';
+import type { ArraySource } from '../../data/loader.js';
+import type { LoadedDiffusionModel } from '../../models/folder.js';
+import { encodeImages, latentShape } from '../../nn/autoencoder.js';
+import {
+  checkSyntheticFits,
+  checkSyntheticTeacher,
+  defaultSynthSettings,
+  loadSynthetic,
+  type SyntheticSet,
+  type SynthSettings,
+  synthesize,
+  teacherLineage,
+} from './synth.js';
+
+/** Where a distillation run's latents come from. */
+export interface LatentSourceOptions {
+  readonly teacherDir: string;
+  readonly outDir: string;
+  /** Synthetic latents file; made (and cached) there when missing. Default `<outDir>/synthetic.safetensors`. */
+  readonly syntheticFile?: string;
+  /**
+   * How to make the synthetic set when the file is missing (default: the teacher's steps and CFG, 10 000). When
+   * given, an existing file must have been made with these settings; when not, an existing file is used as is.
+   */
+  readonly synth?: Partial<SynthSettings>;
+  /** Real data only: use the first N training images. */
+  readonly limit?: number;
+}
+
+/**
+ * The latents LADD and PADD train on: the cached synthetic set (made when missing; one made by a teacher outside
+ * this teacher's lineage is refused), or the dataset encoded by the teacher's autoencoder.
+ */
+export async function trainingLatents(
+  opts: LatentSourceOptions,
+  kind: 'synthetic' | 'real',
+  teacher: LoadedDiffusionModel,
+): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
+  if (kind === 'synthetic') {
+    const file = opts.syntheticFile ?? join(opts.outDir, 'synthetic.safetensors');
+    // An existing file is used as it is, unless generation settings were given: then they must match it.
+    const asked = Object.keys(opts.synth ?? {}).length > 0;
+    let set: SyntheticSet;
+    if (existsSync(file) && !asked) {
+      set = await loadSynthetic(file);
+      checkSyntheticFits(set, teacher, file);
+      checkSyntheticTeacher(set, await teacherLineage(teacher.dir, teacher.config), file);
+    } else {
+      const settings = defaultSynthSettings(teacher, opts.synth);
+      set = await synthesize({
+        teacher,
+        teacherDir: opts.teacherDir,
+        outFile: file,
+        settings,
+        acceptAncestors: true,
+      });
+    }
+    return { ...set, description: { kind: 'synthetic', file, ...set.settings } };
+  }
+  const ae = teacher.autoencoder;
+  const aeCfg = ae.config.autoencoder;
+  const dataset = await loadDataset(
+    ae.config.dataset,
+    'train',
+    opts.limit === undefined ? {} : { limit: opts.limit },
+  );
+  const data = await encodeImages(ae.params, aeCfg, dataset.images, dataset.count);
+  return {
+    data,
+    labels: dataset.labels,
+    shape: latentShape(aeCfg),
+    description: { kind: 'real', dataset: dataset.name, count: dataset.count },
+  };
+}
