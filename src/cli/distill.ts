@@ -1,13 +1,16 @@
 // `ladder distill` and `ladder synth`: flags -> a method's config override / synthetic settings -> one library
-// call. Unset flags leave the method's defaults (LADD_DEFAULTS, PADD_DEFAULTS) in force, so every default is
-// written in one place; a flag that belongs to another method is an error, not silently ignored.
+// call. Each method's config flags are one table (LADD_FLAGS, PADD_FLAGS, ADD_FLAGS); a flag several methods
+// read is one row of SHARED, put in each of their tables. The tables give the options, their help (with the
+// defaults read from LADD_DEFAULTS, PADD_DEFAULTS, ADD_DEFAULTS, so each default is written in one place), the
+// chosen method's config override (unset flags are left out, so the library's defaults stay in force) and the
+// check that a flag given belongs to that method: another method's flag is an error, not silently ignored.
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add.js';
-import { distillAdd } from '../distill/add-train.js';
+import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add-config.js';
+import { type DistillAddOptions, distillAdd } from '../distill/add-train.js';
 import { LADD_DEFAULTS, type LaddConfig, resolveLaddConfig } from '../distill/ladd-config.js';
-import { distillLadd } from '../distill/ladd-train.js';
+import { type DistillLaddOptions, distillLadd } from '../distill/ladd-train.js';
 import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd-config.js';
-import { distillPadd } from '../distill/padd-train.js';
+import { type DistillPaddOptions, distillPadd } from '../distill/padd-train.js';
 import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/shared/synth.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { MAX_CFG } from '../models/pipeline.js';
@@ -26,290 +29,461 @@ import {
   sampler,
 } from './options.js';
 
-const features = (value: string): 'all' | string[] =>
+type Parser<T> = (value: string) => T;
+
+/** The methods, in the order of --method's choices and of the "LADD/PADD" in messages. */
+const METHODS = ['ladd', 'padd', 'add'] as const;
+type Method = (typeof METHODS)[number];
+
+interface Configs {
+  readonly ladd: LaddConfig;
+  readonly padd: PaddConfig;
+  readonly add: AddConfig;
+}
+
+/** Every method's config keys at once, so a SHARED row's parser fits the key in each method's config. */
+type AnyConfig = LaddConfig & PaddConfig & AddConfig;
+
+/** One row of a method's table: `flag` (with its value placeholder; none for a switch) sets config `key`. */
+type ConfigFlag<C> = {
+  [K in keyof C & string]: {
+    readonly flag: string;
+    readonly key: K;
+    /** Makes the value's parser; it gets the flag's name for its errors. None for a switch or `choices`. */
+    readonly parse?: (flag: string) => Parser<C[K]>;
+    readonly choices?: readonly (C[K] & string)[];
+    /** What the flag sets; the help adds the methods that read it and their defaults. */
+    readonly help: string;
+    /** How a method's default reads in the help (`value` is undefined where its defaults lack the key). */
+    readonly show?: (value: unknown, method: Method) => string;
+  };
+}[keyof C & string];
+
+/** A row of any table, as registering and reading the flags see it. */
+type FlagRow = ConfigFlag<Readonly<Record<string, unknown>>>;
+
+const features: Parser<'all' | string[]> = (value) =>
   value === 'all' ? 'all' : value.split(',').map((v) => v.trim());
 
-const featureLayers = (value: string): 'all' | number[] =>
-  value === 'all' ? 'all' : list(int('--feature-layers'))(value);
+const featureLayers = (flag: string) => (value: string) => (value === 'all' ? 'all' : list(int(flag))(value));
+
+/** A count: an integer >= 1. */
+const count = (flag: string) => int(flag, 1);
+
+/** A share of a stage's iterations: in [0, 1), so some are left to the rest of the stage. */
+const fraction = (flag: string) => inRange(flag, 0, 1, { openMax: true });
 
 /** A PADD ladder, checked when parsed so a bad one fails before any work. */
-const schedule = (value: string): string => {
+const schedule = (flag: string) => (value: string) => {
   try {
     parsePaddSchedule(value);
   } catch (err) {
-    throw new InvalidArgumentError(`--schedule: ${(err as Error).message}`);
+    throw new InvalidArgumentError(`${flag}: ${(err as Error).message}`);
   }
   return value;
 };
+
+/** Time probabilities have no entry in the defaults: they follow --steps. */
+const stepsDependent = (_: unknown, method: Method): string =>
+  method === 'add' ? 'uniform' : 'set by --steps';
+
+/** Rows of the flags that several methods read. */
+const SHARED = {
+  steps: {
+    flag: '--steps <n>',
+    key: 'steps',
+    parse: count,
+    help: 'student steps (4 trains {1, .75, .5, .25})',
+  },
+  iterations: {
+    flag: '--iterations <n>',
+    key: 'iterations',
+    parse: count,
+    help: 'training iterations (PADD: per stage)',
+  },
+  batch: { flag: '--batch <n>', key: 'batchSize', parse: (f) => int(f, 2), help: 'batch size, >= 2' },
+  lr: { flag: '--lr <x>', key: 'generatorLr', parse: positive, help: 'adversarial student learning rate' },
+  dLr: { flag: '--d-lr <x>', key: 'discriminatorLr', parse: positive, help: 'discriminator learning rate' },
+  dUpdates: {
+    flag: '--d-updates <n>',
+    key: 'discriminatorUpdates',
+    parse: count,
+    help: 'discriminator updates per student update',
+  },
+  ema: {
+    flag: '--ema <decay>',
+    key: 'emaDecay',
+    parse: decay,
+    help: 'EMA decay of the shipped student, in [0, 1) (0 = off)',
+  },
+  headChannels: {
+    flag: '--head-channels <n>',
+    key: 'headChannels',
+    parse: count,
+    help: 'width of each head',
+  },
+  headGroups: {
+    flag: '--head-groups <n>',
+    key: 'headGroups',
+    parse: count,
+    help: 'GroupNorm groups of each head',
+  },
+  headEmbed: {
+    flag: '--head-embed <n>',
+    key: 'headEmbedDim',
+    parse: count,
+    help: "width of the heads' t_hat / class embedding",
+  },
+  probs: {
+    flag: '--probs <list>',
+    key: 'probs',
+    parse: distribution,
+    help: 'student time probabilities (LADD: after warm-up), one per time, summing to 1, e.g. .7,.1,.1,.1',
+    show: stepsDependent,
+  },
+  r1: {
+    flag: '--r1 <w>',
+    key: 'r1Weight',
+    parse: nonNegative,
+    help: 'R1 weight, 0 = off (LADD: approximate R1; ADD: exact R1 gamma)',
+  },
+  teacherCfg: {
+    flag: '--teacher-cfg <w>',
+    key: 'teacherCfg',
+    parse: cfgScale,
+    help: `teacher CFG scale, 0 to ${MAX_CFG} (PADD: of the first stage's teacher; ADD: of the distillation target)`,
+    // ADD's default 'teacher' and PADD's unset one both mean the teacher's own scale.
+    show: (value) => (typeof value === 'number' ? String(value) : "the teacher's"),
+  },
+  data: { flag: '--data <kind>', key: 'data', choices: ['synthetic', 'real'], help: 'training latents' },
+} satisfies Record<string, ConfigFlag<AnyConfig>>;
+
+// Each table lists its rows in the order the config override had before the tables, so the resolved config
+// (and the config.json written from it) keeps its key order.
+
+const LADD_FLAGS: readonly ConfigFlag<LaddConfig>[] = [
+  SHARED.steps,
+  SHARED.iterations,
+  SHARED.batch,
+  SHARED.lr,
+  SHARED.dLr,
+  SHARED.dUpdates,
+  SHARED.ema,
+  { flag: '--t-hat-mean <m>', key: 'tHatMean', parse: num, help: 'logit-normal mean of the re-noising time' },
+  {
+    flag: '--t-hat-std <s>',
+    key: 'tHatStd',
+    parse: positive,
+    help: 'logit-normal std of the re-noising time',
+  },
+  {
+    flag: '--features <list>',
+    key: 'features',
+    parse: () => features,
+    help: 'teacher features for the heads: all, or e.g. down.0,down.1,mid',
+  },
+  SHARED.headChannels,
+  SHARED.headGroups,
+  SHARED.headEmbed,
+  {
+    flag: '--warmup <n>',
+    key: 'warmupIterations',
+    parse: int,
+    help: 'iterations on the warm-up time probabilities',
+  },
+  {
+    flag: '--warmup-probs <list>',
+    key: 'warmupProbs',
+    parse: distribution,
+    help: 'student time probabilities during warm-up, one per time, summing to 1, e.g. 0,0,.5,.5',
+    show: stepsDependent,
+  },
+  SHARED.probs,
+  SHARED.r1,
+  { flag: '--r1-sigma <s>', key: 'r1Sigma', parse: positive, help: 'approximate-R1 perturbation std' },
+  SHARED.data,
+  {
+    flag: '--backward-sim',
+    key: 'backwardSimulation',
+    help: "train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
+  },
+];
+
+const PADD_FLAGS: readonly ConfigFlag<PaddConfig>[] = [
+  {
+    flag: '--schedule <list>',
+    key: 'schedule',
+    parse: schedule,
+    help: "ladder of step counts, :mse/:adv sets a stage's loss",
+  },
+  SHARED.iterations,
+  {
+    flag: '--relax <f>',
+    key: 'relaxFraction',
+    parse: fraction,
+    help: 'share of an adversarial stage in the relax phase, in [0, 1)',
+  },
+  {
+    flag: '--x0-warmup <f>',
+    key: 'x0WarmupFraction',
+    parse: fraction,
+    help: 'share of the x0 (1-step) stage regressing the teacher first, in [0, 1)',
+  },
+  SHARED.batch,
+  { flag: '--mse-lr <x>', key: 'mseLr', parse: positive, help: 'student learning rate of MSE phases' },
+  SHARED.lr,
+  SHARED.dLr,
+  SHARED.dUpdates,
+  SHARED.ema,
+  SHARED.headChannels,
+  SHARED.headGroups,
+  SHARED.teacherCfg,
+  {
+    flag: '--one-step-prediction <kind>',
+    key: 'oneStepPrediction',
+    choices: ['x0', 'teacher'],
+    help: "the 1-step student's output, x0 or the teacher's parameterisation",
+  },
+  SHARED.data,
+];
+
+const ADD_FLAGS: readonly ConfigFlag<AddConfig>[] = [
+  SHARED.steps,
+  SHARED.iterations,
+  SHARED.batch,
+  SHARED.lr,
+  SHARED.dLr,
+  SHARED.dUpdates,
+  SHARED.ema,
+  SHARED.probs,
+  {
+    flag: '--adv-weight <x>',
+    key: 'adversarialWeight',
+    parse: nonNegative,
+    help: 'weight of the adversarial loss, 0 = distillation only',
+  },
+  {
+    flag: '--lambda <x>',
+    key: 'distillationWeight',
+    parse: nonNegative,
+    help: 'weight of the distillation loss',
+  },
+  {
+    flag: '--weighting <c>',
+    key: 'distillationWeighting',
+    choices: ['alpha', 'sds'],
+    help: 'c(t) of the distillation loss',
+  },
+  {
+    flag: '--t-min <t>',
+    key: 'tMin',
+    parse: (f) => inRange(f, 0, 1, { openMin: true, openMax: true }),
+    help: 'lowest teacher time of the distillation loss, in (0, 1)',
+  },
+  {
+    flag: '--t-max <t>',
+    key: 'tMax',
+    parse: (f) => inRange(f, 0, 1, { openMin: true }),
+    help: 'highest teacher time of the distillation loss, in (t-min, 1]',
+  },
+  SHARED.teacherCfg,
+  {
+    flag: '--feature-layers <list>',
+    key: 'featureLayers',
+    parse: featureLayers,
+    help: 'feature-net conv blocks the heads read: all, or e.g. 0,1',
+  },
+  SHARED.headChannels,
+  SHARED.headGroups,
+  SHARED.headEmbed,
+  SHARED.r1,
+  {
+    flag: '--x0-conditioning <when>',
+    key: 'x0Conditioning',
+    choices: ['always', 'signal-only'],
+    help: "heads see the real x0's embedding always (the paper) or only where the student's input holds some of it",
+  },
+];
+
+/** Each method's config flags, by method (the tests check them against the defaults). */
+export const DISTILL_FLAGS: { readonly [M in Method]: readonly FlagRow[] } = {
+  ladd: LADD_FLAGS,
+  padd: PADD_FLAGS,
+  add: ADD_FLAGS,
+};
+
+/** Read when the help is made, so the help follows a changed default. */
+const DEFAULTS: { readonly [M in Method]: Partial<Configs[M]> } = {
+  ladd: LADD_DEFAULTS,
+  padd: PADD_DEFAULTS,
+  add: ADD_DEFAULTS,
+};
+
+/** Flags that set no config key but only some methods read: where the latents, stages and features come from. */
+const SOURCE_FLAGS: readonly (Omit<FlagRow, 'key' | 'show'> & { readonly methods: readonly Method[] })[] = [
+  {
+    flag: '--feature-net <dir>',
+    methods: ['add'],
+    help: "frozen pixel feature net folder (not trained on the teacher's dataset)",
+  },
+  {
+    flag: '--allow-same-dataset-features',
+    methods: ['add'],
+    help: "accept a feature net trained on the teacher's dataset (the evaluation's kind of net: not advised)",
+  },
+  {
+    flag: '--from-stage <n>',
+    methods: ['padd'],
+    parse: count,
+    help: 'start at the stage of this student step count (earlier ones read from --out)',
+  },
+  {
+    flag: '--synthetic <file>',
+    methods: ['ladd', 'padd'],
+    help: 'synthetic latents file (made there when missing; default <out>/synthetic.safetensors)',
+  },
+  {
+    flag: '--synth-n <N>',
+    methods: ['ladd', 'padd'],
+    parse: count,
+    help: 'latents to synthesise when the file is missing (default: 10000)',
+  },
+  {
+    flag: '--synth-steps <S>',
+    methods: ['ladd', 'padd'],
+    parse: count,
+    help: "teacher steps for them (default: the teacher's)",
+  },
+  {
+    flag: '--synth-cfg <W>',
+    methods: ['ladd', 'padd'],
+    parse: cfgScale,
+    help: `teacher CFG scale for them, 0 to ${MAX_CFG} (default: the teacher's)`,
+  },
+];
+
+const upper = (methods: readonly Method[]): string => methods.join('/').toUpperCase();
+
+/** A flag's help, led by the methods that read it unless all do. */
+const tagged = (help: string, methods: readonly Method[]): string =>
+  methods.length === METHODS.length ? help : `${upper(methods)}: ${help}`;
+
+/**
+ * `row`'s help: the methods that read it (unless all do), what it sets, and each method's default, those that
+ * read the same merged: "(default: LADD/ADD 2000, PADD 600)".
+ */
+function configHelp(row: FlagRow, methods: readonly Method[]): string {
+  const byDefault = new Map<string, Method[]>();
+  for (const method of methods) {
+    const value: unknown = (DEFAULTS[method] as Readonly<Record<string, unknown>>)[row.key];
+    const shown = row.show ? row.show(value, method) : value === undefined ? undefined : String(value);
+    if (shown !== undefined) byDefault.set(shown, [...(byDefault.get(shown) ?? []), method]);
+  }
+  const defaults = [...byDefault].map(([shown, readers]) =>
+    readers.length === methods.length ? shown : `${upper(readers)} ${shown}`,
+  );
+  return `${tagged(row.help, methods)}${defaults.length === 0 ? '' : ` (default: ${defaults.join(', ')})`}`;
+}
+
+/** The option of a row; its parser names the flag in its errors. */
+function flagOption(row: Omit<FlagRow, 'key'>, help: string): Option {
+  const option = new Option(row.flag, help);
+  if (row.parse) option.argParser(row.parse(`--${option.name()}`));
+  return row.choices ? option.choices(row.choices) : option;
+}
+
+/** commander's key for a flag's value. */
+const valueKey = (flag: string): string => new Option(flag).attributeName();
+
+/** The flags `distill` reads itself (the config flags are read through the tables). */
+interface DistillFlags {
+  readonly method: Method;
+  readonly teacher: string;
+  readonly out: string;
+  readonly seed: number;
+  readonly resume: boolean;
+  readonly checkpointEvery: number;
+  readonly logEvery: number;
+  readonly limit?: number;
+  readonly synthetic?: string;
+  readonly synthN?: number;
+  readonly synthSteps?: number;
+  readonly synthCfg?: number;
+  readonly featureNet?: string;
+  readonly allowSameDatasetFeatures?: true;
+  readonly fromStage?: number;
+}
+
+/** `method`'s config override: the values of its flags that were given, in its table's order. */
+function configOverride<M extends Method>(
+  method: M,
+  values: Readonly<Record<string, unknown>>,
+): Partial<Configs[M]> {
+  const set = DISTILL_FLAGS[method].flatMap((row) => {
+    const value = values[valueKey(row.flag)];
+    return value === undefined ? [] : [[row.key, value] as const];
+  });
+  // Each value went through its row's parser or choices, so it has the type of its key.
+  return Object.fromEntries(set) as Partial<Configs[M]>;
+}
 
 /** Keeps the entries whose value was given, so unset flags fall back to the library's defaults. */
 function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }): Partial<T> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-const d = LADD_DEFAULTS;
-const p = PADD_DEFAULTS;
-const a = ADD_DEFAULTS;
+/** One library call of `distill`: the method and its options. */
+export type DistillCall =
+  | { readonly method: 'ladd'; readonly options: DistillLaddOptions }
+  | { readonly method: 'padd'; readonly options: DistillPaddOptions }
+  | { readonly method: 'add'; readonly options: DistillAddOptions };
 
-type Method = 'ladd' | 'padd' | 'add';
-
-/** Flags that only some methods read (by commander's option key); the rest are common to all. */
-const METHOD_FLAGS: Record<string, { flag: string; methods: readonly Method[] }> = {
-  steps: { flag: '--steps', methods: ['ladd', 'add'] },
-  tHatMean: { flag: '--t-hat-mean', methods: ['ladd'] },
-  tHatStd: { flag: '--t-hat-std', methods: ['ladd'] },
-  features: { flag: '--features', methods: ['ladd'] },
-  headEmbed: { flag: '--head-embed', methods: ['ladd', 'add'] },
-  warmup: { flag: '--warmup', methods: ['ladd'] },
-  warmupProbs: { flag: '--warmup-probs', methods: ['ladd'] },
-  probs: { flag: '--probs', methods: ['ladd', 'add'] },
-  r1: { flag: '--r1', methods: ['ladd', 'add'] },
-  r1Sigma: { flag: '--r1-sigma', methods: ['ladd'] },
-  backwardSim: { flag: '--backward-sim', methods: ['ladd'] },
-  schedule: { flag: '--schedule', methods: ['padd'] },
-  relax: { flag: '--relax', methods: ['padd'] },
-  x0Warmup: { flag: '--x0-warmup', methods: ['padd'] },
-  mseLr: { flag: '--mse-lr', methods: ['padd'] },
-  teacherCfg: { flag: '--teacher-cfg', methods: ['padd', 'add'] },
-  fromStage: { flag: '--from-stage', methods: ['padd'] },
-  oneStepPrediction: { flag: '--one-step-prediction', methods: ['padd'] },
-  data: { flag: '--data', methods: ['ladd', 'padd'] },
-  synthetic: { flag: '--synthetic', methods: ['ladd', 'padd'] },
-  synthN: { flag: '--synth-n', methods: ['ladd', 'padd'] },
-  synthSteps: { flag: '--synth-steps', methods: ['ladd', 'padd'] },
-  synthCfg: { flag: '--synth-cfg', methods: ['ladd', 'padd'] },
-  featureNet: { flag: '--feature-net', methods: ['add'] },
-  allowSameDatasetFeatures: { flag: '--allow-same-dataset-features', methods: ['add'] },
-  featureLayers: { flag: '--feature-layers', methods: ['add'] },
-  lambda: { flag: '--lambda', methods: ['add'] },
-  advWeight: { flag: '--adv-weight', methods: ['add'] },
-  weighting: { flag: '--weighting', methods: ['add'] },
-  x0Conditioning: { flag: '--x0-conditioning', methods: ['add'] },
-  tMin: { flag: '--t-min', methods: ['add'] },
-  tMax: { flag: '--t-max', methods: ['add'] },
-};
-
-function checkMethodFlags(method: Method, o: Record<string, unknown>): void {
-  for (const [key, { flag, methods }] of Object.entries(METHOD_FLAGS)) {
-    if (o[key] !== undefined && !methods.includes(method)) {
-      throw new Error(
-        `${flag} is a ${methods.join('/').toUpperCase()} flag; --method ${method} does not read it`,
-      );
-    }
-  }
+async function callLibrary(call: DistillCall): Promise<void> {
+  if (call.method === 'ladd') await distillLadd(call.options);
+  else if (call.method === 'padd') await distillPadd(call.options);
+  else await distillAdd(call.options);
 }
 
-/** Adds `distill` and `synth` to the `ladder` program. */
-export function registerDistillCommands(program: Command): void {
-  program
+/** Adds `distill` and `synth` to the `ladder` program; `distill` hands its call to `run` (tests capture it). */
+export function registerDistillCommands(
+  program: Command,
+  run: (call: DistillCall) => Promise<void> = callLibrary,
+): void {
+  const command = program
     .command('distill')
     .description(
       'distil few-step students from a teacher folder (LADD, ADD: one student; PADD: a ladder of stage-N students)',
     )
-    .addOption(
-      new Option('--method <name>', 'distillation method')
-        .choices(['ladd', 'padd', 'add'])
-        .makeOptionMandatory(),
-    )
+    .addOption(new Option('--method <name>', 'distillation method').choices(METHODS).makeOptionMandatory())
     .requiredOption('--teacher <dir>', 'teacher model folder')
-    .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)')
-    .option(
-      '--steps <n>',
-      `LADD/ADD student steps: 4 trains {1, .75, .5, .25} (default ${d.steps})`,
-      int('--steps', 1),
-    )
-    .option(
-      '--schedule <list>',
-      `PADD ladder of step counts, :mse/:adv sets a stage's loss (default ${p.schedule})`,
-      schedule,
-    )
-    .option(
-      '--iterations <n>',
-      `training iterations (LADD default ${d.iterations}; PADD: per stage, default ${p.iterations})`,
-      int('--iterations', 1),
-    )
-    .option(
-      '--relax <f>',
-      `PADD: share of an adversarial stage in the relax phase, in [0, 1) (default ${p.relaxFraction})`,
-      inRange('--relax', 0, 1, { openMax: true }),
-    )
-    .option(
-      '--x0-warmup <f>',
-      `PADD: share of the x0 (1-step) stage regressing the teacher first, in [0, 1) (default ${p.x0WarmupFraction})`,
-      inRange('--x0-warmup', 0, 1, { openMax: true }),
-    )
-    .option(
-      '--mse-lr <x>',
-      `PADD: student learning rate of MSE phases (default ${p.mseLr})`,
-      positive('--mse-lr'),
-    )
-    .option(
-      '--teacher-cfg <w>',
-      `PADD: CFG of the first stage's teacher; ADD: of the distillation target, 0 to ${MAX_CFG} ` +
-        "(default: the teacher's)",
-      cfgScale('--teacher-cfg'),
-    )
-    .addOption(
-      new Option(
-        '--one-step-prediction <kind>',
-        `PADD: the 1-step student's output, x0 or the teacher's parameterisation (default ${p.oneStepPrediction})`,
-      ).choices(['x0', 'teacher']),
-    )
-    .option(
-      '--from-stage <n>',
-      'PADD: start at the stage of this student step count (earlier ones read from --out)',
-      int('--from-stage', 1),
-    )
-    .option('--batch <n>', `batch size, >= 2 (default ${d.batchSize})`, int('--batch', 2))
-    .option(
-      '--lr <x>',
-      `adversarial student learning rate (LADD ${d.generatorLr}, PADD ${p.generatorLr})`,
-      positive('--lr'),
-    )
-    .option(
-      '--d-lr <x>',
-      `discriminator learning rate (LADD ${d.discriminatorLr}, PADD ${p.discriminatorLr})`,
-      positive('--d-lr'),
-    )
-    .option(
-      '--d-updates <n>',
-      `discriminator updates per student update (default ${d.discriminatorUpdates})`,
-      int('--d-updates', 1),
-    )
-    .option(
-      '--ema <decay>',
-      `EMA decay of the shipped student, in [0, 1) (0 = off; default ${d.emaDecay})`,
-      decay('--ema'),
-    )
-    .option(
-      '--t-hat-mean <m>',
-      `logit-normal mean of the re-noising time (default ${d.tHatMean})`,
-      num('--t-hat-mean'),
-    )
-    .option(
-      '--t-hat-std <s>',
-      `logit-normal std of the re-noising time (default ${d.tHatStd})`,
-      positive('--t-hat-std'),
-    )
-    .option(
-      '--features <list>',
-      'teacher features for the heads: all, or e.g. down.0,down.1,mid (default all)',
-      features,
-    )
-    .option(
-      '--head-channels <n>',
-      `width of each head (default ${d.headChannels})`,
-      int('--head-channels', 1),
-    )
-    .option(
-      '--head-groups <n>',
-      `GroupNorm groups of each head (default ${d.headGroups})`,
-      int('--head-groups', 1),
-    )
-    .option(
-      '--head-embed <n>',
-      `width of the heads' t_hat / class embedding (default ${d.headEmbedDim})`,
-      int('--head-embed', 1),
-    )
-    .option(
-      '--warmup <n>',
-      `iterations on the warm-up time probabilities (default ${d.warmupIterations})`,
-      int('--warmup'),
-    )
-    .option(
-      '--warmup-probs <list>',
-      'student time probabilities during warm-up, one per time, summing to 1, e.g. 0,0,.5,.5',
-      distribution('--warmup-probs'),
-    )
-    .option(
-      '--probs <list>',
-      'student time probabilities after warm-up, one per time, summing to 1, e.g. .7,.1,.1,.1',
-      distribution('--probs'),
-    )
-    .option(
-      '--r1 <w>',
-      `R1 weight, 0 = off: LADD approximate R1 (default ${d.r1Weight}), ADD exact R1 gamma (default ${a.r1Weight})`,
-      nonNegative('--r1'),
-    )
-    .option(
-      '--feature-net <dir>',
-      "ADD: frozen pixel feature net folder (not trained on the teacher's dataset)",
-    )
-    .option(
-      '--allow-same-dataset-features',
-      "ADD: accept a feature net trained on the teacher's dataset (the evaluation's kind of net: not advised)",
-    )
-    .option(
-      '--feature-layers <list>',
-      'ADD: feature-net conv blocks the heads read: all, or e.g. 0,1 (default all)',
-      featureLayers,
-    )
-    .option(
-      '--lambda <x>',
-      `ADD: weight of the distillation loss (default ${a.distillationWeight})`,
-      nonNegative('--lambda'),
-    )
-    .option(
-      '--adv-weight <x>',
-      `ADD: weight of the adversarial loss, 0 = distillation only (default ${a.adversarialWeight})`,
-      nonNegative('--adv-weight'),
-    )
-    .addOption(
-      new Option(
-        '--weighting <c>',
-        `ADD: c(t) of the distillation loss (default ${a.distillationWeighting})`,
-      ).choices(['alpha', 'sds']),
-    )
-    .addOption(
-      new Option(
-        '--x0-conditioning <when>',
-        `ADD: heads see the real x0's embedding always (the paper) or only where the student's input holds some of it (default ${a.x0Conditioning})`,
-      ).choices(['always', 'signal-only']),
-    )
-    .option(
-      '--t-min <t>',
-      `ADD: lowest teacher time of the distillation loss, in (0, 1) (default ${a.tMin})`,
-      inRange('--t-min', 0, 1, { openMin: true, openMax: true }),
-    )
-    .option(
-      '--t-max <t>',
-      `ADD: highest teacher time of the distillation loss, in (t-min, 1] (default ${a.tMax})`,
-      inRange('--t-max', 0, 1, { openMin: true }),
-    )
-    .option(
-      '--r1-sigma <s>',
-      `approximate-R1 perturbation std (default ${d.r1Sigma})`,
-      positive('--r1-sigma'),
-    )
-    .option(
-      '--backward-sim',
-      "LADD: train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
-    )
-    .addOption(
-      new Option('--data <kind>', `training latents (default ${d.data})`).choices(['synthetic', 'real']),
-    )
-    .option(
-      '--synthetic <file>',
-      'synthetic latents file (made there when missing; default <out>/synthetic.safetensors)',
-    )
-    .option(
-      '--synth-n <N>',
-      'latents to synthesise when the file is missing (default 10000)',
-      int('--synth-n', 1),
-    )
-    .option('--synth-steps <S>', "teacher steps for them (default: the teacher's)", int('--synth-steps', 1))
-    .option(
-      '--synth-cfg <W>',
-      `teacher CFG scale for them, 0 to ${MAX_CFG} (default: the teacher's)`,
-      cfgScale('--synth-cfg'),
-    )
+    .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)');
+  // Each config row once (the shared ones first), read by the methods whose table holds it; then the rest.
+  const rows = new Set<FlagRow>([...Object.values(SHARED), ...LADD_FLAGS, ...PADD_FLAGS, ...ADD_FLAGS]);
+  const flags = [
+    ...[...rows].map((row) => {
+      const methods = METHODS.filter((m) => DISTILL_FLAGS[m].includes(row));
+      return { option: flagOption(row, configHelp(row, methods)), methods };
+    }),
+    ...SOURCE_FLAGS.map((row) => ({
+      option: flagOption(row, tagged(row.help, row.methods)),
+      methods: row.methods,
+    })),
+  ];
+  for (const { option } of flags) command.addOption(option);
+  command
     .option('--limit <n>', 'real data only: use the first N training images', int('--limit', 1))
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every', 1), 100)
     .option('--log-every <n>', 'iterations between log.jsonl lines', int('--log-every', 1), 10)
     .option('--resume', 'continue the run in --out from its newest checkpoint', false)
-    .action(async (o) => {
-      checkMethodFlags(o.method, o);
+    .action(async (o: DistillFlags & Readonly<Record<string, unknown>>) => {
+      for (const { option, methods } of flags) {
+        if (o[option.attributeName()] !== undefined && !methods.includes(o.method)) {
+          throw new Error(
+            `${option.long} is a ${upper(methods)} flag; --method ${o.method} does not read it`,
+          );
+        }
+      }
       const source = {
         teacherDir: o.teacher,
         outDir: o.out,
@@ -317,7 +491,7 @@ export function registerDistillCommands(program: Command): void {
         ...(o.synthetic === undefined ? {} : { syntheticFile: o.synthetic }),
         ...(o.limit === undefined ? {} : { limit: o.limit }),
       };
-      const run = {
+      const runSettings = {
         seed: o.seed,
         resume: o.resume,
         checkpointEvery: o.checkpointEvery,
@@ -329,93 +503,34 @@ export function registerDistillCommands(program: Command): void {
             'ADD needs --feature-net <dir>: a features model folder trained on another dataset, e.g. models/fashion-mnist/features for an MNIST teacher',
           );
         }
-        const config = given<AddConfig>({
-          steps: o.steps,
-          iterations: o.iterations,
-          batchSize: o.batch,
-          generatorLr: o.lr,
-          discriminatorLr: o.dLr,
-          discriminatorUpdates: o.dUpdates,
-          emaDecay: o.ema,
-          probs: o.probs,
-          adversarialWeight: o.advWeight,
-          distillationWeight: o.lambda,
-          distillationWeighting: o.weighting,
-          tMin: o.tMin,
-          tMax: o.tMax,
-          teacherCfg: o.teacherCfg,
-          featureLayers: o.featureLayers,
-          headChannels: o.headChannels,
-          headGroups: o.headGroups,
-          headEmbedDim: o.headEmbed,
-          r1Weight: o.r1,
-          x0Conditioning: o.x0Conditioning,
-        });
+        const config = configOverride('add', o);
         // Settings that must agree (--probs and --steps, --t-min < --t-max) fail before the run folder is made.
         resolveAddConfig(config);
-        await distillAdd({
-          teacherDir: o.teacher,
-          outDir: o.out,
-          featureNetDir: o.featureNet,
-          ...(o.allowSameDatasetFeatures ? { allowSameDatasetFeatures: true } : {}),
-          ...(o.limit === undefined ? {} : { limit: o.limit }),
-          ...run,
-          config,
+        await run({
+          method: 'add',
+          options: {
+            teacherDir: o.teacher,
+            outDir: o.out,
+            featureNetDir: o.featureNet,
+            ...(o.allowSameDatasetFeatures ? { allowSameDatasetFeatures: true } : {}),
+            ...(o.limit === undefined ? {} : { limit: o.limit }),
+            ...runSettings,
+            config,
+          },
         });
         return;
       }
       if (o.method === 'padd') {
-        const config = given<PaddConfig>({
-          schedule: o.schedule,
-          iterations: o.iterations,
-          relaxFraction: o.relax,
-          x0WarmupFraction: o.x0Warmup,
-          batchSize: o.batch,
-          mseLr: o.mseLr,
-          generatorLr: o.lr,
-          discriminatorLr: o.dLr,
-          discriminatorUpdates: o.dUpdates,
-          emaDecay: o.ema,
-          headChannels: o.headChannels,
-          headGroups: o.headGroups,
-          teacherCfg: o.teacherCfg,
-          oneStepPrediction: o.oneStepPrediction,
-          data: o.data,
-        });
-        await distillPadd({
-          ...source,
-          ...run,
-          config,
-          ...(o.fromStage === undefined ? {} : { fromStage: o.fromStage }),
-        });
+        const config = configOverride('padd', o);
+        const fromStage = o.fromStage === undefined ? {} : { fromStage: o.fromStage };
+        await run({ method: 'padd', options: { ...source, ...runSettings, config, ...fromStage } });
         return;
       }
-      const config = given<LaddConfig>({
-        steps: o.steps,
-        iterations: o.iterations,
-        batchSize: o.batch,
-        generatorLr: o.lr,
-        discriminatorLr: o.dLr,
-        discriminatorUpdates: o.dUpdates,
-        emaDecay: o.ema,
-        tHatMean: o.tHatMean,
-        tHatStd: o.tHatStd,
-        features: o.features,
-        headChannels: o.headChannels,
-        headGroups: o.headGroups,
-        headEmbedDim: o.headEmbed,
-        warmupIterations: o.warmup,
-        warmupProbs: o.warmupProbs,
-        probs: o.probs,
-        r1Weight: o.r1,
-        r1Sigma: o.r1Sigma,
-        data: o.data,
-        backwardSimulation: o.backwardSim,
-      });
+      const config = configOverride('ladd', o);
       // Settings that must agree (--probs and --steps, --head-groups and --head-channels) fail before the run
       // folder is made.
       resolveLaddConfig(config);
-      await distillLadd({ ...source, ...run, config });
+      await run({ method: 'ladd', options: { ...source, ...runSettings, config } });
     });
 
   program

@@ -3,6 +3,7 @@ import { before, describe, it } from 'node:test';
 import '@tensorflow/tfjs-backend-cpu';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { testBackend } from '../test-utils/backend.js';
 import { type Denoiser, guidedDenoiser, impliedNoise, netDenoiser, type RawNet } from './denoiser.js';
 import { addNoise, makeFormulation } from './formulation.js';
 
@@ -15,9 +16,7 @@ const toy: Denoiser = (x, t, labels) =>
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => a.sub(b).abs().max().dataSync()[0]!);
 
 describe('denoiser', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
+  before(testBackend);
 
   const setup = () => ({
     x: randn(new Rng(1), [3, 2, 2, 1]) as tf.Tensor4D,

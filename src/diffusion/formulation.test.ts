@@ -3,6 +3,8 @@ import { before, describe, it } from 'node:test';
 import '@tensorflow/tfjs-backend-cpu';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { expectNoLeak, testBackend } from '../test-utils/backend.js';
+import { guidedDenoiser, impliedNoise, netDenoiser } from './denoiser.js';
 import {
   addNoise,
   alphaSigmaTensors,
@@ -24,10 +26,76 @@ const VP_V_ZTSNR: VpConfig = { kind: 'vp', prediction: 'v', zeroTerminalSnr: tru
 
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => a.sub(b).abs().max().dataSync()[0]!);
 
+/** Runs `fn` on the backend under test, then on cpu. */
+async function onBackends(fn: () => void | Promise<void>): Promise<void> {
+  const main = tf.getBackend();
+  for (const name of new Set([main, 'cpu'])) {
+    await tf.setBackend(name);
+    try {
+      await fn();
+    } finally {
+      await tf.setBackend(main);
+    }
+  }
+}
+
+/** Float32 times over all of [0, 1]: ends, every binade down to the subnormals, near 1, the VP steps, midpoints. */
+function float32Times(): Float32Array {
+  const rng = new Rng(7);
+  const ts = [
+    0,
+    1,
+    2 ** -149,
+    2 ** -126,
+    2 ** -30,
+    2 ** -29,
+    2 ** -26,
+    2 ** -25,
+    3 * 2 ** -26,
+    2 ** -24,
+    1e-8,
+  ];
+  for (let e = 1; e <= 149; e++) for (let k = 0; k < 8; k++) ts.push((1 + rng.uniform()) * 2 ** -e);
+  for (let k = 1; k <= 2000; k++) ts.push(1 - k * 2 ** -24);
+  for (let k = 0; k < 999; k++) ts.push(k / 999, (k + 0.5) / 999, (k + 1) / 999 - 2 ** -24);
+  for (let k = 0; k < 5000; k++) ts.push(rng.uniform());
+  return Float32Array.from(ts);
+}
+
+/** The host's scales (the scalar schedule, rounded to float32), as the previous implementation computed them. */
+function hostScales(f: Formulation, ts: Float32Array): { alpha: Float32Array; sigma: Float32Array } {
+  return {
+    alpha: Float32Array.from(ts, (t) => f.alphaSigma(t).alpha),
+    sigma: Float32Array.from(ts, (t) => f.alphaSigma(t).sigma),
+  };
+}
+
+/** Reads back to the host during `fn`: through the engine (dataSync, data, arraySync) and at the backend. */
+function countReads(fn: () => void): { engine: number; backend: number } {
+  const counts = { engine: 0, backend: 0 };
+  const restore: Array<() => void> = [];
+  const spy = (target: object, method: 'read' | 'readSync', kind: 'engine' | 'backend') => {
+    const original = Reflect.get(target, method) as (...args: unknown[]) => unknown;
+    Reflect.set(target, method, (...args: unknown[]) => {
+      counts[kind]++;
+      return original.apply(target, args);
+    });
+    restore.push(() => Reflect.deleteProperty(target, method));
+  };
+  spy(tf.engine(), 'readSync', 'engine');
+  spy(tf.engine(), 'read', 'engine');
+  spy(tf.backend(), 'readSync', 'backend');
+  spy(tf.backend(), 'read', 'backend');
+  try {
+    fn();
+  } finally {
+    for (const r of restore) r();
+  }
+  return counts;
+}
+
 describe('formulation', () => {
-  before(async () => {
-    await tf.setBackend('cpu');
-  });
+  before(testBackend);
 
   for (const [name, config] of [
     ['flow', FLOW],
@@ -142,5 +210,98 @@ describe('formulation', () => {
       assert.ok(Math.abs(sigma.dataSync()[i]! - s.sigma) < 1e-7);
     });
     tf.dispose([t, alpha, sigma]);
+  });
+
+  it('flow: alphaSigmaTensors gives the float32 bits of the host schedule, without leaks', async () => {
+    const f = flowFormulation(FLOW);
+    const ts = float32Times();
+    const want = hostScales(f, ts);
+    await onBackends(() =>
+      expectNoLeak(() => {
+        const t = tf.tensor1d(ts);
+        const { alpha, sigma } = alphaSigmaTensors(f, t);
+        assert.deepEqual(alpha.shape, [ts.length, 1, 1, 1]);
+        assert.equal(alpha.dtype, 'float32');
+        for (const [name, got, exp] of [
+          ['alpha', alpha.dataSync(), want.alpha],
+          ['sigma', sigma.dataSync(), want.sigma],
+        ] as const) {
+          const i = got.findIndex((v, j) => !Object.is(v, exp[j]));
+          assert.equal(i, -1, `${tf.getBackend()}: ${name}(${ts[i]}) = ${got[i]}, host ${exp[i]}`);
+        }
+        tf.dispose([t, alpha, sigma]);
+      }),
+    );
+  });
+
+  for (const [name, config] of [
+    ['vp', VP_EPS],
+    ['vp zero-terminal-SNR', VP_V_ZTSNR],
+  ] as const) {
+    it(`${name}: alphaSigmaTensors interpolates like the host to 2e-6, clamping t, without leaks`, async () => {
+      const f = vpFormulation(config);
+      const ts = Float32Array.from([...float32Times(), -0.5, 1.5]);
+      const want = hostScales(f, ts);
+      await onBackends(() =>
+        expectNoLeak(() => {
+          const t = tf.tensor1d(ts);
+          const { alpha, sigma } = alphaSigmaTensors(f, t);
+          assert.deepEqual(sigma.shape, [ts.length, 1, 1, 1]);
+          assert.equal(sigma.dtype, 'float32');
+          const a = alpha.dataSync();
+          const s = sigma.dataSync();
+          ts.forEach((ti, i) => {
+            const err = Math.max(Math.abs(a[i]! - want.alpha[i]!), Math.abs(s[i]! - want.sigma[i]!));
+            assert.ok(
+              err < 2e-6,
+              `${tf.getBackend()}: t = ${ti}: (${a[i]}, ${s[i]}) vs host (${want.alpha[i]}, ${want.sigma[i]})`,
+            );
+          });
+          // t = 1 (and beyond, clamped) is the last step exactly; with zero terminal SNR pure noise.
+          for (const i of [ts.indexOf(1), ts.length - 1]) {
+            assert.equal(a[i], want.alpha[i]);
+            if (config.zeroTerminalSnr) assert.deepEqual([a[i], s[i]], [0, 1]);
+          }
+          tf.dispose([t, alpha, sigma]);
+        }),
+      );
+    });
+  }
+
+  it('addNoise, toX0, target, impliedNoise and the denoisers read nothing back to the host', async () => {
+    for (const config of [FLOW, VP_EPS, VP_V, VP_V_ZTSNR]) {
+      const f = makeFormulation(config);
+      const rng = new Rng(4);
+      const x0 = randn(rng, [4, 2, 2, 3]) as tf.Tensor4D;
+      const eps = randn(rng, [4, 2, 2, 3]) as tf.Tensor4D;
+      const t = tf.tensor1d([0, 0.3, 0.9, 1]);
+      const labels = tf.tensor1d([0, 1, 2, 3], 'int32');
+      const denoise = guidedDenoiser(
+        netDenoiser((x) => x.mul(0.5), f),
+        2,
+        10,
+      );
+      await expectNoLeak(() => {
+        const reads = countReads(() =>
+          tf.tidy(() => {
+            const xt = addNoise(f, x0, eps, t);
+            f.toX0(f.target(x0, eps, t), xt, t);
+            impliedNoise(f, xt, denoise(xt, t, labels), t);
+          }),
+        );
+        assert.equal(reads.engine, 0, `${config.kind}: dataSync/data/arraySync calls`);
+        // wasm and cpu kernels read their inputs from host memory through the backend; a device backend must not.
+        if (!['wasm', 'cpu'].includes(tf.getBackend()))
+          assert.equal(reads.backend, 0, `${config.kind}: backend reads`);
+      });
+      tf.dispose([x0, eps, t, labels]);
+    }
+  });
+
+  it('the read counter sees a read', () => {
+    const t = tf.tensor1d([0.5]);
+    assert.deepEqual(countReads(() => t.dataSync()).engine, 1);
+    assert.ok(countReads(() => t.dataSync()).backend >= 1);
+    t.dispose();
   });
 });

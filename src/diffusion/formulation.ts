@@ -42,20 +42,59 @@ export interface Formulation {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Per-sample alpha and sigma as [B, 1, 1, 1] tensors, computed on the CPU from the scalar schedule. */
+/**
+ * Per-sample alpha and sigma as [B, 1, 1, 1] float32 tensors; caller owns them. Computed on the device from t
+ * (no read back: on a GPU backend a read makes the host wait for the device queue in every training step).
+ */
 export function alphaSigmaTensors(
   f: Formulation,
   t: tf.Tensor1D,
 ): { alpha: tf.Tensor4D; sigma: tf.Tensor4D } {
-  const ts = t.dataSync(); // times are tiny [B] vectors made on the CPU; reading them back is cheap
-  const alpha = new Float32Array(ts.length);
-  const sigma = new Float32Array(ts.length);
-  ts.forEach((ti, i) => {
-    const s = f.alphaSigma(ti);
-    alpha[i] = s.alpha;
-    sigma[i] = s.sigma;
+  return tf.tidy(() => {
+    const tf32 = tf.cast(t, 'float32');
+    const b = tf32.shape[0];
+    // Flow: the same bits as the host's float64 1 - t rounded to float32, which is exact for float32 t in
+    // [2^-29, 1] (so both are the correctly rounded difference) and rounds to 1 below, as float32 does.
+    if (f.config.kind === 'flow')
+      return { alpha: tf.sub(1, tf32).reshape([b, 1, 1, 1]), sigma: tf32.reshape([b, 1, 1, 1]) };
+    const { lower, upper, frac } = vpSegment(tf32);
+    const table = tf.tensor2d(vpTable(f), [VP_STEPS, 2]); // an upload, queued without waiting for the device
+    // [alpha^2, sigma^2] interpolated like the host's abar; sigma^2 from its own column keeps it accurate near
+    // t = 0, and with zero terminal SNR t = 1 gives 0 * abar_998 + 1 * 0 = 0 exactly.
+    const squares = tf
+      .gather(table, lower)
+      .mul(tf.sub(1, frac).expandDims(1))
+      .add(tf.gather(table, upper).mul(frac.expandDims(1)));
+    const [alpha, sigma] = tf.split(squares.sqrt(), 2, 1);
+    return { alpha: alpha!.reshape([b, 1, 1, 1]), sigma: sigma!.reshape([b, 1, 1, 1]) };
   });
-  return { alpha: tf.tensor4d(alpha, [ts.length, 1, 1, 1]), sigma: tf.tensor4d(sigma, [ts.length, 1, 1, 1]) };
+}
+
+/** The VP step below clamp(t) * 999 (at most 998, so t = 1 is step 998 at fraction 1) and the fraction past it. */
+function vpSegment(t: tf.Tensor1D): { lower: tf.Tensor1D; upper: tf.Tensor1D; frac: tf.Tensor1D } {
+  const pos = tf.clipByValue(t, 0, 1).mul(VP_STEPS - 1);
+  const lower = tf.minimum(tf.floor(pos), VP_STEPS - 2);
+  return {
+    lower: lower.toInt() as tf.Tensor1D,
+    upper: lower.add(1).toInt() as tf.Tensor1D,
+    frac: pos.sub(lower),
+  };
+}
+
+const vpTables = new WeakMap<Formulation, Float32Array>();
+
+/** Rows [abar_i, 1 - abar_i], each rounded from float64; built once per formulation. */
+function vpTable(f: Formulation): Float32Array {
+  const cached = vpTables.get(f);
+  if (cached !== undefined) return cached;
+  const abar = vpAlphaBars(f.config as VpConfig);
+  const table = new Float32Array(2 * VP_STEPS);
+  abar.forEach((ab, i) => {
+    table[2 * i] = ab;
+    table[2 * i + 1] = 1 - ab;
+  });
+  vpTables.set(f, table);
+  return table;
 }
 
 /** Forward process: x_t = alpha_t x0 + sigma_t eps. Caller owns the result. */

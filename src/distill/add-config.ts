@@ -4,6 +4,7 @@ import type * as tf from '../core/tf.js';
 import type { FeatureNetConfig } from '../nn/feature-net.js';
 import type { ProjectionHeadsConfig } from '../nn/projection-heads.js';
 import {
+  ADVERSARIAL_TRAINING_DEFAULTS,
   type AdversarialTraining,
   checkAdversarialTraining,
   checkInteger,
@@ -48,10 +49,8 @@ export interface AddConfig extends AdversarialTraining {
 export type X0Conditioning = 'always' | 'signal-only';
 
 /**
- * Defaults and why. Student times are uniform (`probs`, 1/N each), as in the paper.
- * - steps 4, 2000 iterations, batch 32: as LADD, so the two methods' ms per iteration compare on the same batch.
- * - generatorLr 1e-4, betas (0.9, 0.999): as LADD (top of METHODS.md's 1e-5..1e-4 range; short CPU runs; the
- *   student is a fine-tuned pretrained net). discriminatorLr 2e-4 with betas (0, 0.99): the paper's D Adam.
+ * Defaults and why (the optimisation settings, as LADD's: ADVERSARIAL_TRAINING_DEFAULTS). Student times are
+ * uniform (`probs`, 1/N each), as in the paper; 4 steps as LADD.
  * - adversarialWeight 1, distillationWeight (lambda) 2.5, c(t) = alpha_t: the paper's objective. The 'sds'
  *   alternative is alpha_t / (2 sigma_t) * w(t) with w(t) = 1 (no extra per-time reweighting).
  * - t in [0.02, 0.98]: the public port's clipping; the ends give no useful target (t near 0: the teacher returns
@@ -62,21 +61,13 @@ export type X0Conditioning = 'always' | 'signal-only';
  *   w.r.t. the maps of a small conv net whose heads average over positions. Measured on the shipped MNIST teacher
  *   with a trained 32/64-channel feature net (batch 8, first 30 updates), R1 was 0.3-0.4 against a hinge loss of
  *   about 4 (two heads): gamma 1 makes it about a tenth of the loss, gamma 1e-5 would make it nothing.
- * - EMA 0.99: as LADD, a horizon of ~100 updates.
  * - x0Conditioning 'always': the paper. Its SDXL schedule keeps a little signal at the first student time; a flow
  *   or zero-terminal-SNR teacher's s = 1 keeps none, so there the heads judge the student against an x0 it could
  *   not see ('signal-only' drops that conditioning).
  */
 export const ADD_DEFAULTS: Omit<AddConfig, 'probs'> = {
   steps: 4,
-  iterations: 2000,
-  batchSize: 32,
-  generatorLr: 1e-4,
-  generatorBetas: [0.9, 0.999],
-  discriminatorLr: 2e-4,
-  discriminatorBetas: [0, 0.99],
-  discriminatorUpdates: 1,
-  emaDecay: 0.99,
+  ...ADVERSARIAL_TRAINING_DEFAULTS,
   adversarialWeight: 1,
   distillationWeight: 2.5,
   distillationWeighting: 'alpha',

@@ -23,6 +23,7 @@ import {
   addStep,
   resolveAddConfig,
 } from './add.js';
+import { methodDenoisers } from './shared/denoisers.js';
 import { trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
@@ -93,13 +94,15 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
     const { unet } = teacher.config;
     const heads = addHeadsConfig(featureNet.config.featureNet, unet.numClasses, config);
     const latents = await trainingLatents(opts, 'real', teacher);
-    const requestedCfg = config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg;
+    const denoisers = methodDenoisers(teacher, {
+      cfg: config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg,
+    });
     const setup: AddSetup = {
       config,
       formulation: makeFormulation(teacher.config.formulation),
-      unet,
+      teacher: denoisers.teacher,
+      student: denoisers.student,
       teacherParams: teacher.params,
-      teacherCfg: unet.numClasses > 0 ? requestedCfg : 1, // an unconditional teacher has no null class to guide with
       autoencoder: { params: teacher.autoencoder.params, config: teacher.autoencoder.config.autoencoder },
       featureNet: { params: featureNet.params, config: featureNet.config.featureNet },
       heads,
@@ -122,7 +125,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
         // Where an iteration's time goes on this backend (fresh players, so the trained ones are untouched).
         cardExtra: () => ({
           featureNet: featureNetRecord,
-          teacherCfg: setup.teacherCfg,
+          teacherCfg: denoisers.teacherCfg,
           timing: measureAddTiming(setup, { reps: opts.timingReps ?? 3 }),
         }),
       },

@@ -3,9 +3,10 @@
 // pixel-space feature network, and pulled towards the teacher's one-step CFG estimate of it, re-noised.
 
 import { type Rng, randn } from '../core/rng.js';
+import { stopGradient } from '../core/stop-gradient.js';
 import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
-import { guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
+import type { Denoiser } from '../diffusion/denoiser.js';
 import { addNoise, type Formulation, VP_STEPS } from '../diffusion/formulation.js';
 import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
 import { type FeatureNetConfig, featureNetTaps } from '../nn/feature-net.js';
@@ -16,11 +17,16 @@ import {
   type ProjectionHeadsConfig,
   projectionHeadLogits,
 } from '../nn/projection-heads.js';
-import { type UNetConfig, unetForward } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import { type AddConfig, type DistillationWeighting, pickFeatureMaps } from './add-config.js';
-import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
+import {
+  type AdversarialRound,
+  adversarialStep,
+  batchIndex,
+  GENERATOR,
+  type Phase,
+} from './shared/adversarial.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { exactR1 } from './shared/r1.js';
 import { sampleStudentTimes, studentTimes } from './shared/student-times.js';
@@ -68,9 +74,6 @@ function drawDistillation(f: Formulation, c: AddConfig, rng: Rng, shape: readonl
   return { t: tf.tensor1d(t), noise: randn(rng, shape) as tf.Tensor4D, weights: tf.tensor1d(weights) };
 }
 
-/** sg(x): a copy that no gradient tape connects to x (its values read back and re-uploaded). */
-const stopGradient = (x: tf.Tensor4D): tf.Tensor4D => tf.tensor4d(x.dataSync(), x.shape);
-
 // ---------------------------------------------------------------------------------------------------------------
 // The algorithm.
 
@@ -78,12 +81,11 @@ const stopGradient = (x: tf.Tensor4D): tf.Tensor4D => tf.tensor4d(x.dataSync(), 
 export interface AddSetup {
   readonly config: AddConfig;
   readonly formulation: Formulation;
-  /** The teacher's U-Net config, which the student shares. */
-  readonly unet: UNetConfig;
-  /** The teacher's weights: the student's starting point and the distillation target. */
+  /** The teacher D_psi at the distillation target's CFG scale, and the student D_theta (`methodDenoisers`). */
+  readonly teacher: Denoiser;
+  student(params: Params): Denoiser;
+  /** The teacher's weights: the student's starting point. */
   readonly teacherParams: Params;
-  /** CFG scale of the distillation target (resolved from `config.teacherCfg`). */
-  readonly teacherCfg: number;
   /** The teacher's autoencoder; its decoder turns latents into F's pixels (gradients flow through it). */
   readonly autoencoder: { readonly params: Params; readonly config: AutoencoderConfig };
   /** The pretrained pixel-space feature network F. */
@@ -137,36 +139,30 @@ export function distillationTarget(
   noise: tf.Tensor4D,
   labels: tf.Tensor1D,
 ): tf.Tensor4D {
-  const { formulation: f, unet, teacherParams } = setup;
   return tf.tidy(() => {
-    const teacher = netDenoiser((x, nt, l) => unetForward(teacherParams, unet, x, nt, l).out, f);
-    const xt = stopGradient(addNoise(f, xhat, noise, t));
-    return guidedDenoiser(teacher, setup.teacherCfg, unet.numClasses)(xt, t, labels);
+    const xt = stopGradient(addNoise(setup.formulation, xhat, noise, t));
+    return setup.teacher(xt, t, labels);
   });
 }
 
 /**
- * Steps 1-6 for one update: draws the batch and all noise from `ctx.rng` (checkpointed, so a resumed run replays
- * the same draws) and returns the round the shared adversarial step trains on.
+ * Steps 1-6 for one update of `phase` on data batch `batch`: draws all noise from `ctx.rng` (checkpointed, so a
+ * resumed run replays the same draws) and returns the round the shared adversarial step trains on.
  */
 export function addRound(
   setup: AddSetup,
   ctx: Pick<StepContext, 'step' | 'rng'>,
   phase: Phase,
-  index: number,
+  batch: number,
 ): AddRound {
-  const { config: c, formulation: f, unet, autoencoder: ae, featureNet: F, heads, data } = setup;
+  const { config: c, formulation: f, autoencoder: ae, featureNet: F, heads, data } = setup;
   const { rng } = ctx;
   const b = c.batchSize;
   const adversarial = c.adversarialWeight > 0;
 
   // 1. Real x0 (a fresh batch of the encoded dataset for every update) and classes c; s uniform over the N student
   //    times; x_s = alpha_s x0 + sigma_s eps, the forward-noised real latent (pure noise at s = 1).
-  const updatesPerStep = adversarial ? c.discriminatorUpdates + 1 : 1;
-  const batch = data.batchAt(
-    ctx.step * updatesPerStep + (phase === 'generator' ? updatesPerStep - 1 : index),
-  );
-  const { x: x0, labels } = batch;
+  const { x: x0, labels } = data.batchAt(batch);
   const shape = x0.shape.slice(1);
   const times = sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, b);
   const s = tf.tensor1d(times);
@@ -174,8 +170,7 @@ export function addRound(
   const xs = addNoise(f, x0, eps, s);
 
   // 2. Student: xhat = xhat_theta(x_s, s, c), guidance-free (the class, never the null label).
-  const fake = (studentParams: Params): tf.Tensor4D =>
-    netDenoiser((x, t, l) => unetForward(studentParams, unet, x, t, l).out, f)(xs, s, labels);
+  const fake = (studentParams: Params): tf.Tensor4D => setup.student(studentParams)(xs, s, labels);
 
   // 3. Discriminator D_k(F_k(x), c, x0) and L_adv_G = -sum_k D_k(F_k(xhat), c, x0) (hinge, in the shared step):
   //    decode to pixels with the frozen decoder, run the frozen F, one projection head per tapped block of F,
@@ -197,19 +192,10 @@ export function addRound(
     : [[], tf.zeros([b, heads.imageDim]) as tf.Tensor2D];
   const judge = (headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits =>
     projectionHeadLogits(headParams, heads, maps, { labels, image: realImage });
-  // L_adv_G = -sum_k D_k is linear in the logits, so scaling the generator round's logits weights L_adv_G.
-  const logitScale = phase === 'generator' ? c.adversarialWeight : 1;
-  const logits = (headParams: Params, x: tf.Tensor4D, side: 'real' | 'fake'): HeadLogits => {
-    const out = judge(
-      headParams,
-      side === 'real' && x === x0 ? realFeatures : pickFeatureMaps(pixelTaps(x).maps, heads),
-    );
-    return logitScale === 1 ? out : out.map((l) => l.mul(logitScale) as tf.Tensor1D);
-  };
 
   // 4. Distillation (generator rounds): t ~ U[tMin, tMax], x_teacher = D_psi(sg(alpha_t xhat + sigma_t eps'), t, c)
   //    with CFG, L_distill = mean_b c(t_b) * mean ||xhat - sg(x_teacher)||^2.
-  // 5. L_G = adversarialWeight * L_adv_G + lambda * L_distill: the shared step adds these terms to the GAN loss.
+  // 5. L_G = adversarialWeight * L_adv_G + lambda * L_distill: the shared step weights the GAN term and adds these.
   const distillation =
     phase === 'generator' && c.distillationWeight > 0
       ? drawDistillation(f, c, rng, [b, ...shape])
@@ -232,10 +218,10 @@ export function addRound(
 
   const owned = [x0, labels, s, eps, xs, ...realFeatures, realImage, ...Object.values(distillation ?? {})];
   return {
-    real: x0,
     labels,
     fake,
-    logits,
+    realLogits: (headParams) => judge(headParams, realFeatures),
+    fakeLogits: (headParams, x) => judge(headParams, pickFeatureMaps(pixelTaps(x).maps, heads)),
     judge,
     realFeatures,
     ...(distillation ? { distillation, generatorTerms } : {}),
@@ -249,11 +235,12 @@ export function addRound(
  * adversarialWeight 0 it is the student's distillation update alone (the heads never train).
  */
 export function addStep(setup: AddSetup, players: Readonly<Record<string, Player>>): TrainStep {
-  if (setup.config.adversarialWeight === 0) {
+  const c = setup.config;
+  if (c.adversarialWeight === 0) {
     return (ctx) => {
-      const round = addRound(setup, ctx, 'generator', 0);
+      const round = addRound(setup, ctx, 'generator', batchIndex(ctx.step, 1, 0));
       try {
-        return ctx.update('generator', (gp) => {
+        return ctx.update(GENERATOR, (gp) => {
           const terms = round.generatorTerms!(gp, round.fake(gp));
           return { loss: terms.distill!, aux: terms };
         });
@@ -262,12 +249,12 @@ export function addStep(setup: AddSetup, players: Readonly<Record<string, Player
       }
     };
   }
+  // Step 5: the shared step weights L_adv_G by adversarialWeight.
   const options = {
-    players,
-    generator: 'generator',
-    discriminator: 'discriminator',
     loss: 'hinge',
-    discriminatorUpdates: setup.config.discriminatorUpdates,
+    discriminatorUpdates: c.discriminatorUpdates,
+    adversarialWeight: c.adversarialWeight,
   } as const;
-  return (ctx) => adversarialStep(ctx, options, (phase, index) => addRound(setup, ctx, phase, index));
+  return (ctx) =>
+    adversarialStep(ctx, players, options, (phase, batch) => addRound(setup, ctx, phase, batch));
 }

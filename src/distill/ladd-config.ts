@@ -3,6 +3,7 @@
 import { type HeadsConfig, tapUNetFeatures } from '../nn/heads.js';
 import type { UNetConfig } from '../nn/unet.js';
 import {
+  ADVERSARIAL_TRAINING_DEFAULTS,
   type AdversarialTraining,
   checkAdversarialTraining,
   checkInteger,
@@ -39,29 +40,18 @@ export interface LaddConfig extends AdversarialTraining {
 }
 
 /**
- * Defaults and why. The student time probabilities default per step count (`defaultStudentTimeSchedule`).
- * - generatorLr 1e-4: METHODS.md asks for 1e-5..1e-4 at this scale; the top of the range because CPU runs are
- *   short (a few thousand updates). Betas (0.9, 0.999): the student is a fine-tuned pretrained net.
- * - discriminatorLr 2e-4 with betas (0, 0.99): ADD/LADD's discriminator Adam; twice the student's rate, as
- *   section 3 notes D often gets a higher rate. One D update per student update (raise it if D lags).
+ * Defaults and why (the optimisation settings: ADVERSARIAL_TRAINING_DEFAULTS). The student time probabilities
+ * default per step count (`defaultStudentTimeSchedule`).
  * - tHat (m, s) = (1, 1): the faithful port's values; most mass on high noise (global structure).
  * - heads 64 wide, 8 groups: small next to the MNIST teacher (64/128 channels); every feature tapped.
  * - warm-up 200 updates: about a tenth of a typical run, enough for the easy steps to settle first.
  * - R1 off: optional in the paper; sigma 0.01 is small against unit-variance latents when it is turned on.
- * - EMA 0.99: a horizon of ~100 updates smooths the adversarial noise without lagging a short run.
  * - backward simulation off: the paper forward-noises data at every student time. On MNIST that 4-step student
  *   samples worse at 4 steps than at 2 (lower precision): its later steps never saw its own earlier outputs.
  */
 export const LADD_DEFAULTS: Omit<LaddConfig, 'warmupProbs' | 'probs'> = {
   steps: 4,
-  iterations: 2000,
-  batchSize: 32,
-  generatorLr: 1e-4,
-  generatorBetas: [0.9, 0.999],
-  discriminatorLr: 2e-4,
-  discriminatorBetas: [0, 0.99],
-  discriminatorUpdates: 1,
-  emaDecay: 0.99,
+  ...ADVERSARIAL_TRAINING_DEFAULTS,
   tHatMean: 1,
   tHatStd: 1,
   features: 'all',

@@ -7,6 +7,7 @@ import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
 import { type LaddSetup, laddPlayers, laddStep } from './ladd.js';
 import { type LaddConfig, laddHeadsConfig, resolveLaddConfig } from './ladd-config.js';
+import { methodDenoisers } from './shared/denoisers.js';
 import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
@@ -36,6 +37,7 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
     const setup: LaddSetup = {
       config,
       formulation: makeFormulation(teacher.config.formulation),
+      student: methodDenoisers(teacher, { cfg: 1 }).student,
       unet: teacher.config.unet,
       teacherParams: teacher.params,
       heads,

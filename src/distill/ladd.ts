@@ -4,46 +4,43 @@
 import { type Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
-import { netDenoiser } from '../diffusion/denoiser.js';
+import type { Denoiser } from '../diffusion/denoiser.js';
 import { addNoise, alphaSigmaTensors, type Formulation } from '../diffusion/formulation.js';
-import type { HeadLogits } from '../nn/heads.js';
-import { type HeadsConfig, headLogits, initHeads, pickFeatures } from '../nn/heads.js';
+import { type HeadLogits, type HeadsConfig, headLogits, initHeads, pickFeatures } from '../nn/heads.js';
 import type { Params } from '../nn/params.js';
-import { type UNetConfig, unetEncoderForward, unetForward } from '../nn/unet.js';
+import { type UNetConfig, unetEncoderForward } from '../nn/unet.js';
+import { fewStepPath } from '../samplers/few-step.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import type { LaddConfig } from './ladd-config.js';
-import { type AdversarialRound, adversarialStep, type Phase } from './shared/adversarial.js';
+import { type AdversarialRound, adversarialStep, GENERATOR } from './shared/adversarial.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { approximateR1, perturbForR1 } from './shared/r1.js';
-import {
-  type StudentTimeSchedule,
-  sampleStudentTimes,
-  studentTimeProbs,
-  studentTimes,
-} from './shared/student-times.js';
+import { sampleStudentTimes, studentTimeProbs, studentTimes } from './shared/student-times.js';
 
-// ---------------------------------------------------------------------------------------------------------------
-// The algorithm.
+/** What a LADD run trains with: the student's denoiser, the frozen teacher's encoder, the heads and the latents. */
+export interface LaddSetup {
+  readonly config: LaddConfig;
+  readonly formulation: Formulation;
+  /** The student D_theta over given weights (`methodDenoisers`). */
+  readonly student: (params: Params) => Denoiser;
+  /** The teacher's U-Net config, which the student shares. */
+  readonly unet: UNetConfig;
+  /**
+   * The frozen teacher's weights: its encoder is the discriminator's feature network, never handed to an
+   * optimiser. LADD runs no teacher denoiser: the teacher's samples are the synthetic latents.
+   */
+  readonly teacherParams: Params;
+  readonly heads: HeadsConfig;
+  /** Training latents (x0) and their classes; batch k is the same in every run with the same seed. */
+  readonly data: BatchLoader;
+}
 
 /** Discriminator noise levels: t_hat = sigmoid(mean + std * z), z ~ N(0, 1). */
 export function sampleLogitNormal(rng: Rng, n: number, mean: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-(mean + std * rng.normal())));
   return out;
-}
-
-/** What a LADD run trains with: the frozen teacher, the heads' shape and the (synthetic) latents. */
-export interface LaddSetup {
-  readonly config: LaddConfig;
-  readonly formulation: Formulation;
-  /** The teacher's U-Net config, which the student shares. */
-  readonly unet: UNetConfig;
-  /** The frozen teacher's weights: read by the discriminator, never handed to an optimiser. */
-  readonly teacherParams: Params;
-  readonly heads: HeadsConfig;
-  /** Training latents (x0) and their classes; batch k is the same in every run with the same seed. */
-  readonly data: BatchLoader;
 }
 
 /**
@@ -60,81 +57,75 @@ export function laddPlayers(setup: LaddSetup, rng: Rng): { generator: Player; di
 
 /**
  * Backward simulation (DMD2): the input of the student's time `times[k_i]` for each sample i, made as sampling
- * makes it: start at pure noise (`start`, the data forward-noised to times[0]), predict x0 with the student,
- * re-noise to the next time with fresh noise, and so on down to times[k_i]. No gradient flows into the path.
+ * makes it: the few-step sampler's path from `start` (the data forward-noised to times[0], pure noise), predict
+ * x0, re-noise to the next time with fresh noise, and so on down to times[k_i]. No gradient flows into the path.
  */
 export function simulatedStudentInputs(
-  denoise: (x: tf.Tensor4D, t: tf.Tensor1D) => tf.Tensor4D,
+  denoise: Denoiser,
   f: Formulation,
   times: readonly number[],
   timeIndex: Int32Array,
   start: tf.Tensor4D,
+  labels: tf.Tensor1D,
   rng: Rng,
 ): tf.Tensor4D {
   const b = start.shape[0];
-  const deepest = Math.max(0, ...timeIndex);
   const pick = (k: number): tf.Tensor4D =>
     tf.tensor4d(
       Float32Array.from(timeIndex, (ki) => (ki === k ? 1 : 0)),
       [b, 1, 1, 1],
     );
-  let x = start.clone();
-  let inputs = tf.tidy(() => start.mul(pick(0)) as tf.Tensor4D);
-  for (let k = 1; k <= deepest; k++) {
-    const fresh = randn(rng, start.shape) as tf.Tensor4D;
-    const next = tf.tidy(() => {
-      const x0Hat = denoise(x, tf.fill([b], times[k - 1]!) as tf.Tensor1D);
-      return addNoise(f, x0Hat, fresh, tf.fill([b], times[k]!) as tf.Tensor1D);
-    });
-    const withLevel = tf.tidy(() => inputs.add(next.mul(pick(k))) as tf.Tensor4D);
-    tf.dispose([x, inputs, fresh]);
-    x = next;
-    inputs = withLevel;
+  const path = fewStepPath(denoise, f, start, { times, labels, rng });
+  let inputs: tf.Tensor4D | undefined;
+  try {
+    for (let k = 0; k <= Math.max(0, ...timeIndex); k++) {
+      const state = path.next().value; // x at times[k]: a state, never the path's final x0 estimate here
+      const sum = tf.tidy(() => {
+        const picked = state.mul(pick(k)) as tf.Tensor4D;
+        return inputs === undefined ? picked : (inputs.add(picked) as tf.Tensor4D);
+      });
+      inputs?.dispose();
+      inputs = sum;
+    }
+  } finally {
+    path.return(undefined as never); // frees the path's last state; no denoiser call past the deepest time
   }
-  x.dispose();
-  return inputs;
+  return inputs!;
 }
 
 /**
- * Steps 1-6 for one update: draws the batch and all noise from `ctx.rng` (checkpointed, so a resumed run
+ * Steps 1-6 for one update on data batch `batch`: draws all noise from `ctx.rng` (checkpointed, so a resumed run
  * replays the same draws) and returns the round the shared adversarial step trains on. `studentNow` (the
  * student's current weights) runs the sampler path when `backwardSimulation` is on.
  */
 export function laddRound(
   setup: LaddSetup,
   ctx: Pick<StepContext, 'step' | 'rng'>,
-  phase: Phase,
-  index: number,
+  batch: number,
   studentNow?: Params,
 ): AdversarialRound {
   const { config: c, formulation: f, unet, teacherParams, heads, data } = setup;
   const { rng } = ctx;
   const b = c.batchSize;
-  const schedule: StudentTimeSchedule = c;
+  if (c.backwardSimulation && studentNow === undefined)
+    throw new Error('LADD backward simulation needs the current student weights');
 
   // 1. Data: a fresh batch of synthetic latents x0 and their classes c for every update of the step.
-  const updatesPerStep = c.discriminatorUpdates + 1;
-  const batch = data.batchAt(
-    ctx.step * updatesPerStep + (phase === 'generator' ? c.discriminatorUpdates : index),
-  );
-  const { x: x0, labels } = batch;
+  const { x: x0, labels } = data.batchAt(batch);
   const shape = x0.shape.slice(1);
 
   // 2. Student input: s from the student times (warm-up schedule), then x_s = alpha_s x0 + sigma_s eps
   //    (pure noise at s = 1); with backward simulation, x_s after the first time is the student's sampler path.
   const times = studentTimes(f, c.steps);
-  const sValues = sampleStudentTimes(rng, times, studentTimeProbs(schedule, ctx.step), b);
+  const sValues = sampleStudentTimes(rng, times, studentTimeProbs(c, ctx.step), b);
   const s = tf.tensor1d(sValues);
   const eps = randn(rng, [b, ...shape]) as tf.Tensor4D;
   let xs: tf.Tensor4D;
   if (c.backwardSimulation) {
-    if (studentNow === undefined)
-      throw new Error('LADD backward simulation needs the current student weights');
     const start = tf.tidy(() => addNoise(f, x0, eps, tf.fill([b], times[0]!) as tf.Tensor1D));
-    const denoise = netDenoiser((x, t, l) => unetForward(studentNow, unet, x, t, l).out, f);
     // The draws are float32: compare each with the float32 of every time.
     const timeIndex = Int32Array.from(sValues, (v) => times.findIndex((t) => Math.fround(t) === v));
-    xs = simulatedStudentInputs((x, t) => denoise(x, t, labels), f, times, timeIndex, start, rng);
+    xs = simulatedStudentInputs(setup.student(studentNow!), f, times, timeIndex, start, labels, rng);
     start.dispose();
   } else {
     xs = addNoise(f, x0, eps, s);
@@ -149,8 +140,7 @@ export function laddRound(
   const r1Noise = c.r1Weight > 0 ? (randn(rng, [b, ...shape]) as tf.Tensor4D) : undefined;
 
   // 4. Student: x0_hat = D_theta(x_s, s, c), guidance-free (the class, never the null label).
-  const fake = (studentParams: Params): tf.Tensor4D =>
-    netDenoiser((x, t, l) => unetForward(studentParams, unet, x, t, l).out, f)(xs, s, labels);
+  const fake = (studentParams: Params): tf.Tensor4D => setup.student(studentParams)(xs, s, labels);
 
   // 5. Discriminator: re-noise at t_hat, run the FROZEN teacher's encoder (the decoder is not needed), then one
   //    head per tapped feature, conditioned on t_hat and c. The teacher's weights are constants here: the
@@ -168,9 +158,9 @@ export function laddRound(
   //    L_G = -sum_k D_k(fake). Optional approximate R1: perturb the re-noised real input, penalise the logit
   //    change.
   return {
-    real: x0,
     fake,
-    logits: (headParams, x, side) => judge(headParams, renoise(x, side)),
+    realLogits: (headParams) => judge(headParams, renoise(x0, 'real')),
+    fakeLogits: (headParams, x) => judge(headParams, renoise(x, 'fake')),
     ...(r1Noise === undefined
       ? {}
       : {
@@ -187,15 +177,9 @@ export function laddRound(
 
 /** One LADD trainer step over the players of `laddPlayers`: D update(s), then the student update. */
 export function laddStep(setup: LaddSetup, players: Readonly<Record<string, Player>>): TrainStep {
-  const options = {
-    players,
-    generator: 'generator',
-    discriminator: 'discriminator',
-    loss: 'hinge',
-    discriminatorUpdates: setup.config.discriminatorUpdates,
-  } as const;
+  const options = { loss: 'hinge', discriminatorUpdates: setup.config.discriminatorUpdates } as const;
   return (ctx) =>
-    adversarialStep(ctx, options, (phase, index) =>
-      laddRound(setup, ctx, phase, index, players.generator?.params),
+    adversarialStep(ctx, players, options, (_, batch) =>
+      laddRound(setup, ctx, batch, players[GENERATOR]?.params),
     );
 }

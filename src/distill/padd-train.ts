@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { BatchLoader } from '../data/loader.js';
-import { guidedDenoiser } from '../diffusion/denoiser.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
 import {
@@ -15,15 +14,14 @@ import {
   loadDiffusionModel,
   saveModelFolder,
 } from '../models/folder.js';
-import { configDenoiser, modelDenoiser } from '../models/pipeline.js';
 import { studentConfig } from '../models/student-folder.js';
-import { countParams, disposeParams, type Params } from '../nn/params.js';
+import { countParams, disposeParams, type Params, paramsUnder, prefixParams } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
 import { type SegmentSummary, train } from '../train/loop.js';
 import { lockRunDir } from '../train/run-lock.js';
 import {
-  discriminatorPart,
+  discriminatorEncoder,
   initPaddDiscriminator,
   type PaddStageSetup,
   paddAdversarialStep,
@@ -40,6 +38,7 @@ import {
   resolvePaddConfig,
   stagePhases,
 } from './padd-config.js';
+import { methodDenoisers } from './shared/denoisers.js';
 import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 
@@ -77,6 +76,9 @@ export const stageDir = (outDir: string, stage: PaddStage): string =>
   join(outDir, `stage-${stage.studentSteps}`);
 const finished = (dir: string): boolean => existsSync(join(dir, CONFIG_FILE));
 const PHASE_FILE = 'final.safetensors';
+/** A phase file's tensors: `student.<name>` and `discriminator.<encoder name>`. */
+const STUDENT = 'student.';
+const DISCRIMINATOR_ENCODER = 'discriminator.';
 
 /**
  * Checks the run folder before any slow work: a fresh run needs a folder without stages; `--from-stage` needs
@@ -117,15 +119,9 @@ async function prepareLadder(opts: DistillPaddOptions, stages: readonly PaddStag
 /** The weights a finished phase left: the student's (EMA when on) and the discriminator's encoder. */
 async function loadPhase(file: string): Promise<{ student: Params; encoder: Params; record: PhaseRecord }> {
   const { tensors, metadata } = await loadTensors(file);
-  const part = (prefix: string): Params =>
-    Object.fromEntries(
-      Object.entries(tensors)
-        .filter(([k]) => k.startsWith(prefix))
-        .map(([k, t]) => [k.slice(prefix.length), t]),
-    );
   return {
-    student: part('student.'),
-    encoder: part('discriminator.'),
+    student: paramsUnder(tensors, STUDENT),
+    encoder: paramsUnder(tensors, DISCRIMINATOR_ENCODER),
     record: JSON.parse(metadata.record ?? '{}'),
   };
 }
@@ -150,13 +146,14 @@ async function runStage(
   }
   const prediction = stage.studentSteps === 1 && config.oneStepPrediction === 'x0' ? 'x0' : t.prediction;
   const cfg = firstStage ? (config.teacherCfg ?? t.sampling.cfg) : t.sampling.cfg;
+  const denoisers = methodDenoisers(teacher, { cfg, studentPrediction: prediction });
   const setup: PaddStageSetup = {
     config,
     stage,
     formulation: makeFormulation(t.formulation),
     unet: t.unet,
-    teacher: guidedDenoiser(modelDenoiser(teacher), cfg, t.unet.numClasses),
-    student: (params) => configDenoiser({ ...t, prediction }, params),
+    teacher: denoisers.teacher,
+    student: denoisers.student,
     data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed + stageIndex }),
   };
 
@@ -221,15 +218,10 @@ async function runStage(
         };
         const gen = players.generator!;
         const weights = gen.ema?.params ?? gen.params;
-        const discEncoder = players.discriminator
-          ? discriminatorPart(players.discriminator.params, 'encoder')
-          : {};
+        const discEncoder = players.discriminator ? discriminatorEncoder(players.discriminator.params) : {};
         await saveTensors(
           file,
-          {
-            ...Object.fromEntries(Object.entries(weights).map(([k, v]) => [`student.${k}`, v])),
-            ...Object.fromEntries(Object.entries(discEncoder).map(([k, v]) => [`discriminator.${k}`, v])),
-          },
+          { ...prefixParams(weights, STUDENT), ...prefixParams(discEncoder, DISCRIMINATOR_ENCODER) },
           { record: JSON.stringify(record) },
         );
         const done = await loadPhase(file); // the next phase starts from exactly what was saved
@@ -258,7 +250,7 @@ async function runStage(
       {
         method: 'padd',
         stage,
-        teacherCfg: cfg,
+        teacherCfg: denoisers.teacherCfg,
         prediction,
         phases: records,
         params: countParams(student),

@@ -1,3 +1,5 @@
+// Behaviour particular to PADD: its ladder, trajectory steps, discriminator and runner. What every method must do
+// (finite losses, frozen teacher, gradient routing, no leaks, exact resume) is checked in methods.test.ts.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
@@ -7,20 +9,18 @@ import { before, describe, it } from 'node:test';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { makeFormulation } from '../diffusion/formulation.js';
-import { decodeSafetensors } from '../io/safetensors.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { configDenoiser, defaultSampler, generateImages } from '../models/pipeline.js';
-import { disposeParams } from '../nn/params.js';
+import { disposeParams, paramsUnder } from '../nn/params.js';
 import { encoderParams, unetForward } from '../nn/unet.js';
-import { ddimStep } from '../samplers/common.js';
+import { ddimStepAt } from '../samplers/common.js';
 import { gaussianDenoiser } from '../samplers/gaussian.js';
 import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import { FLOW, TINY_UNET, tinyUNetParams } from '../test-utils/tiny-models.js';
 import { makeTinyTeacher } from './fixtures/tiny-teacher.js';
 import {
-  discriminatorPart,
+  discriminatorEncoder,
   initPaddDiscriminator,
-  odeStep,
   paddHeadConfig,
   paddLogits,
   teacherSteps,
@@ -84,7 +84,8 @@ describe('PADD schedule and phases', () => {
 describe('PADD trajectory steps', () => {
   const f = makeFormulation(FLOW);
 
-  it('one ODE step with per-sample times matches the samplers’ DDIM step, and n teacher steps chain them', async () => {
+  // ddimStepAt itself (per-sample times, t = 0 clean) is checked against the grid step in samplers.test.ts.
+  it('n teacher steps chain n equal per-sample DDIM steps from t to tNext', async () => {
     const denoise = gaussianDenoiser(f, 0.3, 0.8);
     const labels = tf.tensor1d([0, 0], 'int32');
     const x = randn(new Rng(1), [2, 3, 3, 1]) as tf.Tensor4D;
@@ -92,18 +93,12 @@ describe('PADD trajectory steps', () => {
       tf.tidy(() => {
         const from = Float32Array.from([1, 0.5]);
         const to = Float32Array.from([0.5, 0]);
-        const ours = odeStep(f, denoise, x, from, to, labels);
-        for (let i = 0; i < 2; i++) {
-          const xi = x.slice([i, 0, 0, 0], [1, 3, 3, 1]) as tf.Tensor4D;
-          const x0 = denoise(xi, tf.tensor1d([from[i]!]), tf.tensor1d([0], 'int32'));
-          const toScales = to[i] === 0 ? { alpha: 1, sigma: 0 } : f.alphaSigma(to[i]!);
-          const ref = ddimStep(xi, f.alphaSigma(from[i]!), toScales, x0);
-          assert.ok(maxAbsDiff(ours.slice([i, 0, 0, 0], [1, 3, 3, 1]), ref) < 1e-5, `sample ${i}`);
-        }
-        const two = teacherSteps(f, denoise, x, from, to, 2, labels);
         const mid = Float32Array.from([0.75, 0.25]);
-        const chained = odeStep(f, denoise, odeStep(f, denoise, x, from, mid, labels), mid, to, labels);
-        assert.ok(maxAbsDiff(two, chained) < 1e-5);
+        const chained = ddimStepAt(denoise, f, ddimStepAt(denoise, f, x, from, mid, labels), mid, to, labels);
+        assert.ok(maxAbsDiff(teacherSteps(f, denoise, x, from, to, 2, labels), chained) < 1e-5);
+        const one = ddimStepAt(denoise, f, x, from, to, labels);
+        assert.ok(maxAbsDiff(teacherSteps(f, denoise, x, from, to, 1, labels), one) === 0);
+        assert.ok(maxAbsDiff(one, chained) > 1e-4, 'degenerate check: one step equals two');
       }),
     );
     tf.dispose([labels, x]);
@@ -117,7 +112,7 @@ describe('PADD discriminator', () => {
     const teacher = tinyUNetParams(new Rng(3));
     const head = paddHeadConfig(TINY_UNET, config, true);
     const d = initPaddDiscriminator(teacher, head, new Rng(4));
-    const encoder = discriminatorPart(d, 'encoder');
+    const encoder = discriminatorEncoder(d);
     const expected = encoderParams(teacher);
     assert.deepEqual(Object.keys(encoder).sort(), Object.keys(expected).sort());
     assert.ok(Object.keys(expected).length > 0);
@@ -126,7 +121,7 @@ describe('PADD discriminator', () => {
       assert.deepEqual(Array.from(encoder[name]!.dataSync()), Array.from(t.dataSync()), name);
     }
     assert.ok(!Object.keys(encoder).some((k) => k.startsWith('dec')), 'decoder weights in the discriminator');
-    assert.ok(Object.keys(discriminatorPart(d, 'head')).length > 0);
+    assert.ok(Object.keys(paramsUnder(d, 'head.')).length > 0);
     disposeParams(d);
     disposeParams(teacher);
   });
@@ -175,15 +170,13 @@ describe('distill --method padd (tiny, end to end)', () => {
     teacherDir,
     outDir,
     syntheticFile: synthFile,
-    config: { schedule: '4:mse,2,1', iterations: 6, batchSize: 2, headChannels: 8, headGroups: 4 },
+    config: { schedule: '4:mse,2,1', iterations: 5, batchSize: 2, headChannels: 8, headGroups: 4 },
     seed: 1,
     resume: false,
     checkpointEvery: 2,
     logEvery: 1,
     ...extra,
   });
-  const weights = async (dir: string) =>
-    decodeSafetensors(await readFile(join(dir, 'weights.safetensors'))).tensors;
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'ladder-padd-'));
@@ -202,9 +195,7 @@ describe('distill --method padd (tiny, end to end)', () => {
 
   it('chains the stages: each stage is taught by the previous student, the 1-step student predicts x0', async () => {
     const out = join(root, 'whole');
-    const tensorsBefore = tf.memory().numTensors;
     const result = await distillPadd(options(out));
-    assert.equal(tf.memory().numTensors, tensorsBefore, 'the run left tensors behind');
     assert.equal(result.interrupted, false);
     assert.deepEqual(
       result.stages.map((s) => s.studentSteps),
@@ -224,7 +215,7 @@ describe('distill --method padd (tiny, end to end)', () => {
       card.phases.map((p: { phase: string; iterations: number }) => [p.phase, p.iterations]),
       [
         ['mse', 1],
-        ['conditional', 3],
+        ['conditional', 2],
         ['relax', 2],
       ],
     );
@@ -259,28 +250,6 @@ describe('distill --method padd (tiny, end to end)', () => {
     await assert.rejects(distillPadd(options(out)), /already holds a PADD run/);
   });
 
-  it('resumes mid-stage and ends with the same students as the uninterrupted run', async () => {
-    const out = join(root, 'stopped');
-    let result = await distillPadd(options(out, { stopAfter: 2 }));
-    assert.equal(result.interrupted, true);
-    assert.ok(!existsSync(join(out, 'stage-2', 'config.json')));
-    for (let i = 0; i < 10 && result.interrupted; i++) {
-      result = await distillPadd(options(out, { stopAfter: 2, resume: true }));
-    }
-    assert.equal(result.interrupted, false);
-    for (const stage of ['stage-2', 'stage-1']) {
-      const a = await weights(join(root, 'whole', stage));
-      const b = await weights(join(out, stage));
-      for (const [name, rec] of Object.entries(a)) {
-        assert.deepEqual(
-          Array.from(b[name]!.data),
-          Array.from(rec.data),
-          `${stage} ${name} differs after resume`,
-        );
-      }
-    }
-  });
-
   it('--from-stage retrains the later stages from the finished earlier one, keeping the old ones aside', async () => {
     const out = join(root, 'whole');
     await assert.rejects(distillPadd(options(out, { fromStage: 3 })), /no stage of the schedule/);
@@ -293,7 +262,8 @@ describe('distill --method padd (tiny, end to end)', () => {
     const result = await distillPadd(
       options(out, {
         fromStage: 1,
-        config: { ...options(out).config, relaxFraction: 0, oneStepPrediction: 'teacher' },
+        // Two iterations are enough to write the stage; the phases are what this test reads.
+        config: { ...options(out).config, iterations: 2, relaxFraction: 0, oneStepPrediction: 'teacher' },
       }),
     );
     assert.deepEqual(

@@ -9,12 +9,13 @@ import type { Denoiser } from '../diffusion/denoiser.js';
 import { addNoise, type Formulation } from '../diffusion/formulation.js';
 import type { HeadLogits } from '../nn/heads.js';
 import { initPatchHead, type PatchHeadConfig, patchHeadLogits } from '../nn/heads.js';
-import { cloneParams, type Params } from '../nn/params.js';
+import { cloneParams, type Params, paramsUnder, prefixParams } from '../nn/params.js';
 import { encoderParams, featureChannels, type UNetConfig, unetEncoderForward } from '../nn/unet.js';
+import { ddimStepAt } from '../samplers/common.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
 import type { PaddConfig, PaddStage } from './padd-config.js';
-import { type AdversarialRound, adversarialStep } from './shared/adversarial.js';
+import { type AdversarialRound, adversarialStep, batchIndex, GENERATOR } from './shared/adversarial.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
 import { studentTimes } from './shared/student-times.js';
 
@@ -37,20 +38,14 @@ export function paddHeadConfig(unet: UNetConfig, config: PaddConfig, conditional
 
 /** A fresh discriminator: the given encoder weights copied (trainable from here on) and a new head. */
 export function initPaddDiscriminator(encoder: Params, head: PatchHeadConfig, rng: Rng): Params {
-  const out: Params = {};
-  for (const [name, t] of Object.entries(cloneParams(encoderParams(encoder)))) out[ENCODER + name] = t;
-  for (const [name, t] of Object.entries(initPatchHead(head, rng))) out[HEAD + name] = t;
-  return out;
+  return {
+    ...prefixParams(cloneParams(encoderParams(encoder)), ENCODER),
+    ...prefixParams(initPatchHead(head, rng), HEAD),
+  };
 }
 
-/** The `prefix` part of a discriminator's parameters, with the prefix removed (shared tensors). */
-export function discriminatorPart(params: Params, part: 'encoder' | 'head'): Params {
-  const prefix = part === 'encoder' ? ENCODER : HEAD;
-  const out: Params = {};
-  for (const [name, t] of Object.entries(params))
-    if (name.startsWith(prefix)) out[name.slice(prefix.length)] = t;
-  return out;
-}
+/** The discriminator's trainable encoder copy, under its U-Net names (shared tensors). */
+export const discriminatorEncoder = (params: Params): Params => paramsUnder(params, ENCODER);
 
 /**
  * D's logits for a candidate `xNext` at `tNext` (net time), given the start `xT` at `t` when conditional:
@@ -68,12 +63,12 @@ export function paddLogits(
     netTime?: tf.Tensor1D;
   },
 ): HeadLogits {
-  const encoder = discriminatorPart(params, 'encoder');
+  const encoder = discriminatorEncoder(params);
   const encode = (x: tf.Tensor4D, netTime: tf.Tensor1D): tf.Tensor4D =>
     unetEncoderForward(encoder, unet, x, netTime, inputs.labels).at(-1)!.x;
   let features = encode(inputs.xNext, inputs.netTimeNext);
   if (inputs.xT && inputs.netTime) features = tf.concat([features, encode(inputs.xT, inputs.netTime)], 3);
-  return patchHeadLogits(discriminatorPart(params, 'head'), head, features);
+  return patchHeadLogits(paramsUnder(params, HEAD), head, features);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -93,37 +88,6 @@ export interface PaddStageSetup {
   readonly data: BatchLoader;
 }
 
-/** Per-sample signal/noise scales at times `t` ([B]), with t = 0 as clean data: [B, 1, 1, 1] each. */
-function scalesAt(f: Formulation, t: Float32Array): { alpha: tf.Tensor4D; sigma: tf.Tensor4D } {
-  const alpha = new Float32Array(t.length);
-  const sigma = new Float32Array(t.length);
-  t.forEach((ti, i) => {
-    const s = ti === 0 ? { alpha: 1, sigma: 0 } : f.alphaSigma(ti);
-    alpha[i] = s.alpha;
-    sigma[i] = s.sigma;
-  });
-  return { alpha: tf.tensor4d(alpha, [t.length, 1, 1, 1]), sigma: tf.tensor4d(sigma, [t.length, 1, 1, 1]) };
-}
-
-/**
- * One ODE (DDIM / Euler) step from x at `from` to `to` with the denoiser's x0 estimate: keep the implied noise,
- * move the scales. Per-sample times. At to = 0 it returns x0_hat. Runs inside the caller's scope.
- */
-export function odeStep(
-  f: Formulation,
-  denoise: Denoiser,
-  x: tf.Tensor4D,
-  from: Float32Array,
-  to: Float32Array,
-  labels: tf.Tensor1D,
-): tf.Tensor4D {
-  const x0Hat = denoise(x, tf.tensor1d(from), labels);
-  const a = scalesAt(f, from);
-  const b = scalesAt(f, to);
-  const eps = x.sub(x0Hat.mul(a.alpha)).div(a.sigma);
-  return x0Hat.mul(b.alpha).add(eps.mul(b.sigma)) as tf.Tensor4D;
-}
-
 /** The teacher's n equal ODE steps from t to tNext (per sample): x_{t - ns}. No gradient; caller owns it. */
 export function teacherSteps(
   f: Formulation,
@@ -139,7 +103,7 @@ export function teacherSteps(
     for (let j = 0; j < n; j++) {
       const from = t.map((ti, i) => ti - ((ti - tNext[i]!) * j) / n);
       const to = j === n - 1 ? tNext : t.map((ti, i) => ti - ((ti - tNext[i]!) * (j + 1)) / n);
-      x = odeStep(f, teacher, x, from, to, labels);
+      x = ddimStepAt(teacher, f, x, from, to, labels);
     }
     return x;
   });
@@ -164,9 +128,9 @@ export interface PaddDraw {
  * forward-noised from x0 (pure noise at t = 1). 3. The teacher runs n = teacherSteps / studentSteps ODE steps
  * from x_t to x_{t-ns}; the student's step is one ODE step with its own x0 estimate.
  */
-export function paddDraw(setup: PaddStageSetup, rng: Rng, index: number): PaddDraw {
+export function paddDraw(setup: PaddStageSetup, rng: Rng, batch: number): PaddDraw {
   const { stage, formulation: f, data } = setup;
-  const { x: x0, labels } = data.batchAt(index);
+  const { x: x0, labels } = data.batchAt(batch);
   const b = x0.shape[0];
   const times = studentTimes(f, stage.studentSteps);
   const t = new Float32Array(b);
@@ -186,7 +150,7 @@ export function paddDraw(setup: PaddStageSetup, rng: Rng, index: number): PaddDr
     t,
     tNext,
     target,
-    studentStep: (params) => odeStep(f, setup.student(params), xT, t, tNext, labels),
+    studentStep: (params) => ddimStepAt(setup.student(params), f, xT, t, tNext, labels),
     dispose: () => tf.dispose([xT, labels, target]),
   };
 }
@@ -204,10 +168,10 @@ export function paddDiscriminator(config: PaddConfig, params: Params): Player {
 /** MSE phase: L = || xhat_{t-ns} - x_{t-ns} ||^2 (mean over elements). */
 export function paddMseStep(setup: PaddStageSetup): TrainStep {
   return (ctx) => {
-    const draw = paddDraw(setup, ctx.rng, ctx.step);
+    const draw = paddDraw(setup, ctx.rng, batchIndex(ctx.step, 1, 0));
     try {
       return ctx.update(
-        'generator',
+        GENERATOR,
         (gp) => draw.studentStep(gp).sub(draw.target).square().mean() as tf.Scalar,
       );
     } finally {
@@ -228,36 +192,27 @@ export function paddAdversarialStep(
   players: Readonly<Record<string, Player>>,
 ): TrainStep {
   const { config: c, formulation: f, unet } = setup;
-  const updatesPerStep = c.discriminatorUpdates + 1;
-  const round = (ctx: Pick<StepContext, 'step' | 'rng'>, index: number): AdversarialRound => {
-    const draw = paddDraw(setup, ctx.rng, ctx.step * updatesPerStep + index);
+  const round = (ctx: Pick<StepContext, 'rng'>, batch: number): AdversarialRound => {
+    const draw = paddDraw(setup, ctx.rng, batch);
     const netTime = tf.tensor1d(draw.t.map((t) => f.netTime(t)));
     const netTimeNext = tf.tensor1d(draw.tNext.map((t) => f.netTime(t)));
+    const logits = (dp: Params, xNext: tf.Tensor4D): HeadLogits =>
+      paddLogits(dp, unet, head, {
+        xNext,
+        netTimeNext,
+        labels: draw.labels,
+        ...(conditional ? { xT: draw.xT, netTime } : {}),
+      });
     return {
-      real: draw.target,
       fake: (gp) => draw.studentStep(gp),
-      logits: (dp, x) =>
-        paddLogits(dp, unet, head, {
-          xNext: x,
-          netTimeNext,
-          labels: draw.labels,
-          ...(conditional ? { xT: draw.xT, netTime } : {}),
-        }),
+      realLogits: (dp) => logits(dp, draw.target),
+      fakeLogits: logits,
       dispose: () => {
         draw.dispose();
         tf.dispose([netTime, netTimeNext]);
       },
     };
   };
-  const options = {
-    players,
-    generator: 'generator',
-    discriminator: 'discriminator',
-    loss: 'non-saturating',
-    discriminatorUpdates: c.discriminatorUpdates,
-  } as const;
-  return (ctx) =>
-    adversarialStep(ctx, options, (phase, index) =>
-      round(ctx, phase === 'generator' ? c.discriminatorUpdates : index),
-    );
+  const options = { loss: 'non-saturating', discriminatorUpdates: c.discriminatorUpdates } as const;
+  return (ctx) => adversarialStep(ctx, players, options, (_, batch) => round(ctx, batch));
 }

@@ -26,12 +26,15 @@ export function modelDenoiser(model: DiffusionModel, params: Params = model.para
   return configDenoiser(model.config, params);
 }
 
-/** A network with `config`'s U-Net, formulation and prediction, as a denoiser over `params`. */
+/**
+ * A network with `config`'s U-Net, formulation and prediction, as a denoiser over `params`. `f` is the config's
+ * formulation, passed by callers that build many denoisers (a student's, at every update).
+ */
 export function configDenoiser(
   config: Pick<DiffusionModelConfig, 'unet' | 'formulation' | 'prediction'>,
   params: Params,
+  f: Formulation = makeFormulation(config.formulation),
 ): Denoiser {
-  const f = makeFormulation(config.formulation);
   if (config.prediction === 'x0') {
     return (x, t, labels) =>
       tf.tidy(() => unetForward(params, config.unet, x, t.mul(f.netTime(1)), labels).out);

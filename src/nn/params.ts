@@ -108,6 +108,27 @@ export function selectParams(params: Params, prefixes: readonly string[]): Param
   return out;
 }
 
+/**
+ * The parameters named `<prefix><name>`, renamed `<name>` (shared tensors): one part of a combined set, such as
+ * a discriminator's encoder, or a player's weights in a checkpoint.
+ */
+export function paramsUnder<T extends tf.Tensor>(
+  params: Readonly<Record<string, T>>,
+  prefix: string,
+): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, t] of Object.entries(params)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = t;
+  return out;
+}
+
+/** `params` renamed `<prefix><name>` (shared tensors): the inverse of `paramsUnder`. */
+export function prefixParams<T extends tf.Tensor>(
+  params: Readonly<Record<string, T>>,
+  prefix: string,
+): Record<string, T> {
+  return Object.fromEntries(Object.entries(params).map(([k, t]) => [prefix + k, t]));
+}
+
 /** Shapes by name, the form a config's expected weights are checked in. */
 export function paramShapes(params: Params): Record<string, number[]> {
   return Object.fromEntries(Object.entries(params).map(([k, t]) => [k, [...t.shape]]));

@@ -1,5 +1,6 @@
 // Shared pieces of the samplers: options, the time grid's (alpha, sigma) and the DDIM step they all build on.
 import * as tf from '../core/tf.js';
+import type { Denoiser } from '../diffusion/denoiser.js';
 import type { Formulation } from '../diffusion/formulation.js';
 
 /** What a sampler reports before each step; `x` is valid only during the callback (clone it to keep it). */
@@ -70,15 +71,58 @@ export function startState(noise: tf.Tensor4D, first: Scales): tf.Tensor4D {
   return noise.mul(first.sigma);
 }
 
+/** Per-sample signal and noise scales, [B, 1, 1, 1] each (one time per sample, as distillation draws them). */
+export interface SampleScales {
+  readonly alpha: tf.Tensor4D;
+  readonly sigma: tf.Tensor4D;
+}
+
+/**
+ * (alpha, sigma) at per-sample times `t` (host values, so nothing is read back), with t = 0 as CLEAN like the
+ * grid's end point. Caller owns the result.
+ */
+export function scalesAt(f: Formulation, t: ArrayLike<number>): SampleScales {
+  const alpha = new Float32Array(t.length);
+  const sigma = new Float32Array(t.length);
+  for (let i = 0; i < t.length; i++) {
+    const s = t[i] === 0 ? CLEAN : f.alphaSigma(t[i]!);
+    alpha[i] = s.alpha;
+    sigma[i] = s.sigma;
+  }
+  return { alpha: tf.tensor4d(alpha, [t.length, 1, 1, 1]), sigma: tf.tensor4d(sigma, [t.length, 1, 1, 1]) };
+}
+
 /**
  * DDIM step (Song et al. 2021, eq. 12 with eta = 0): keep the implied noise eps = (x - alpha x0) / sigma and
  * move to x_next = alpha_next x0 + sigma_next eps. It is the Euler step of the ODE in (x / alpha, sigma /
- * alpha) and stays finite at alpha = 0 (pure noise). Caller owns the result.
+ * alpha) and stays finite at alpha = 0 (pure noise). The scales are the grid's (one time for the batch) or
+ * per-sample ones (`scalesAt`). Caller owns the result.
  */
-export function ddimStep(x: tf.Tensor4D, from: Scales, to: Scales, x0Hat: tf.Tensor4D): tf.Tensor4D {
+export function ddimStep(
+  x: tf.Tensor4D,
+  from: Scales | SampleScales,
+  to: Scales | SampleScales,
+  x0Hat: tf.Tensor4D,
+): tf.Tensor4D {
   return tf.tidy(() => {
     if (to.sigma === 0) return x0Hat.mul(to.alpha);
     const eps = x.sub(x0Hat.mul(from.alpha)).div(from.sigma);
     return x0Hat.mul(to.alpha).add(eps.mul(to.sigma)) as tf.Tensor4D;
   });
+}
+
+/**
+ * One DDIM step with per-sample times: from x at `from` to `to` (t = 0 is clean data, where the step returns
+ * the x0 estimate). Runs inside the caller's scope.
+ */
+export function ddimStepAt(
+  denoise: Denoiser,
+  f: Formulation,
+  x: tf.Tensor4D,
+  from: Float32Array,
+  to: Float32Array,
+  labels: tf.Tensor1D,
+): tf.Tensor4D {
+  const x0Hat = denoise(x, tf.tensor1d(from), labels);
+  return ddimStep(x, scalesAt(f, from), scalesAt(f, to), x0Hat);
 }

@@ -11,9 +11,44 @@ export interface FewStepOptions extends SampleOptions {
 }
 
 /**
- * Starting from x = sigma_t0 noise, at each time predict x0Hat = D(x, t_i), then re-noise to the next time
- * with fresh noise: x = alpha_next x0Hat + sigma_next epsNew, epsNew ~ N(0, I) from `opts.rng`. Returns the
- * last x0Hat; with one time that is D(sigma_t0 noise, t0). Caller keeps `noise`, owns the result.
+ * The states of the few-step path from `start` (the state at times[0]): yields x at times[0], then, for each
+ * next time, x = alpha_next D(x, t) + sigma_next epsNew with epsNew ~ N(0, I) from `rng`. A yielded state is
+ * valid until the next one is asked for; stopping early skips the remaining denoiser calls. The generator owns
+ * the states it makes (the caller keeps `start`). Returns the last x0 estimate, which the caller then owns.
+ */
+export function* fewStepPath(
+  denoise: Denoiser,
+  f: Formulation,
+  start: tf.Tensor4D,
+  opts: FewStepOptions,
+): Generator<tf.Tensor4D, tf.Tensor4D> {
+  const { times, labels, rng } = opts;
+  const scales = gridScales(f, start, opts);
+  const batch = start.shape[0];
+  let x = start;
+  try {
+    for (let i = 0; ; i++) {
+      yield x;
+      const state = x;
+      const x0Hat = tf.tidy(() => denoise(state, timeVector(times[i]!, batch), labels));
+      if (i === times.length - 1) return x0Hat;
+      // Re-noise to the next time with fresh noise (never the input noise again).
+      const to = scales[i + 1]!;
+      const next = tf.tidy(
+        () => x0Hat.mul(to.alpha).add(randn(rng, start.shape).mul(to.sigma)) as tf.Tensor4D,
+      );
+      x0Hat.dispose();
+      if (x !== start) x.dispose();
+      x = next;
+    }
+  } finally {
+    if (x !== start) x.dispose();
+  }
+}
+
+/**
+ * Consistency-model sampling: the few-step path from x = sigma_t0 noise (`fewStepPath`), returning its last x0
+ * estimate; with one time that is D(sigma_t0 noise, t0). Caller keeps `noise`, owns the result.
  */
 export function sampleFewStep(
   denoise: Denoiser,
@@ -21,20 +56,15 @@ export function sampleFewStep(
   noise: tf.Tensor4D,
   opts: FewStepOptions,
 ): tf.Tensor4D {
-  const { times, labels, onStep, rng } = opts;
-  const scales = gridScales(f, noise, opts);
-  const batch = noise.shape[0];
-  let x = startState(noise, scales[0]!);
-  for (let i = 0; ; i++) {
-    const t = times[i]!;
-    onStep?.({ step: i, t, x });
-    const state = x;
-    const x0Hat = tf.tidy(() => denoise(state, timeVector(t, batch), labels));
-    x.dispose();
-    if (i === times.length - 1) return x0Hat;
-    // Re-noise to the next time with fresh noise (never the input noise again).
-    const to = scales[i + 1]!;
-    x = tf.tidy(() => x0Hat.mul(to.alpha).add(randn(rng, noise.shape).mul(to.sigma)) as tf.Tensor4D);
-    x0Hat.dispose();
+  const start = startState(noise, gridScales(f, noise, opts)[0]!);
+  try {
+    const path = fewStepPath(denoise, f, start, opts);
+    for (let i = 0; ; i++) {
+      const next = path.next();
+      if (next.done) return next.value;
+      opts.onStep?.({ step: i, t: opts.times[i]!, x: next.value });
+    }
+  } finally {
+    start.dispose();
   }
 }

@@ -10,9 +10,9 @@ import {
   makeFormulation,
   trailingTimes,
 } from '../diffusion/formulation.js';
-import type { Scales } from './common.js';
+import { CLEAN, ddimStep, ddimStepAt, type Scales } from './common.js';
 import { sampleEuler } from './euler.js';
-import { sampleFewStep } from './few-step.js';
+import { fewStepPath, sampleFewStep } from './few-step.js';
 import { gaussianDenoiser, gaussianRawNet, gaussianTransport } from './gaussian.js';
 import { SAMPLER_KINDS, type SamplerKind, sample, samplerTimes } from './sample.js';
 
@@ -228,6 +228,67 @@ describe('samplers', () => {
       times.map((t, i) => [i, t]),
     );
     assert.equal(seen[0]!.first, noise.dataSync()[0]); // t0 = 1: the start is the noise itself
+    tf.dispose([noise, labels, out]);
+  });
+
+  it('per-sample DDIM steps (ddimStepAt) equal the grid step run for each sample alone; t = 0 gives x0', () => {
+    for (const config of Object.values(CONFIGS)) {
+      const f = makeFormulation(config);
+      const denoise = idealDenoiser(f);
+      const x = randn(new Rng(11), [3, 2, 2, 1]) as tf.Tensor4D;
+      const labels = tf.zeros([3], 'int32') as tf.Tensor1D;
+      const from = Float32Array.from([1, 0.75, 0.5]);
+      const to = Float32Array.from([0.5, 0.25, 0]);
+      const got = ddimStepAt(denoise, f, x, from, to, labels);
+      const rows = tf.split(x, 3) as tf.Tensor4D[];
+      rows.forEach((row, i) => {
+        const one = tf.zeros([1], 'int32') as tf.Tensor1D;
+        const x0Hat = denoise(row, tf.tensor1d([from[i]!]), one);
+        const expected = ddimStep(
+          row,
+          f.alphaSigma(from[i]!),
+          to[i] === 0 ? CLEAN : f.alphaSigma(to[i]!),
+          x0Hat,
+        );
+        const diff = tf.tidy(() => got.slice([i], [1]).sub(expected).abs().max().dataSync()[0]!);
+        assert.ok(diff < 1e-6, `${config.kind} sample ${i}: differs by ${diff}`);
+        if (to[i] === 0) assert.ok(tf.tidy(() => expected.sub(x0Hat).abs().max().dataSync()[0]!) === 0);
+        tf.dispose([one, x0Hat, expected]);
+      });
+      tf.dispose([x, labels, got, ...rows]);
+    }
+  });
+
+  it("few-step path: its states are the sampler's, and stopping early skips the remaining denoiser calls", () => {
+    const f = makeFormulation(CONFIGS.flow!);
+    let calls = 0;
+    const ideal = idealDenoiser(f);
+    const denoise: Denoiser = (x, t, l) => {
+      calls++;
+      return ideal(x, t, l);
+    };
+    const noise = randn(new Rng(12), [2, 2, 2, 1]) as tf.Tensor4D;
+    const labels = tf.zeros([2], 'int32') as tf.Tensor1D;
+    const times = samplerTimes(f, 4);
+    const seen: Float32Array[] = [];
+    const out = sampleFewStep(denoise, f, noise, {
+      times,
+      labels,
+      rng: new Rng(13),
+      onStep: ({ x }) => seen.push(x.dataSync() as Float32Array),
+    });
+    assert.equal(calls, 4);
+    calls = 0;
+    const before = tf.memory().numTensors;
+    const path = fewStepPath(denoise, f, noise, { times, labels, rng: new Rng(13) });
+    for (let k = 0; k < 3; k++) {
+      const state = path.next().value;
+      assert.deepEqual(state.dataSync(), seen[k], `state ${k}`);
+    }
+    path.return(undefined as never);
+    assert.equal(calls, 2, 'three states need two denoiser calls');
+    assert.equal(tf.memory().numTensors, before, 'the path frees its states when stopped');
+    assert.ok(!noise.isDisposed, 'the caller keeps the start');
     tf.dispose([noise, labels, out]);
   });
 

@@ -8,7 +8,7 @@ import type { RngState } from '../core/rng.js';
 import type * as tf from '../core/tf.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
 import { checkSameShapes } from '../nn/check-shapes.js';
-import type { Params } from '../nn/params.js';
+import { type Params, paramsUnder } from '../nn/params.js';
 import type { Ema } from './ema.js';
 import type { AdamW } from './optim.js';
 
@@ -171,12 +171,12 @@ function restore(
   const saved = JSON.parse(raw) as TrainerState & { updates: Record<string, number> };
   // Tensors under `prefix`, in the order of `order` (the file stores them alphabetically).
   const take = (prefix: string, order: readonly string[]): Params => {
-    const found = Object.keys(tensors)
-      .filter((k) => k.startsWith(prefix))
-      .map((k) => k.slice(prefix.length));
+    const part = paramsUnder(tensors, prefix);
     const rank = new Map(order.map((k, i) => [k, i]));
-    found.sort((a, b) => (rank.get(a) ?? order.length) - (rank.get(b) ?? order.length) || (a < b ? -1 : 1));
-    return Object.fromEntries(found.map((k) => [k, tensors[prefix + k]!]));
+    const found = Object.keys(part).sort(
+      (a, b) => (rank.get(a) ?? order.length) - (rank.get(b) ?? order.length) || (a < b ? -1 : 1),
+    );
+    return Object.fromEntries(found.map((k) => [k, part[k]!]));
   };
   for (const [name, p] of Object.entries(players)) {
     const order = Object.keys(p.params);

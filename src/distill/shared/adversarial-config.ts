@@ -18,6 +18,26 @@ export interface AdversarialTraining {
   readonly emaDecay: number;
 }
 
+/**
+ * The shared settings' defaults and why (LADD and ADD take them as they are; PADD changes the learning rates).
+ * - 2000 iterations, batch 32: the same for LADD and ADD, so their ms per iteration compare on the same batch.
+ * - generatorLr 1e-4: METHODS.md asks for 1e-5..1e-4 at this scale; the top of the range because CPU runs are
+ *   short (a few thousand updates). Betas (0.9, 0.999): the student is a fine-tuned pretrained net.
+ * - discriminatorLr 2e-4 with betas (0, 0.99): ADD/LADD's discriminator Adam; twice the student's rate, as
+ *   METHODS.md section 3 notes D often gets a higher rate. One D update per student update (raise it if D lags).
+ * - EMA 0.99: a horizon of ~100 updates smooths the adversarial noise without lagging a short run.
+ */
+export const ADVERSARIAL_TRAINING_DEFAULTS: AdversarialTraining = {
+  iterations: 2000,
+  batchSize: 32,
+  generatorLr: 1e-4,
+  generatorBetas: [0.9, 0.999],
+  discriminatorLr: 2e-4,
+  discriminatorBetas: [0, 0.99],
+  discriminatorUpdates: 1,
+  emaDecay: 0.99,
+};
+
 /** Throws the method's config error, naming the key, its bad value and what to use instead. */
 export type ConfigFailure = (key: string, value: unknown, want: string) => never;
 

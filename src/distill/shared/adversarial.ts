@@ -10,18 +10,22 @@ import { discriminatorLoss, type GanLossKind, generatorLoss, meanLogit } from '.
 
 export type Phase = 'discriminator' | 'generator';
 
+/** The player names every adversarial method trains under (their checkpoints and logs use them). */
+export const GENERATOR = 'generator';
+export const DISCRIMINATOR = 'discriminator';
+
 /**
- * One draw of everything an update needs (a batch, noise levels, noise), made by the method. `fake` and
- * `logits` must use only the tensors the round holds and the params they are given, so that the update
+ * One draw of everything an update needs (a batch, noise levels, noise), made by the method. `fake` and the
+ * logits must use only the tensors the round holds and the params they are given, so that the update
  * differentiates exactly the player being trained.
  */
 export interface AdversarialRound {
-  /** Real samples (data or synthetic), as `logits` takes them. */
-  readonly real: tf.Tensor4D;
   /** The student's samples from `generatorParams`, differentiable in them; runs inside the caller's scope. */
   fake(generatorParams: Params): tf.Tensor4D;
-  /** Per-head logits of the discriminator with `discriminatorParams` on `x` (the real or a fake sample). */
-  logits(discriminatorParams: Params, x: tf.Tensor4D, side: 'real' | 'fake'): HeadLogits;
+  /** Per-head logits of the discriminator with `discriminatorParams` on the round's real samples. */
+  realLogits(discriminatorParams: Params): HeadLogits;
+  /** Per-head logits of the discriminator with `discriminatorParams` on a fake sample. */
+  fakeLogits(discriminatorParams: Params, fake: tf.Tensor4D): HeadLogits;
   /** Weighted extra terms of the discriminator loss (R1), by the name they are logged under. */
   discriminatorPenalties?(discriminatorParams: Params, realLogits: HeadLogits): Record<string, tf.Scalar>;
   /** Weighted extra terms of the generator loss (ADD's distillation loss), by log name. */
@@ -31,14 +35,19 @@ export interface AdversarialRound {
 }
 
 export interface AdversarialStepOptions {
-  readonly players: Readonly<Record<string, Player>>;
-  /** Player names of the student and of the discriminator (heads and any trainable feature network). */
-  readonly generator: string;
-  readonly discriminator: string;
   readonly loss: GanLossKind;
   /** Discriminator updates before each generator update (>= 1). */
   readonly discriminatorUpdates: number;
+  /** Weight of the generator's GAN term against its extra terms (ADD's lambda_adv; default 1). */
+  readonly adversarialWeight?: number;
 }
+
+/**
+ * The data batch of an update: every update of every step gets its own, in order (`updatesPerStep` updates a
+ * step, `update` counting from 0), so batch k is the same in every run with the same seed, resumed or not.
+ */
+export const batchIndex = (step: number, updatesPerStep: number, update: number): number =>
+  step * updatesPerStep + update;
 
 const addTerms = (base: tf.Scalar, terms: Record<string, tf.Scalar>): tf.Scalar =>
   Object.values(terms).reduce<tf.Scalar>((sum, t) => sum.add(t), base);
@@ -53,8 +62,8 @@ export function discriminatorObjective(
   discriminatorParams: Params,
   fake: tf.Tensor4D,
 ): LossOutput {
-  const realLogits = round.logits(discriminatorParams, round.real, 'real');
-  const fakeLogits = round.logits(discriminatorParams, fake, 'fake');
+  const realLogits = round.realLogits(discriminatorParams);
+  const fakeLogits = round.fakeLogits(discriminatorParams, fake);
   const gan = discriminatorLoss(kind, realLogits, fakeLogits);
   const penalties = round.discriminatorPenalties?.(discriminatorParams, realLogits) ?? {};
   return {
@@ -64,33 +73,36 @@ export function discriminatorObjective(
 }
 
 /**
- * The generator's loss on `round`: the student's fake, judged by the discriminator's current (fixed) weights,
- * with the gradient flowing through the discriminator's networks into `generatorParams`; plus extra terms.
+ * The generator's loss on `round`: adversarialWeight x the GAN loss of the student's fake, judged by the
+ * discriminator's current (fixed) weights, with the gradient flowing through the discriminator's networks into
+ * `generatorParams`; plus the round's extra terms.
  */
 export function generatorObjective(
   round: AdversarialRound,
   kind: GanLossKind,
   generatorParams: Params,
   discriminatorParams: Params,
+  adversarialWeight = 1,
 ): LossOutput {
   const fake = round.fake(generatorParams);
-  const gan = generatorLoss(kind, round.logits(discriminatorParams, fake, 'fake'));
+  const gan = generatorLoss(kind, round.fakeLogits(discriminatorParams, fake));
   const terms = round.generatorTerms?.(generatorParams, fake) ?? {};
-  return { loss: addTerms(gan, terms), aux: terms };
+  return { loss: addTerms(adversarialWeight === 1 ? gan : gan.mul(adversarialWeight), terms), aux: terms };
 }
 
 /**
- * One adversarial step. `nextRound(phase, index)` draws the data of each update (index counts the
- * discriminator's updates within the step; the generator's is 0); the rounds are disposed here. Returns the
- * generator's metrics and the discriminator's, averaged over its updates (`discriminatorLoss`, `realLogit`,
- * `fakeLogit`, `...GradNorm`, penalties).
+ * One adversarial step over the players GENERATOR and DISCRIMINATOR. `nextRound(phase, batch)` draws the data of
+ * each update, `batch` being the update's data batch (`batchIndex`: the discriminator's updates first, then the
+ * generator's); the rounds are disposed here. Returns the generator's metrics and the discriminator's, averaged
+ * over its updates (`discriminatorLoss`, `realLogit`, `fakeLogit`, `...GradNorm`, penalties).
  */
 export function adversarialStep(
   ctx: StepContext,
+  players: Readonly<Record<string, Player>>,
   opts: AdversarialStepOptions,
-  nextRound: (phase: Phase, index: number) => AdversarialRound,
+  nextRound: (phase: Phase, batch: number) => AdversarialRound,
 ): Record<string, number> {
-  const { players, generator, discriminator, loss, discriminatorUpdates } = opts;
+  const { loss, discriminatorUpdates, adversarialWeight = 1 } = opts;
   const player = (name: string): Player => {
     const p = players[name];
     if (!p) throw new Error(`no player named ${name} (have: ${Object.keys(players).join(', ')})`);
@@ -99,15 +111,16 @@ export function adversarialStep(
   if (!(Number.isInteger(discriminatorUpdates) && discriminatorUpdates >= 1)) {
     throw new Error(`discriminatorUpdates must be a positive integer, got ${discriminatorUpdates}`);
   }
+  const updatesPerStep = discriminatorUpdates + 1;
 
   // 1. Discriminator: real vs. sg(fake), the fake made with the student's current weights outside the loss.
   const sums: Record<string, number> = {};
   for (let i = 0; i < discriminatorUpdates; i++) {
-    const round = nextRound('discriminator', i);
+    const round = nextRound('discriminator', batchIndex(ctx.step, updatesPerStep, i));
     try {
-      const fake = tf.tidy(() => round.fake(player(generator).params));
+      const fake = tf.tidy(() => round.fake(player(GENERATOR).params));
       try {
-        const m = ctx.update(discriminator, (dp) => discriminatorObjective(round, loss, dp, fake));
+        const m = ctx.update(DISCRIMINATOR, (dp) => discriminatorObjective(round, loss, dp, fake));
         for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + v;
       } finally {
         fake.dispose();
@@ -119,10 +132,10 @@ export function adversarialStep(
   const discMetrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / discriminatorUpdates]));
 
   // 2. Generator: through the discriminator (its weights read, not updated) into the student.
-  const round = nextRound('generator', 0);
+  const round = nextRound('generator', batchIndex(ctx.step, updatesPerStep, discriminatorUpdates));
   try {
-    const genMetrics = ctx.update(generator, (gp) =>
-      generatorObjective(round, loss, gp, player(discriminator).params),
+    const genMetrics = ctx.update(GENERATOR, (gp) =>
+      generatorObjective(round, loss, gp, player(DISCRIMINATOR).params, adversarialWeight),
     );
     return { ...discMetrics, ...genMetrics };
   } finally {

@@ -9,10 +9,10 @@ import type { Player } from '../../train/checkpoint.js';
 import { type TrainResult, type TrainStep, train } from '../../train/loop.js';
 import { trainedStepCounts } from './student-times.js';
 
-/** How a run is driven: where it writes, its seed, resume and checkpoint cadence. */
 /** What a distillation run returns: the shared loop's result. */
 export type DistillResult = TrainResult;
 
+/** How a run is driven: where it writes, its seed, resume and checkpoint cadence. */
 export interface RunOptions {
   readonly outDir: string;
   readonly seed: number;
