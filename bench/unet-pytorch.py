@@ -2,6 +2,7 @@
 # forward, MSE loss, backward and an Adam update per step, median of the timed steps, JSON on stdout.
 # Compare with `ladder --backend torch bench` at the same batch, size, widths and threads.
 # Usage: python3 bench/unet-pytorch.py [--batch 32] [--size 28] [--channels 32,64,128] [--steps 5] [--threads N]
+#        [--device cpu|cuda]
 import argparse
 import json
 import math
@@ -72,7 +73,7 @@ class UNet(torch.nn.Module):
 
     def forward(self, x, t, labels):
         half = self.base // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
         args = t[:, None] * freqs[None]
         e = self.t2(F.silu(self.t1(torch.cat([args.cos(), args.sin()], 1)))) + self.cls(labels)
         h = self.inp(x)
@@ -100,21 +101,25 @@ def main():
     p.add_argument("--channels", default="32,64,128")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = UNet([int(c) for c in a.channels.split(",")])
+    dev = torch.device(a.device)
+    net = UNet([int(c) for c in a.channels.split(",")]).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = torch.randn(a.batch, 1, a.size, a.size)
-    target = torch.randn(a.batch, 1, a.size, a.size)
-    t = torch.tensor([(i * 997) % 1000 for i in range(a.batch)], dtype=torch.float32)
-    labels = torch.tensor([i % 10 for i in range(a.batch)])
+    x = torch.randn(a.batch, 1, a.size, a.size, device=dev)
+    target = torch.randn(a.batch, 1, a.size, a.size, device=dev)
+    t = torch.tensor([(i * 997) % 1000 for i in range(a.batch)], dtype=torch.float32, device=dev)
+    labels = torch.tensor([i % 10 for i in range(a.batch)], device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(net(x, t, labels), target)
         loss.backward()
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()  # the step's time is the work done, as ladder's bench reads its loss
 
     for _ in range(2):
         step()
@@ -124,7 +129,8 @@ def main():
         step()
         times.append(1000 * (time.perf_counter() - began))
     print(json.dumps({
-        "benchmark": "unet-train-step", "backend": "pytorch " + torch.__version__, "threads": a.threads,
+        "benchmark": "unet-train-step", "backend": "pytorch " + torch.__version__, "device": a.device,
+        "threads": a.threads,
         "params": sum(q.numel() for q in net.parameters()), "batch": a.batch, "size": a.size,
         "channels": [int(c) for c in a.channels.split(",")], "steps": a.steps,
         "msPerStepMedian": round(statistics.median(times)), "msPerStepMin": round(min(times)),

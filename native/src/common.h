@@ -113,6 +113,7 @@ void register_reduce_ops();
 void register_shape_ops();
 void register_index_ops();
 void register_nn_ops();
+void register_fused_ops();
 
 // ---------------------------------------------------------------------------
 // Small helpers shared by op files.

@@ -16,7 +16,7 @@ import {
 import { countParams, type Params } from '../nn/params.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
-import { train } from '../train/loop.js';
+import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 
 export interface TrainAutoencoderOptions {
@@ -28,6 +28,8 @@ export interface TrainAutoencoderOptions {
   readonly seed: number;
   readonly resume: boolean;
   readonly checkpointEvery: number;
+  /** Profile this many steps after a warm-up step and stop (see TrainOptions.profile). */
+  readonly profile?: number;
   /** Use only the first N training images (quick runs and tests). */
   readonly limit?: number;
   /** Architecture overrides (channels, latentChannels, klWeight, groups). */
@@ -41,7 +43,7 @@ export const AUTOENCODER_DEFAULTS = {
   groups: 8,
 } as const;
 
-export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<void> {
+export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainResult> {
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const data = await loadDataset(
     opts.dataset,
@@ -79,10 +81,11 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<v
       checkpointEvery: opts.checkpointEvery,
       logEvery: 10,
       resume: opts.resume,
+      ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-ae',
     },
   );
-  if (result.interrupted) return;
+  if (result.interrupted) return result;
 
   // Latent normalisation (SD3's shift and scale) measured on training images with the EMA weights.
   const ema = player.ema.params;
@@ -111,6 +114,7 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<v
   );
   await saveModelFolder(opts.outDir, config, ema, card, { replace: opts.resume });
   process.stderr.write(`autoencoder written to ${opts.outDir}: test PSNR ${psnr.toFixed(2)} dB\n`);
+  return result;
 }
 
 /** Mean PSNR (peak-to-peak 2 for images in [-1, 1]) of posterior-mean reconstructions of the test split. */

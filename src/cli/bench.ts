@@ -3,6 +3,7 @@
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
+import { startProfile } from '../engine/profile.js';
 import { countParams, type Params } from '../nn/params.js';
 import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
@@ -12,6 +13,8 @@ export interface UnetBenchOptions {
   readonly size: number;
   readonly channels: readonly number[];
   readonly steps: number;
+  /** Also profile the timed steps: native calls, reads, ms inside and outside native calls per step. */
+  readonly profile?: boolean;
 }
 
 /** GroupNorm groups of the benchmarked U-Net: its widths must be multiples of it. */
@@ -46,17 +49,20 @@ export async function benchUnetStep(o: UnetBenchOptions) {
       const p = Object.fromEntries(names.map((n, i) => [n, xs[i]!]));
       return unetForward(p, cfg, x, t, labels).out.sub(target).square().mean() as tf.Scalar;
     })(names.map((n) => params[n]!));
-    value.dataSync(); // wait for the step to finish
-    params = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!])), 1).params;
-    tf.dispose([value, ...grads]);
+    value.dataSync(); // wait for the step to finish (the one read of a step)
+    const update = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!])), 1);
+    params = update.params;
+    tf.dispose([value, update.gradNorm, ...grads]);
   };
   for (let i = 0; i < 2; i++) step();
   const times: number[] = [];
+  const profiling = o.profile ? startProfile() : undefined;
   for (let i = 0; i < o.steps; i++) {
     const began = performance.now();
     step();
     times.push(performance.now() - began);
   }
+  const profile = profiling?.stop(o.steps);
   times.sort((a, b) => a - b);
   const result = {
     benchmark: 'unet-train-step',
@@ -68,6 +74,7 @@ export async function benchUnetStep(o: UnetBenchOptions) {
     steps: o.steps,
     msPerStepMedian: Math.round(times[Math.floor(times.length / 2)]!),
     msPerStepMin: Math.round(times[0]!),
+    ...(profile && { profile }),
   };
   tf.dispose([x, target, t, labels, ...Object.values(params)]);
   optimizer.dispose();

@@ -35,7 +35,14 @@ async function parse(args: string[], run?: (call: DistillCall) => Promise<void>)
   const program = new Command('ladder')
     .exitOverride()
     .configureOutput({ writeErr: (s) => (errors += s), writeOut: () => {} });
-  registerDistillCommands(program, run);
+  registerDistillCommands(
+    program,
+    run &&
+      (async (call) => {
+        await run(call);
+        return undefined;
+      }),
+  );
   try {
     await program.parseAsync(args, { from: 'user' });
     return errors;
@@ -489,6 +496,7 @@ describe('ladder distill: the flag tables', () => {
       '--checkpoint-every',
       '--log-every',
       '--resume',
+      '--profile',
     ];
     const untested = [...help.keys()].filter(
       (f) => f !== '--help' && !everyRun.includes(f) && !READERS.some(([r]) => r === f),

@@ -4,6 +4,7 @@
 // defaults read from LADD_DEFAULTS, PADD_DEFAULTS, ADD_DEFAULTS, so each default is written in one place), the
 // chosen method's config override (unset flags are left out, so the library's defaults stay in force) and the
 // check that a flag given belongs to that method: another method's flag is an error, not silently ignored.
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add-config.js';
 import { type DistillAddOptions, distillAdd } from '../distill/add-train.js';
@@ -12,6 +13,7 @@ import { type DistillLaddOptions, distillLadd } from '../distill/ladd-train.js';
 import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd-config.js';
 import { type DistillPaddOptions, distillPadd } from '../distill/padd-train.js';
 import { defaultSynthSettings, type SynthSettings, synthesize } from '../distill/shared/synth.js';
+import type { EngineProfile } from '../engine/profile.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
@@ -25,7 +27,9 @@ import {
   list,
   nonNegative,
   num,
+  PROFILE_HELP,
   positive,
+  runOrProfile,
   sampler,
 } from './options.js';
 
@@ -404,6 +408,7 @@ interface DistillFlags {
   readonly resume: boolean;
   readonly checkpointEvery: number;
   readonly logEvery: number;
+  readonly profile?: number;
   readonly limit?: number;
   readonly synthetic?: string;
   readonly synthN?: number;
@@ -438,16 +443,31 @@ export type DistillCall =
   | { readonly method: 'padd'; readonly options: DistillPaddOptions }
   | { readonly method: 'add'; readonly options: DistillAddOptions };
 
-async function callLibrary(call: DistillCall): Promise<void> {
-  if (call.method === 'ladd') await distillLadd(call.options);
-  else if (call.method === 'padd') await distillPadd(call.options);
-  else await distillAdd(call.options);
+/** What a run hands back to the command: its profile, when asked for one. */
+type DistillOutcome = { readonly profile?: EngineProfile } | undefined;
+
+async function callLibrary(call: DistillCall): Promise<DistillOutcome> {
+  if (call.method === 'ladd') return distillLadd(call.options);
+  if (call.method === 'padd') return distillPadd(call.options);
+  return distillAdd(call.options);
+}
+
+/**
+ * The call writing into `outDir` instead (a profile's temporary folder), its synthetic latents still cached at
+ * the default place under the asked --out.
+ */
+function redirected(call: DistillCall, outDir: string): DistillCall {
+  if (call.method === 'add') return { method: 'add', options: { ...call.options, outDir } };
+  const syntheticFile = call.options.syntheticFile ?? join(call.options.outDir, 'synthetic.safetensors');
+  return call.method === 'ladd'
+    ? { method: 'ladd', options: { ...call.options, outDir, syntheticFile } }
+    : { method: 'padd', options: { ...call.options, outDir, syntheticFile } };
 }
 
 /** Adds `distill` and `synth` to the `ladder` program; `distill` hands its call to `run` (tests capture it). */
 export function registerDistillCommands(
   program: Command,
-  run: (call: DistillCall) => Promise<void> = callLibrary,
+  run: (call: DistillCall) => Promise<DistillOutcome> = callLibrary,
 ): void {
   const command = program
     .command('distill')
@@ -476,6 +496,7 @@ export function registerDistillCommands(
     .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every', 1), 100)
     .option('--log-every <n>', 'iterations between log.jsonl lines', int('--log-every', 1), 10)
     .option('--resume', 'continue the run in --out from its newest checkpoint', false)
+    .option('--profile <n>', PROFILE_HELP, int('--profile', 1))
     .action(async (o: DistillFlags & Readonly<Record<string, unknown>>) => {
       for (const { option, methods } of flags) {
         if (o[option.attributeName()] !== undefined && !methods.includes(o.method)) {
@@ -496,7 +517,12 @@ export function registerDistillCommands(
         resume: o.resume,
         checkpointEvery: o.checkpointEvery,
         logEvery: o.logEvery,
+        ...(o.profile === undefined ? {} : { profile: o.profile }),
       };
+      const dispatch = (call: DistillCall): Promise<void> =>
+        runOrProfile(o.out, o.profile, async (outDir) =>
+          run(o.profile === undefined ? call : redirected(call, outDir)),
+        );
       if (o.method === 'add') {
         if (o.featureNet === undefined) {
           throw new Error(
@@ -506,7 +532,7 @@ export function registerDistillCommands(
         const config = configOverride('add', o);
         // Settings that must agree (--probs and --steps, --t-min < --t-max) fail before the run folder is made.
         resolveAddConfig(config);
-        await run({
+        await dispatch({
           method: 'add',
           options: {
             teacherDir: o.teacher,
@@ -523,14 +549,14 @@ export function registerDistillCommands(
       if (o.method === 'padd') {
         const config = configOverride('padd', o);
         const fromStage = o.fromStage === undefined ? {} : { fromStage: o.fromStage };
-        await run({ method: 'padd', options: { ...source, ...runSettings, config, ...fromStage } });
+        await dispatch({ method: 'padd', options: { ...source, ...runSettings, config, ...fromStage } });
         return;
       }
       const config = configOverride('ladd', o);
       // Settings that must agree (--probs and --steps, --head-groups and --head-channels) fail before the run
       // folder is made.
       resolveLaddConfig(config);
-      await run({ method: 'ladd', options: { ...source, ...runSettings, config } });
+      await dispatch({ method: 'ladd', options: { ...source, ...runSettings, config } });
     });
 
   program

@@ -13,7 +13,16 @@ import { readJson } from '../models/folder.js';
 import { DEFAULT_BATCH, MAX_CFG } from '../models/pipeline.js';
 import { FEATURE_NET_DEFAULTS } from '../nn/feature-net.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
-import { addTrainingFlags, cfgScale, dataset, num as finite, int, list, sampler } from './options.js';
+import {
+  addTrainingFlags,
+  cfgScale,
+  dataset,
+  num as finite,
+  int,
+  list,
+  runOrProfile,
+  sampler,
+} from './options.js';
 import { latentSizeArg, refuseOverwrite } from './sample.js';
 
 /**
@@ -102,25 +111,28 @@ export function registerEvalCommands(program: Command): void {
       resumeHelp: 'continue the run in --out from its newest checkpoint (on a finished run: redo the card)',
     },
   ).action(async (o) => {
-    await trainFeatureNet({
-      dataset: o.data,
-      outDir: o.out,
-      steps: o.steps,
-      batchSize: o.batch,
-      lr: o.lr,
-      seed: o.seed,
-      resume: o.resume,
-      checkpointEvery: o.checkpointEvery,
-      maxShift: o.shift,
-      emaDecay: o.ema,
-      ...(o.limit === undefined ? {} : { limit: o.limit }),
-      ...(o.testLimit === undefined ? {} : { testLimit: o.testLimit }),
-      ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
-      arch: {
-        ...(o.channels === undefined ? {} : { channels: o.channels }),
-        ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
-      },
-    });
+    await runOrProfile(o.out, o.profile, (outDir) =>
+      trainFeatureNet({
+        dataset: o.data,
+        outDir,
+        steps: o.steps,
+        batchSize: o.batch,
+        lr: o.lr,
+        seed: o.seed,
+        resume: o.resume,
+        checkpointEvery: o.checkpointEvery,
+        maxShift: o.shift,
+        emaDecay: o.ema,
+        ...(o.limit === undefined ? {} : { limit: o.limit }),
+        ...(o.testLimit === undefined ? {} : { testLimit: o.testLimit }),
+        ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+        arch: {
+          ...(o.channels === undefined ? {} : { channels: o.channels }),
+          ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
+        },
+        ...(o.profile === undefined ? {} : { profile: o.profile }),
+      }),
+    );
   });
 
   program

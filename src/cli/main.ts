@@ -12,7 +12,17 @@ import { cardCommand } from './card.js';
 import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
-import { addTrainingFlags, cfgScale, dataset, decay, int, list, probability, widths } from './options.js';
+import {
+  addTrainingFlags,
+  cfgScale,
+  dataset,
+  decay,
+  int,
+  list,
+  probability,
+  runOrProfile,
+  widths,
+} from './options.js';
 import { registerSampleCommand } from './sample.js';
 import { registerServeCommands } from './serve.js';
 
@@ -80,18 +90,21 @@ addTrainingFlags(
     ),
   { steps: 2500, batch: 64, lr: 1e-3 },
 ).action(async (o) => {
-  await trainAutoencoder({
-    dataset: o.data,
-    outDir: o.out,
-    steps: o.steps,
-    batchSize: o.batch,
-    lr: o.lr,
-    seed: o.seed,
-    resume: o.resume,
-    checkpointEvery: o.checkpointEvery,
-    ...(o.limit === undefined ? {} : { limit: o.limit }),
-    ...(o.channels === undefined ? {} : { arch: { channels: o.channels } }),
-  });
+  await runOrProfile(o.out, o.profile, (outDir) =>
+    trainAutoencoder({
+      dataset: o.data,
+      outDir,
+      steps: o.steps,
+      batchSize: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      checkpointEvery: o.checkpointEvery,
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      ...(o.channels === undefined ? {} : { arch: { channels: o.channels } }),
+      ...(o.profile === undefined ? {} : { profile: o.profile }),
+    }),
+  );
 });
 
 addTrainingFlags(
@@ -129,24 +142,27 @@ addTrainingFlags(
     o.formulation === 'flow'
       ? FLOW_DEFAULTS
       : { ...VP_DEFAULTS, prediction: o.prediction, zeroTerminalSnr: o.zeroTerminalSnr as boolean };
-  await trainTeacher({
-    aeDir: o.ae,
-    outDir: o.out,
-    formulation,
-    steps: o.steps,
-    batchSize: o.batch,
-    lr: o.lr,
-    seed: o.seed,
-    resume: o.resume,
-    checkpointEvery: o.checkpointEvery,
-    labelDropout: o.labelDropout,
-    emaDecay: o.ema,
-    ...(o.limit === undefined ? {} : { limit: o.limit }),
-    unet: {
-      ...(o.channels === undefined ? {} : { channels: o.channels }),
-      ...(o.blocks === undefined ? {} : { blocksPerLevel: o.blocks }),
-    },
-  });
+  await runOrProfile(o.out, o.profile, (outDir) =>
+    trainTeacher({
+      aeDir: o.ae,
+      outDir,
+      formulation,
+      steps: o.steps,
+      batchSize: o.batch,
+      lr: o.lr,
+      seed: o.seed,
+      resume: o.resume,
+      checkpointEvery: o.checkpointEvery,
+      labelDropout: o.labelDropout,
+      emaDecay: o.ema,
+      ...(o.limit === undefined ? {} : { limit: o.limit }),
+      unet: {
+        ...(o.channels === undefined ? {} : { channels: o.channels }),
+        ...(o.blocks === undefined ? {} : { blocksPerLevel: o.blocks }),
+      },
+      ...(o.profile === undefined ? {} : { profile: o.profile }),
+    }),
+  );
 });
 
 registerSampleCommand(program);
@@ -189,12 +205,18 @@ program
     [32, 64, 128],
   )
   .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps', 1), 5)
+  .option(
+    '--profile',
+    'also print native calls, reads and ms inside and outside native calls per step',
+    false,
+  )
   .action(async (o) => {
     const result = await benchUnetStep({
       batch: o.batch,
       size: o.size,
       channels: o.channels,
       steps: o.steps,
+      profile: o.profile,
     });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   });

@@ -1,6 +1,10 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
+import type { EngineProfile } from '../engine/profile.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 
@@ -135,5 +139,34 @@ export function addTrainingFlags(command: Command, d: TrainingFlagDefaults): Com
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
     .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every', 1), 250)
-    .option('--resume', d.resumeHelp ?? 'continue the run in --out from its newest checkpoint', false);
+    .option('--resume', d.resumeHelp ?? 'continue the run in --out from its newest checkpoint', false)
+    .option('--profile <n>', PROFILE_HELP, int('--profile', 1));
+}
+
+export const PROFILE_HELP =
+  'profile N iterations after a warm-up one and print JSON per iteration: native calls, reads back to the host ' +
+  '(syncs), ms inside and outside native calls; runs in a temporary folder, nothing is written to --out';
+
+/**
+ * Runs a training command: into `outDir`, or, with `profile`, into a temporary folder that is removed afterwards,
+ * printing the run's profile as one JSON line on stdout.
+ */
+export async function runOrProfile(
+  outDir: string,
+  profile: number | undefined,
+  run: (outDir: string) => Promise<{ readonly profile?: EngineProfile } | undefined>,
+): Promise<void> {
+  if (profile === undefined) {
+    await run(outDir);
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'ladder-profile-'));
+  try {
+    const result = await run(join(dir, 'run'));
+    if (result?.profile === undefined)
+      throw new Error('--profile: the run ended before the profiled iterations');
+    process.stdout.write(`${JSON.stringify({ profile: result.profile })}\n`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

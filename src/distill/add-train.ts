@@ -45,6 +45,8 @@ export interface DistillAddOptions {
   readonly limit?: number;
   /** Stop after this many steps in this process (tests); the run stays resumable. */
   readonly stopAfter?: number;
+  /** Profile this many iterations after a warm-up one, then stop (the result's `profile`). */
+  readonly profile?: number;
   /** Repetitions of the timing breakdown written to the card (default 3). */
   readonly timingReps?: number;
 }
@@ -164,7 +166,7 @@ export interface AddTiming {
   };
 }
 
-/** A step context whose updates do what the training loop's do (gradients, one sync, optimiser), minus logging. */
+/** A step context whose updates do what the training loop's do (gradients, optimiser), waiting for each update. */
 function timingContext(players: Readonly<Record<string, Player>>, step: number, rng: Rng): StepContext {
   return {
     step,
@@ -176,9 +178,11 @@ function timingContext(players: Readonly<Record<string, Player>>, step: number, 
         const out = lossFn(Object.fromEntries(names.map((n, i) => [n, xs[i]!])));
         return out instanceof tf.Tensor ? out : out.loss;
       })(names.map((n) => player.params[n]!));
-      value.dataSync(); // the loop's one sync per update
+      value.dataSync(); // waits for the update's work, so the time measured is the work done
       const gradMap: Params = Object.fromEntries(names.map((n, i) => [n, grads[i]!]));
-      player.params = player.optimizer.apply(player.params, gradMap).params;
+      const { params, gradNorm } = player.optimizer.apply(player.params, gradMap);
+      player.params = params;
+      gradNorm.dispose();
       player.ema?.update(player.params, player.optimizer.updates);
       tf.dispose([value, ...grads]);
       return {};

@@ -21,6 +21,8 @@ export interface DistillLaddOptions extends LatentSourceOptions {
   readonly logEvery?: number;
   /** Stop after this many steps in this process (tests); the run stays resumable. */
   readonly stopAfter?: number;
+  /** Profile this many iterations after a warm-up one, then stop (the result's `profile`). */
+  readonly profile?: number;
 }
 
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {

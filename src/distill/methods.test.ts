@@ -39,6 +39,7 @@ import {
   type MethodInstance,
   type Observation,
   observeTraining,
+  readsOverSteps,
 } from './fixtures/observe-training.js';
 import { laddPlayers, laddRound, laddStep } from './ladd.js';
 import { type AdversarialRound, adversarialStep } from './shared/adversarial.js';
@@ -116,6 +117,9 @@ function describeMethod(method: MethodUnderTest, world: () => TinyWorld, withRun
         it('a generator update changes only the student, whose gradient reaches its input layer', () =>
           checkGeneratorUpdates(obs));
 
+        it('reads nothing back to the host between log lines (no GPU sync in a step)', async () =>
+          assert.equal(await readsOverSteps(instance!, 3), 0));
+
         it('leaves no tensor behind over a step', () => checkNoLeak(obs));
       });
     }
@@ -164,6 +168,20 @@ function describeMethod(method: MethodUnderTest, world: () => TinyWorld, withRun
 // The checks above can fail: each is shown a method broken in the way it guards against.
 
 function describeBrokenMethods(world: () => TinyWorld): void {
+  it('a step that reads a value back shows up in the read count', async () => {
+    const setup = tinyLaddSetup(world());
+    const players = laddPlayers(setup, new Rng(3));
+    const method = laddStep(setup, players);
+    const step: TrainStep = (ctx) => {
+      const metrics = method(ctx);
+      metrics.generatorLoss?.dataSync(); // e.g. a NaN check in the step
+      return metrics;
+    };
+    const reads = await readsOverSteps({ players, step, frozen: {}, dispose: () => {} }, 2);
+    disposePlayers(players);
+    assert.equal(reads, 2);
+  });
+
   it('a student sharing its teacher’s tensors (not a copy) shows up as a changed teacher', async () => {
     const teacher = cloneParams(world().teacher.params);
     const setup = { ...tinyLaddSetup(world(), { emaDecay: 0 }), teacherParams: teacher };

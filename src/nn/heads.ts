@@ -71,8 +71,8 @@ function head(s: ParamScope, cfg: HeadsConfig, x: tf.Tensor4D, emb: tf.Tensor2D)
   // unconditional and learns how much to use t_hat and the class.
   const film = linear(s.child('film'), silu(emb), 2 * c, { zeroInit: true }).reshape([b, 1, 1, 2 * c]);
   const [scale, shift] = tf.split(film, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
-  const normed = groupNorm(s.child('norm'), h1, cfg.groups).mul(scale.add(1)).add(shift) as tf.Tensor4D;
-  const h2 = conv2d(s.child('conv2'), silu(normed), c);
+  const normed = groupNorm(s.child('norm'), h1, cfg.groups, { modulation: { scale, shift }, silu: true });
+  const h2 = conv2d(s.child('conv2'), normed, c);
   const logitMap = conv2d(s.child('out'), h2, 1, { kernel: 1 }); // [B, H, W, 1]
   return logitMap.mean([1, 2, 3]) as tf.Tensor1D; // one logit per sample
 }
@@ -149,7 +149,7 @@ function patchHead(s: ParamScope, cfg: PatchHeadConfig, x: tf.Tensor4D): tf.Tens
   if (x.shape[3] !== cfg.inChannels) {
     throw new Error(`the patch head was built for ${cfg.inChannels} input channels but got ${x.shape[3]}`);
   }
-  const h = silu(groupNorm(s.child('norm'), conv2d(s.child('conv1'), x, cfg.channels), cfg.groups));
+  const h = groupNorm(s.child('norm'), conv2d(s.child('conv1'), x, cfg.channels), cfg.groups, { silu: true });
   return conv2d(s.child('out'), h, 1);
 }
 

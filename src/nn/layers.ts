@@ -1,6 +1,7 @@
 // Building blocks over tfjs-core ops. Each layer is a function of (scope, input, options): the same code creates
 // the parameters (init scope) and applies them (apply scope). Layout is NHWC throughout.
 import * as tf from '../core/tf.js';
+import { attention, groupNormAct } from '../engine/fused.js';
 import { heNormal, normal, type ParamScope, zeros } from './params.js';
 
 export interface Conv2dOptions {
@@ -25,8 +26,15 @@ export function conv2d(
     [kernel, kernel, inChannels, outChannels],
     zeroInit ? zeros : heNormal(),
   ) as tf.Tensor4D;
-  const y = tf.conv2d(x, w, stride, 'same');
-  return bias ? tf.add(y, s.param('b', [outChannels], zeros)) : y;
+  if (!bias) return tf.conv2d(x, w, stride, 'same');
+  // The bias inside the convolution kernel: no separate pass over the output (tfjs fuses it under gradients too).
+  return tf.fused.conv2d({
+    x,
+    filter: w,
+    strides: stride,
+    pad: 'same',
+    bias: s.param('b', [outChannels], zeros),
+  });
 }
 
 /** Dense layer on the last axis. x: [..., in] -> [..., out]. */
@@ -47,25 +55,31 @@ export const silu = <T extends tf.Tensor>(x: T): T => tf.mul(x, tf.sigmoid(x));
 
 /**
  * GroupNorm (Wu & He 2018) over NHWC: statistics per sample and group of channels. With `affine` the layer has
- * its own scale and shift; adaptive variants pass `affine: false` and modulate afterwards.
+ * its own scale and shift; adaptive variants pass `affine: false` and a per-sample modulation (1 + scale, shift).
+ * `silu` applies SiLU last. On the torch backend all of it is one fused kernel (engine/fused.ts).
  */
 export function groupNorm(
   s: ParamScope,
   x: tf.Tensor4D,
   groups: number,
-  opts: { affine?: boolean; eps?: number } = {},
+  opts: {
+    affine?: boolean;
+    eps?: number;
+    modulation?: { readonly scale: tf.Tensor; readonly shift: tf.Tensor };
+    silu?: boolean;
+  } = {},
 ): tf.Tensor4D {
-  const { affine = true, eps = 1e-5 } = opts;
-  const [b, h, w, c] = x.shape;
-  if (c % groups !== 0) throw new Error(`GroupNorm: ${c} channels do not split into ${groups} groups`);
-  const grouped = x.reshape([b, h, w, groups, c / groups]); // [B, H, W, G, C/G]
-  const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
-  const normed = grouped
-    .sub(mean)
-    .mul(tf.rsqrt(variance.add(eps)))
-    .reshape([b, h, w, c]) as tf.Tensor4D;
-  if (!affine) return normed;
-  return normed.mul(s.param('scale', [c], (shape) => tf.ones([...shape]))).add(s.param('shift', [c], zeros));
+  const { affine = true, eps = 1e-5, modulation, silu: act = false } = opts;
+  const c = x.shape[3];
+  const gamma = affine ? (s.param('scale', [c], (shape) => tf.ones([...shape])) as tf.Tensor1D) : undefined;
+  const beta = affine ? (s.param('shift', [c], zeros) as tf.Tensor1D) : undefined;
+  return groupNormAct(x, {
+    groups,
+    eps,
+    silu: act,
+    ...(gamma && beta ? { gamma, beta } : {}),
+    ...(modulation ? { scale: modulation.scale, shift: modulation.shift } : {}),
+  });
 }
 
 /** Multi-head self-attention over the H*W positions, with a residual connection. x: [B, H, W, C]. */
@@ -81,9 +95,7 @@ export function selfAttention(s: ParamScope, x: tf.Tensor4D, heads: number, grou
     tf.Tensor3D,
     tf.Tensor3D,
   ];
-  const weights = tf.softmax(tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dHead)));
-  const attended = tf
-    .matMul(weights, v)
+  const attended = attention(q, k, v, 1 / Math.sqrt(dHead))
     .reshape([b, heads, h * w, dHead])
     .transpose([0, 2, 1, 3]);
   const out = linear(s.child('out'), attended.reshape([b, h * w, c]), c, { zeroInit: true });

@@ -112,7 +112,9 @@ describe('U-Net', () => {
             .mean() as tf.Scalar;
         })(names.map((n) => params[n]!));
         losses.push(value.dataSync()[0]!);
-        params = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!]))).params;
+        const update = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!])));
+        params = update.params;
+        update.gradNorm.dispose();
         tf.dispose([value, ...grads, x, labels, eps, t]);
       }
       tf.dispose(Object.values(params));

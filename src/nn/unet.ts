@@ -81,11 +81,15 @@ function resBlock(
   groups: number,
 ): tf.Tensor4D {
   const [b] = x.shape;
-  const h = conv2d(s.child('conv1'), silu(groupNorm(s.child('norm1'), x, groups)), outCh);
+  const h = conv2d(s.child('conv1'), groupNorm(s.child('norm1'), x, groups, { silu: true }), outCh);
   const scaleShift = linear(s.child('emb'), silu(emb), 2 * outCh).reshape([b, 1, 1, 2 * outCh]);
   const [scale, shift] = tf.split(scaleShift, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
-  const modulated = groupNorm(s.child('norm2'), h, groups, { affine: false }).mul(scale.add(1)).add(shift);
-  const h2 = conv2d(s.child('conv2'), silu(modulated as tf.Tensor4D), outCh, { zeroInit: true });
+  const modulated = groupNorm(s.child('norm2'), h, groups, {
+    affine: false,
+    modulation: { scale, shift },
+    silu: true,
+  });
+  const h2 = conv2d(s.child('conv2'), modulated, outCh, { zeroInit: true });
   const skip = x.shape[3] === outCh ? x : conv2d(s.child('skip'), x, outCh, { kernel: 1 });
   return skip.add(h2);
 }
@@ -163,7 +167,7 @@ function decode(s: ParamScope, cfg: UNetConfig, state: EncoderState): tf.Tensor4
       h = upsample(ls.child('up'), h, [target.shape[1], target.shape[2]]);
     }
   }
-  const out = silu(groupNorm(s.child('out').child('norm'), h, cfg.groups));
+  const out = groupNorm(s.child('out').child('norm'), h, cfg.groups, { silu: true });
   return conv2d(s.child('out').child('conv'), out, cfg.outChannels, { zeroInit: true });
 }
 

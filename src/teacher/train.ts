@@ -11,7 +11,7 @@ import { countParams } from '../nn/params.js';
 import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
-import { train } from '../train/loop.js';
+import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 
 export interface TrainTeacherOptions {
@@ -24,6 +24,8 @@ export interface TrainTeacherOptions {
   readonly seed: number;
   readonly resume: boolean;
   readonly checkpointEvery: number;
+  /** Profile this many steps after a warm-up step and stop (see TrainOptions.profile). */
+  readonly profile?: number;
   /** Share of labels replaced by the null class, so the model also learns the unconditional score. */
   readonly labelDropout: number;
   readonly emaDecay: number;
@@ -49,7 +51,7 @@ export const VP_DEFAULTS: FormulationConfig = {
   betaEnd: 0.012,
 };
 
-export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
+export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResult> {
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const ae = await loadAutoencoder(opts.aeDir);
   const aeCfg = ae.config.autoencoder;
@@ -89,10 +91,14 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
     (ctx) => {
       // 2. x0, its class (dropped to the null class with p = labelDropout), t from the training density, noise.
       const batch = loader.batchAt(ctx.step);
-      const labelValues = batch.labels
-        .dataSync()
-        .map((l) => (ctx.rng.uniform() < opts.labelDropout ? unet.numClasses : l));
-      const labels = tf.tensor1d(labelValues, 'int32');
+      // The dropout draws are made on the host and the labels replaced on the device: nothing is read back.
+      const dropped = tf.tensor1d(
+        Array.from({ length: b }, () => (ctx.rng.uniform() < opts.labelDropout ? 1 : 0)),
+        'bool',
+      );
+      const labels = tf.tidy(() =>
+        tf.where(dropped, tf.fill([b], unet.numClasses, 'int32'), batch.labels),
+      ) as tf.Tensor1D;
       const t = tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b));
       const eps = randn(ctx.rng, [b, ...shape]) as tf.Tensor4D;
       const xt = addNoise(f, batch.x, eps, t);
@@ -103,7 +109,7 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
         'teacher',
         (p) => unetForward(p, unet, xt, netTime, labels).out.sub(target).square().mean() as tf.Scalar,
       );
-      tf.dispose([batch.x, batch.labels, labels, t, eps, xt, target, netTime]);
+      tf.dispose([batch.x, batch.labels, dropped, labels, t, eps, xt, target, netTime]);
       return metrics;
     },
     {
@@ -113,10 +119,11 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
       checkpointEvery: opts.checkpointEvery,
       logEvery: 10,
       resume: opts.resume,
+      ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-teacher',
     },
   );
-  if (result.interrupted) return;
+  if (result.interrupted) return result;
 
   const config: DiffusionModelConfig = {
     format: 'ladder-model',
@@ -144,4 +151,5 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<void> {
   );
   await saveModelFolder(opts.outDir, config, player.ema.params, card, { replace: opts.resume });
   process.stderr.write(`teacher written to ${opts.outDir}\n`);
+  return result;
 }

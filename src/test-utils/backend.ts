@@ -5,6 +5,8 @@ import * as tf from '../core/tf.js';
 import { type BackendName, initBackend } from '../engine/backend.js';
 
 export async function testBackend(): Promise<BackendName> {
+  // The test runner runs two files at once: one libtorch thread each, as for any two jobs on one machine.
+  process.env.LADDER_TORCH_THREADS ??= '1';
   return initBackend(process.env.LADDER_BACKEND ?? 'wasm');
 }
 

@@ -76,7 +76,9 @@ describe('torch backend memory over a long run', async () => {
         return unetForward(p, TINY_UNET, x, t, labels).out.sub(x).square().mean() as tf.Scalar;
       })(names.map((n) => params[n]!));
       value.dataSync();
-      params = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!]))).params;
+      const update = optimizer.apply(params, Object.fromEntries(names.map((n, i) => [n, grads[i]!])));
+      params = update.params;
+      update.gradNorm.dispose();
       tf.dispose([value, ...grads, x, t, labels]);
       if (step === 199) early = snapshot();
     }

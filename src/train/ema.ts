@@ -1,6 +1,7 @@
 // Exponential moving average of weights (Polyak averaging), with the usual warm-up of the decay so early
 // averages are not dominated by the random initialisation.
 import * as tf from '../core/tf.js';
+import { emaStep } from '../engine/fused.js';
 import { cloneParams, disposeParams, type Params } from '../nn/params.js';
 
 export class Ema {
@@ -19,13 +20,18 @@ export class Ema {
   }
 
   update(source: Params, updates: number): void {
-    const beta = this.decayAt(updates);
-    for (const [name, p] of Object.entries(source)) {
-      const old = this.params[name];
-      if (!old) throw new Error(`EMA has no parameter ${name}`);
-      this.params[name] = tf.tidy(() => old.mul(beta).add(p.mul(1 - beta)));
-      old.dispose();
-    }
+    const names = Object.keys(source);
+    for (const name of names) if (!this.params[name]) throw new Error(`EMA has no parameter ${name}`);
+    const old = names.map((n) => this.params[n]!);
+    const next = emaStep(
+      old,
+      names.map((n) => source[n]!),
+      this.decayAt(updates),
+    );
+    names.forEach((n, i) => {
+      this.params[n] = next[i]!;
+    });
+    tf.dispose(old);
   }
 
   /** Replaces the averaged weights, taking ownership of `params`. */

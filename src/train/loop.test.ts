@@ -10,12 +10,19 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { availableBackends } from '../engine/backend.js';
 import { decodeSafetensors } from '../io/safetensors.js';
+import { disposeParams } from '../nn/params.js';
 import { initUNet, unetForward } from '../nn/unet.js';
 import { testBackend } from '../test-utils/backend.js';
 import { readRunLog } from '../test-utils/run-log.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import { TINY_UNET } from './fixtures/tiny.js';
-import { describeSettingsChanges, type StepContext, type TrainOptions, train } from './loop.js';
+import {
+  describeSettingsChanges,
+  type StepContext,
+  type StepMetrics,
+  type TrainOptions,
+  train,
+} from './loop.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
 import { LOCK_FILE } from './run-lock.js';
 
@@ -169,7 +176,7 @@ describe('training loop', () => {
   it('compares a segment with the last process that trained, not with one stopped before its first step', async () => {
     const dir = await tmp();
     const player = { params: initUNet(TINY_UNET, new Rng(1)), optimizer: new AdamW({ ...ADAM_DEFAULTS }) };
-    const step = (ctx: StepContext): Record<string, number> => {
+    const step = (ctx: StepContext): StepMetrics => {
       const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
       const m = ctx.update(
         'net',
@@ -213,6 +220,86 @@ describe('training loop', () => {
     const again = spawnSync(process.execPath, [...tsx, dir, '6'], { encoding: 'utf8' });
     assert.notEqual(again.status, 0);
     assert.match(again.stderr, /already holds a run .*pass --resume/);
+  });
+
+  it('reads the step values back once per log line and never in between', async () => {
+    const net = (): { params: ReturnType<typeof initUNet>; optimizer: AdamW } => ({
+      params: initUNet(TINY_UNET, new Rng(1)),
+      optimizer: new AdamW({ ...ADAM_DEFAULTS }),
+    });
+    const step = (ctx: StepContext): StepMetrics => {
+      const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
+      const m = ctx.update(
+        'net',
+        (p) =>
+          unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
+            .out.sub(x)
+            .square()
+            .mean() as tf.Scalar,
+      );
+      x.dispose();
+      return m;
+    };
+    const readsWith = async (logEvery: number): Promise<number> => {
+      const player = net();
+      const result = await train({ net: player }, step, {
+        outDir: await tmp(),
+        totalSteps: 20,
+        seed: 0,
+        checkpointEvery: 100,
+        logEvery,
+        resume: false,
+        profile: 4, // steps 1..4, after the warm-up step 0
+      });
+      disposeParams(player.params);
+      player.optimizer.dispose();
+      return Math.round((result.profile?.reads ?? Number.NaN) * 4);
+    };
+    assert.equal(await readsWith(100), 0);
+    assert.equal(await readsWith(2), 2); // the log lines after steps 2 and 4, one read each
+  });
+
+  it('catches a NaN at the next log line and rolls back past it, to the checkpoint before it', async () => {
+    const dir = await tmp();
+    const player = {
+      params: initUNet(TINY_UNET, new Rng(1)),
+      optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: 1e-2 }),
+    };
+    let poisoned = false;
+    const seen: number[] = [];
+    const result = await train(
+      { net: player },
+      (ctx) => {
+        seen.push(ctx.step);
+        const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
+        const poison = ctx.step === 6 && !poisoned;
+        if (poison) poisoned = true;
+        const m = ctx.update('net', (p) => {
+          const loss = unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
+            .out.sub(x)
+            .square()
+            .mean();
+          return (poison ? loss.mul(Number.NaN) : loss) as tf.Scalar;
+        });
+        x.dispose();
+        return m;
+      },
+      { outDir: dir, totalSteps: 10, seed: 0, checkpointEvery: 5, logEvery: 4, resume: false },
+    );
+    assert.equal(result.completedSteps, 10);
+    // The NaN of step 6 is read with the log line after step 7; the checkpoint at step 5 came before it.
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 9]);
+    const log = await readRunLog(dir);
+    assert.deepEqual(
+      log.find((l) => l.event === 'rollback'),
+      { event: 'rollback', step: 5, lrScale: 0.5 },
+    );
+    const nan = tf.tidy(
+      () => tf.addN(Object.values(player.params).map((t) => t.isNaN().sum())).dataSync()[0],
+    );
+    assert.equal(nan, 0);
+    disposeParams(player.params);
+    player.optimizer.dispose();
   });
 
   it('rolls back to the last good checkpoint and halves the learning rate on a NaN loss', async () => {

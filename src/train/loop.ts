@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { type EngineProfile, type ProfileRun, startProfile } from '../engine/profile.js';
 import type { Params } from '../nn/params.js';
 import {
   latestCheckpointStep,
@@ -40,6 +41,11 @@ export interface TrainOptions {
   readonly stopAfter?: number;
   /** The run's resolved settings (a method's config): a resume reports which differ from the last process's. */
   readonly settings?: object;
+  /**
+   * Profile this many steps after one warm-up step, then stop (the run stays resumable); the result's `profile`
+   * holds native calls, reads and time per step.
+   */
+  readonly profile?: number;
 }
 
 /** Loss of one player's update; `aux` scalars are logged (the trainer disposes them). */
@@ -48,6 +54,12 @@ export interface LossOutput {
   readonly aux?: Readonly<Record<string, tf.Scalar>>;
 }
 
+/**
+ * Scalars a step logs. They stay on the device: the loop reads every step's values in one read per log line (on a
+ * GPU each read waits for the queue), and owns the tensors a step returns.
+ */
+export type StepMetrics = Record<string, tf.Scalar>;
+
 export interface StepContext {
   /** Index of this step (0-based; equals the number of completed steps). */
   readonly step: number;
@@ -55,14 +67,14 @@ export interface StepContext {
   readonly rng: Rng;
   /**
    * One gradient update of `player` on `loss`, which must compute from the params it is given (the player's
-   * current weights). Returns the loss and aux values as numbers. Other players' weights may be read (they get no
-   * gradient and do not change).
+   * current weights). Returns `<player>Loss`, `<player>GradNorm` and the aux values, owned by the caller: return
+   * them from the step or dispose them. Other players' weights may be read (they get no gradient and do not change).
    */
-  update(player: string, loss: (params: Params) => LossOutput | tf.Scalar): Record<string, number>;
+  update(player: string, loss: (params: Params) => LossOutput | tf.Scalar): StepMetrics;
 }
 
-/** One training step: does its updates and returns numbers to log. */
-export type TrainStep = (ctx: StepContext) => Record<string, number>;
+/** One training step: does its updates and returns the scalars to log (the loop takes them over). */
+export type TrainStep = (ctx: StepContext) => StepMetrics;
 
 export interface TrainResult {
   readonly completedSteps: number;
@@ -73,6 +85,8 @@ export interface TrainResult {
   readonly msPerStep: number;
   /** The processes that trained the run, each with its steps; more than one when flags changed on a resume. */
   readonly segments?: readonly SegmentSummary[];
+  /** Set when `profile` was asked for. */
+  readonly profile?: EngineProfile;
 }
 
 /** A run segment as a card shows it: its steps, its command and the settings it changed. */
@@ -108,7 +122,50 @@ export function describeSettingsChanges(changes: SettingsChanges): string {
     .join(', ');
 }
 
-class NonFiniteLoss extends Error {}
+class NonFiniteLoss extends Error {
+  constructor(
+    readonly step: number,
+    readonly player: string,
+    readonly value: number,
+  ) {
+    super(`${player} loss is ${value}`);
+  }
+}
+
+/** A step's device scalars, waiting for the next read: its metrics and each update's loss (the NaN guard's). */
+interface PendingStep {
+  readonly step: number;
+  readonly metrics: StepMetrics;
+  readonly losses: readonly { readonly player: string; readonly loss: tf.Scalar }[];
+}
+
+/**
+ * Reads the pending steps' scalars in one read and disposes them. Returns the newest step's metrics, or throws
+ * NonFiniteLoss naming the first step whose update had a non-finite loss.
+ */
+function readPending(pending: PendingStep[]): Record<string, number> {
+  const scalars = pending.flatMap((p) => [...p.losses.map((l) => l.loss), ...Object.values(p.metrics)]);
+  try {
+    if (scalars.length === 0) return {};
+    const stacked = tf.stack(scalars);
+    const values = stacked.dataSync();
+    stacked.dispose();
+    let at = 0;
+    let latest: Record<string, number> = {};
+    for (const p of pending) {
+      for (const { player } of p.losses) {
+        const value = values[at++]!;
+        if (!Number.isFinite(value)) throw new NonFiniteLoss(p.step, player, value);
+      }
+      latest = {};
+      for (const key of Object.keys(p.metrics)) latest[key] = values[at++]!;
+    }
+    return latest;
+  } finally {
+    tf.dispose(scalars);
+    pending.length = 0;
+  }
+}
 
 /**
  * Training stopped by SIGINT or SIGTERM after checkpointing: the CLI exits with the signal's conventional status
@@ -223,54 +280,86 @@ export async function train(
   let windowStart = performance.now();
   let windowSteps = 0;
   let msPerStep = 0;
+  const pending: PendingStep[] = [];
+  let latest: Record<string, number> = {};
+  let profiling: ProfileRun | undefined;
+  let profile: EngineProfile | undefined;
+  let savedStep = state.step;
+  // 3. NaN/Inf in a loss read back: reload the last good checkpoint (the steps since were never checkpointed, as
+  // every checkpoint reads the pending losses first), halve the learning rate, carry on.
+  const rollBack = async (err: NonFiniteLoss): Promise<void> => {
+    if (state.rollbacks >= maxRollbacks)
+      throw new Error(`${err.message}; gave up after ${maxRollbacks} rollbacks`);
+    const lrScale = state.lrScale / 2;
+    const rollbacks = state.rollbacks + 1;
+    state = {
+      ...(await loadCheckpoint(outDir, players)),
+      lrScale,
+      rollbacks,
+      wallSeconds: state.wallSeconds,
+    };
+    savedStep = state.step;
+    rng = Rng.fromState(state.rng);
+    process.stderr.write(
+      `warning: ${err.message} at step ${err.step}; rolled back to step ${state.step}, learning rate x${lrScale}\n`,
+    );
+    await appendFile(logPath, `${JSON.stringify({ event: 'rollback', step: state.step, lrScale })}\n`);
+  };
   try {
     while (state.step < totalSteps && interrupted === undefined) {
-      if (opts.stopAfter !== undefined && state.step - startStep >= opts.stopAfter) break;
-      // 2. One step: the method's updates, each guarded against a non-finite loss.
-      let metrics: Record<string, number>;
-      try {
-        metrics = trainStep(makeContext(players, state, rng));
-      } catch (err) {
-        if (!(err instanceof NonFiniteLoss)) throw err;
-        // 3. NaN/Inf: reload the last good checkpoint, halve the learning rate, carry on.
-        if (state.rollbacks >= maxRollbacks)
-          throw new Error(`${err.message}; gave up after ${maxRollbacks} rollbacks`);
-        const failedStep = state.step;
-        const lrScale = state.lrScale / 2;
-        const rollbacks = state.rollbacks + 1;
-        state = {
-          ...(await loadCheckpoint(outDir, players)),
-          lrScale,
-          rollbacks,
-          wallSeconds: state.wallSeconds,
-        };
-        rng = Rng.fromState(state.rng);
-        process.stderr.write(
-          `warning: ${err.message} at step ${failedStep}; rolled back to step ${state.step}, learning rate x${lrScale}\n`,
-        );
-        await appendFile(logPath, `${JSON.stringify({ event: 'rollback', step: state.step, lrScale })}\n`);
-        continue;
+      const done = state.step - startStep;
+      if (opts.stopAfter !== undefined && done >= opts.stopAfter) break;
+      if (opts.profile !== undefined && done === 1) profiling = startProfile(); // after a warm-up step
+      if (profiling !== undefined && done === 1 + (opts.profile ?? 0)) {
+        profile = profiling.stop(opts.profile ?? 0);
+        profiling = undefined;
+        break;
       }
+      // 2. One step: the method's updates. Its scalars stay on the device until the next log line or checkpoint.
+      const losses: { player: string; loss: tf.Scalar }[] = [];
+      const metrics = trainStep(makeContext(players, state, rng, losses));
+      pending.push({ step: state.step, metrics, losses });
       state.step += 1;
       windowSteps += 1;
-      // 4. Log and checkpoint at their cadence.
-      if (state.step % logEvery === 0 || state.step === totalSteps) {
+      // 4. Log and checkpoint at their cadence: read the pending scalars once, then write.
+      const logNow = state.step % logEvery === 0 || state.step === totalSteps;
+      const checkpointNow = state.step % checkpointEvery === 0 || state.step === totalSteps;
+      if (logNow || checkpointNow) {
+        try {
+          latest = readPending(pending);
+        } catch (err) {
+          if (!(err instanceof NonFiniteLoss)) throw err;
+          await rollBack(err);
+          continue;
+        }
+      }
+      if (logNow) {
         const now = performance.now();
         msPerStep = (now - windowStart) / windowSteps;
         windowStart = now;
         windowSteps = 0;
-        const line = { step: state.step, ...metrics, lrScale: state.lrScale, msPerStep: round(msPerStep) };
+        const line = { step: state.step, ...latest, lrScale: state.lrScale, msPerStep: round(msPerStep) };
         await appendFile(logPath, `${JSON.stringify(line)}\n`);
       }
-      progress.update(state.step, metrics);
-      if (state.step % checkpointEvery === 0 || state.step === totalSteps) {
+      progress.update(state.step, latest);
+      if (checkpointNow) {
         await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
+        savedStep = state.step;
       }
     }
-    if (state.step % checkpointEvery !== 0 && state.step < totalSteps) {
-      await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
+    if (state.step !== savedStep) {
+      // Stopped between checkpoints: keep the steps done, unless one of them went non-finite.
+      try {
+        readPending(pending);
+        await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
+      } catch (err) {
+        if (!(err instanceof NonFiniteLoss)) throw err;
+        await rollBack(err);
+      }
     }
   } finally {
+    tf.dispose(pending.flatMap((p) => [...p.losses.map((l) => l.loss), ...Object.values(p.metrics)]));
+    if (profiling !== undefined) profiling.stop(1);
     progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -286,6 +375,7 @@ export async function train(
     wallSeconds: priorSeconds + processSeconds,
     msPerStep: done > 0 ? (processSeconds * 1000) / done : msPerStep,
     segments: summarizeSegments(segments, state.step),
+    ...(profile === undefined ? {} : { profile }),
   };
 }
 
@@ -301,7 +391,12 @@ function summarizeSegments(segments: readonly RunSegment[], lastStep: number): S
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
-function makeContext(players: Readonly<Record<string, Player>>, state: TrainerState, rng: Rng): StepContext {
+function makeContext(
+  players: Readonly<Record<string, Player>>,
+  state: TrainerState,
+  rng: Rng,
+  losses: { player: string; loss: tf.Scalar }[],
+): StepContext {
   return {
     step: state.step,
     rng,
@@ -309,29 +404,22 @@ function makeContext(players: Readonly<Record<string, Player>>, state: TrainerSt
       const player = players[name];
       if (!player) throw new Error(`no player named ${name} (have: ${Object.keys(players).join(', ')})`);
       const names = Object.keys(player.params);
-      let aux: Record<string, tf.Scalar> = {};
+      let aux: StepMetrics = {};
       const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
         const params: Params = Object.fromEntries(names.map((n, i) => [n, xs[i]!]));
         const out = lossFn(params);
         if (out instanceof tf.Tensor) return out;
-        aux = Object.fromEntries(Object.entries(out.aux ?? {}).map(([k, t]) => [k, tf.keep(t)])); // freed below
+        aux = Object.fromEntries(Object.entries(out.aux ?? {}).map(([k, t]) => [k, tf.keep(t)]));
         return out.loss;
       })(names.map((n) => player.params[n]!));
-      const loss = value.dataSync()[0]!; // one sync per update: the NaN guard needs the value now
-      const result: Record<string, number> = { [`${name}Loss`]: loss };
-      for (const [k, t] of Object.entries(aux)) result[k] = t.dataSync()[0]!;
-      tf.dispose([value, ...Object.values(aux)]);
+      // No read here: a non-finite loss is caught when the loop next reads (its update is rolled back with it).
+      losses.push({ player: name, loss: value });
       const gradMap: Params = Object.fromEntries(names.map((n, i) => [n, grads[i]!]));
-      if (!Number.isFinite(loss)) {
-        tf.dispose(grads);
-        throw new NonFiniteLoss(`${name} loss is ${loss}`);
-      }
       const { params, gradNorm } = player.optimizer.apply(player.params, gradMap, state.lrScale);
       tf.dispose(grads);
       player.params = params;
       player.ema?.update(params, player.optimizer.updates);
-      result[`${name}GradNorm`] = gradNorm;
-      return result;
+      return { [`${name}Loss`]: value.clone(), ...aux, [`${name}GradNorm`]: gradNorm };
     },
   };
 }

@@ -1,10 +1,11 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '../core/tf.js';
+import { startProfile } from '../engine/profile.js';
 import type { Params } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
 import { Ema } from './ema.js';
-import { ADAM_DEFAULTS, AdamW, globalNorm } from './optim.js';
+import { ADAM_DEFAULTS, AdamW } from './optim.js';
 
 before(testBackend);
 
@@ -17,12 +18,12 @@ describe('AdamW', () => {
     const opt = new AdamW({ ...ADAM_DEFAULTS, lr: 0.1, clipNorm: 0, weightDecay: 0.5 });
     let params: Params = { w: tf.tensor1d([1, -2]) };
     const grads = { w: tf.tensor1d([0.3, -4]) };
-    params = opt.apply(params, grads).params;
+    ({ params } = opt.apply(params, grads));
     // w <- w (1 - lr wd) - lr sign(g) = [1 * 0.95 - 0.1, -2 * 0.95 + 0.1]
     const once = params.w!.dataSync();
     close(once[0]!, 0.85, 1e-5);
     close(once[1]!, -1.8, 1e-5);
-    params = opt.apply(params, grads).params;
+    ({ params } = opt.apply(params, grads));
     const twice = params.w!.dataSync();
     close(twice[0]!, 0.85 * 0.95 - 0.1, 1e-5);
     close(twice[1]!, -1.8 * 0.95 + 0.1, 1e-5);
@@ -34,12 +35,16 @@ describe('AdamW', () => {
   it('clips the global gradient norm and reports the norm before clipping', () => {
     const opt = new AdamW({ ...ADAM_DEFAULTS, lr: 0.1, clipNorm: 1, beta1: 0, beta2: 0, eps: 0 });
     const grads = { a: tf.tensor1d([3]), b: tf.tensor1d([4]) };
+    const profile = startProfile();
     const { params, gradNorm } = opt.apply({ a: tf.tensor1d([0]), b: tf.tensor1d([0]) }, grads);
-    close(gradNorm, 5);
+    assert.equal(profile.reads(), 0, 'the update read a value back (a host sync)');
+    profile.stop(1);
+    close(gradNorm.dataSync()[0]!, 5);
     // beta1 = beta2 = 0 makes the step lr * g / |g| whatever the clip: values move by exactly lr.
     close(params.a!.dataSync()[0]!, -0.1);
-    close(globalNorm([grads.a, grads.b]), 5);
-    tf.dispose([...Object.values(params), grads.a, grads.b]);
+    // beta1 = 0: the first moment is the clipped gradient, 3 * (1 / 5).
+    close(opt.stateTensors()['m.a']!.dataSync()[0]!, 0.6);
+    tf.dispose([...Object.values(params), grads.a, grads.b, gradNorm]);
     opt.dispose();
   });
 
@@ -55,7 +60,8 @@ describe('AdamW', () => {
 
   it('round-trips its moments through stateTensors/loadState', () => {
     const opt = new AdamW(ADAM_DEFAULTS);
-    const { params } = opt.apply({ w: tf.tensor1d([1, 2]) }, { w: tf.tensor1d([0.5, 0.5]) });
+    const { params, gradNorm } = opt.apply({ w: tf.tensor1d([1, 2]) }, { w: tf.tensor1d([0.5, 0.5]) });
+    gradNorm.dispose();
     const saved = Object.fromEntries(Object.entries(opt.stateTensors()).map(([k, t]) => [k, t.clone()]));
     const other = new AdamW(ADAM_DEFAULTS);
     other.loadState(saved, opt.updates);

@@ -1,6 +1,7 @@
 // Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) over named parameters, global-norm gradient clipping,
 // and the learning-rate warm-up. The state is plain named tensors so checkpoints can hold it.
 import * as tf from '../core/tf.js';
+import { adamStep } from '../engine/fused.js';
 import type { Params } from '../nn/params.js';
 
 export interface AdamConfig {
@@ -41,44 +42,44 @@ export class AdamW {
   }
 
   /**
-   * One update: returns new parameters (the old ones are disposed) and the pre-clip gradient norm.
-   * `grads` stay owned by the caller.
+   * One update: returns new parameters (the old ones are disposed) and the pre-clip gradient norm, a scalar the
+   * caller owns (nothing is read back: the clipping factor stays on the device). `grads` stay owned by the caller.
    */
-  apply(params: Params, grads: Params, lrScale = 1): { params: Params; gradNorm: number } {
+  apply(params: Params, grads: Params, lrScale = 1): { params: Params; gradNorm: tf.Scalar } {
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.config;
     const lr = this.learningRate(lrScale);
-    const names = Object.keys(params);
-    const gradNorm = globalNorm(names.map((n) => grads[n]).filter((g): g is tf.Tensor => g !== undefined));
-    const clip = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
+    // A parameter no gradient reached keeps its weights and moments.
+    const names = Object.keys(params).filter((n) => grads[n] !== undefined);
+    if (names.length === 0) return { params: { ...params }, gradNorm: tf.scalar(0) };
     this.updates += 1;
-    const c1 = 1 - beta1 ** this.updates;
-    const c2 = 1 - beta2 ** this.updates;
-    const next: Params = {};
-    for (const name of names) {
-      const p = params[name]!;
-      const g = grads[name];
-      if (!g) {
-        next[name] = p; // no gradient reached this parameter: leave it and its moments as they are
-        continue;
-      }
-      const [m, v, updated] = tf.tidy(() => {
-        const gc = clip === 1 ? g : g.mul(clip);
-        const m0 = this.m[name] ?? tf.zerosLike(p);
-        const v0 = this.v[name] ?? tf.zerosLike(p);
-        const m1 = m0.mul(beta1).add(gc.mul(1 - beta1));
-        const v1 = v0.mul(beta2).add(gc.square().mul(1 - beta2));
-        const step = m1.div(c1).div(v1.div(c2).sqrt().add(eps));
-        const decayed = weightDecay > 0 ? p.mul(1 - lr * weightDecay) : p;
-        return [m1, v1, decayed.sub(step.mul(lr))];
-      });
-      this.m[name]?.dispose();
-      this.v[name]?.dispose();
-      this.m[name] = m;
-      this.v[name] = v;
-      p.dispose();
-      next[name] = updated;
-    }
-    return { params: next, gradNorm };
+    const zerosFor = (n: string): tf.Tensor => tf.zerosLike(params[n]!);
+    const m = names.map((n) => this.m[n] ?? zerosFor(n));
+    const v = names.map((n) => this.v[n] ?? zerosFor(n));
+    const step = adamStep(
+      names.map((n) => params[n]!),
+      names.map((n) => grads[n]!),
+      m,
+      v,
+      {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        clipNorm,
+        c1: 1 - beta1 ** this.updates,
+        c2: 1 - beta2 ** this.updates,
+      },
+    );
+    tf.dispose([...m, ...v]);
+    const next: Params = { ...params };
+    names.forEach((n, i) => {
+      params[n]!.dispose();
+      next[n] = step.params[i]!;
+      this.m[n] = step.m[i]!;
+      this.v[n] = step.v[i]!;
+    });
+    return { params: next, gradNorm: step.gradNorm };
   }
 
   /** Moments by name, prefixed `m.` and `v.` (shared tensors, for checkpoints). */
@@ -105,13 +106,4 @@ export class AdamW {
     this.m = {};
     this.v = {};
   }
-}
-
-/** sqrt(sum of squared entries) over all tensors, as a number (one sync). */
-export function globalNorm(tensors: readonly tf.Tensor[]): number {
-  if (tensors.length === 0) return 0;
-  const sq = tf.tidy(() => tf.addN(tensors.map((t) => t.square().sum())));
-  const value = Math.sqrt(sq.dataSync()[0]!);
-  sq.dispose();
-  return value;
 }

@@ -5,7 +5,7 @@ import * as tf from '../../core/tf.js';
 import type { HeadLogits } from '../../nn/heads.js';
 import type { Params } from '../../nn/params.js';
 import type { Player } from '../../train/checkpoint.js';
-import type { LossOutput, StepContext } from '../../train/loop.js';
+import type { LossOutput, StepContext, StepMetrics } from '../../train/loop.js';
 import { discriminatorLoss, type GanLossKind, generatorLoss, meanLogit } from './gan-loss.js';
 
 export type Phase = 'discriminator' | 'generator';
@@ -101,7 +101,7 @@ export function adversarialStep(
   players: Readonly<Record<string, Player>>,
   opts: AdversarialStepOptions,
   nextRound: (phase: Phase, batch: number) => AdversarialRound,
-): Record<string, number> {
+): StepMetrics {
   const { loss, discriminatorUpdates, adversarialWeight = 1 } = opts;
   const player = (name: string): Player => {
     const p = players[name];
@@ -114,14 +114,18 @@ export function adversarialStep(
   const updatesPerStep = discriminatorUpdates + 1;
 
   // 1. Discriminator: real vs. sg(fake), the fake made with the student's current weights outside the loss.
-  const sums: Record<string, number> = {};
+  const sums: StepMetrics = {};
   for (let i = 0; i < discriminatorUpdates; i++) {
     const round = nextRound('discriminator', batchIndex(ctx.step, updatesPerStep, i));
     try {
       const fake = tf.tidy(() => round.fake(player(GENERATOR).params));
       try {
         const m = ctx.update(DISCRIMINATOR, (dp) => discriminatorObjective(round, loss, dp, fake));
-        for (const [k, v] of Object.entries(m)) sums[k] = (sums[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(m)) {
+          const sum = sums[k];
+          sums[k] = sum === undefined ? v : sum.add(v);
+          if (sum !== undefined) tf.dispose([sum, v]);
+        }
       } finally {
         fake.dispose();
       }
@@ -129,16 +133,30 @@ export function adversarialStep(
       round.dispose();
     }
   }
-  const discMetrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / discriminatorUpdates]));
+  const discMetrics: StepMetrics =
+    discriminatorUpdates === 1
+      ? sums
+      : Object.fromEntries(
+          Object.entries(sums).map(([k, v]) => {
+            const mean = v.div(discriminatorUpdates) as tf.Scalar;
+            v.dispose();
+            return [k, mean];
+          }),
+        );
 
   // 2. Generator: through the discriminator (its weights read, not updated) into the student.
-  const round = nextRound('generator', batchIndex(ctx.step, updatesPerStep, discriminatorUpdates));
   try {
-    const genMetrics = ctx.update(GENERATOR, (gp) =>
-      generatorObjective(round, loss, gp, player(DISCRIMINATOR).params, adversarialWeight),
-    );
-    return { ...discMetrics, ...genMetrics };
-  } finally {
-    round.dispose();
+    const round = nextRound('generator', batchIndex(ctx.step, updatesPerStep, discriminatorUpdates));
+    try {
+      const genMetrics = ctx.update(GENERATOR, (gp) =>
+        generatorObjective(round, loss, gp, player(DISCRIMINATOR).params, adversarialWeight),
+      );
+      return { ...discMetrics, ...genMetrics };
+    } finally {
+      round.dispose();
+    }
+  } catch (err) {
+    tf.dispose(Object.values(discMetrics));
+    throw err;
   }
 }

@@ -21,6 +21,8 @@ export interface RunOptions {
   readonly logEvery?: number;
   /** Stop after this many steps in this process (tests); the run stays resumable. */
   readonly stopAfter?: number;
+  /** Profile this many iterations after a warm-up one, then stop (the result's `profile`). */
+  readonly profile?: number;
 }
 
 export interface StudentRun {
@@ -56,6 +58,7 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
     label: `${method} ${config.steps}-step`,
     settings: { ...config, trainingSet: run.trainingSet },
     ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
+    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
   });
   if (result.interrupted) return result;
 

@@ -1,5 +1,6 @@
 // TF.js backend whose tensors live in libtorch (through the ladder_torch addon); kernels run there too.
 import * as tf from '../../core/tf.js';
+import type { NativeCounters } from '../profile.js';
 import type { NativeAddon, NativeInfo } from './addon.js';
 import { type OpName, resolveOpCodes } from './ops.js';
 import {
@@ -37,6 +38,8 @@ export class TorchBackend extends tf.KernelBackend {
   private readonly writer: ArgWriter;
   private readonly codes: ReadonlyMap<OpName, number>;
   private readonly temps: number[] = [];
+  /** Set while a profile runs (see engine/profile.ts); undefined otherwise, so the hot path pays one check. */
+  private counters: NativeCounters | undefined;
 
   constructor(
     private readonly native: NativeAddon,
@@ -161,6 +164,17 @@ export class TorchBackend extends tf.KernelBackend {
     this.native.emptyCache();
   }
 
+  /** Starts counting native calls, the time spent in them and uploads (until {@link stopCounting}). */
+  startCounting(): void {
+    this.counters = { calls: 0, ms: 0, uploads: 0, byOp: new Map() };
+  }
+
+  stopCounting(): NativeCounters | undefined {
+    const counters = this.counters;
+    this.counters = undefined;
+    return counters;
+  }
+
   /** Returns the CPU buffers cached for reuse to the system (they are rebuilt on demand). */
   emptyCache(): void {
     this.native.emptyCache();
@@ -193,7 +207,7 @@ export class TorchBackend extends tf.KernelBackend {
     if (sameShape(rec.shape, t.shape)) return rec.handle;
     // Another backend shared this dataId between shapes (a reshape): view it with the asked shape.
     this.writer.reset().int(rec.handle).ints(t.shape);
-    this.native.run(this.code('reshape'));
+    this.runNative('reshape');
     const view = this.writer.out[1] ?? 0;
     this.temps.push(view);
     return view;
@@ -202,8 +216,7 @@ export class TorchBackend extends tf.KernelBackend {
   /** Runs a native op on the written arguments; the caller owns the returned tensors. */
   run(op: OpName): tf.TensorInfo[] {
     try {
-      const count = this.native.run(this.code(op));
-      return this.collect(count);
+      return this.collect(this.runNative(op));
     } finally {
       if (this.temps.length > 0) this.releaseTemps();
     }
@@ -226,6 +239,23 @@ export class TorchBackend extends tf.KernelBackend {
   /** Waits for queued device work (a no-op on CPU). */
   synchronize(): void {
     this.native.synchronize();
+  }
+
+  private runNative(op: OpName): number {
+    const counters = this.counters;
+    if (counters === undefined) return this.native.run(this.code(op));
+    const began = performance.now();
+    const count = this.native.run(this.code(op));
+    const ms = performance.now() - began;
+    counters.calls++;
+    counters.ms += ms;
+    const entry = counters.byOp.get(op);
+    if (entry === undefined) counters.byOp.set(op, { calls: 1, ms });
+    else {
+      entry.calls++;
+      entry.ms += ms;
+    }
+    return count;
   }
 
   private code(op: OpName): number {
@@ -267,6 +297,7 @@ export class TorchBackend extends tf.KernelBackend {
       throw new Error('torch backend: complex64 tensors are not supported; use the cpu or wasm backend');
     }
     this.writer.reset().ints(shape);
+    if (this.counters !== undefined) this.counters.uploads++;
     const handle = this.native.create(asNativeArray(values, dtype), DTYPE_CODES[dtype]);
     return { handle, shape: shape.slice(), dtype, refCount };
   }

@@ -92,6 +92,13 @@ export const NATIVE_OPS = [
   'resize_nearest_grad',
   'batch_norm',
   'einsum',
+  // fused (ops_fused.cc)
+  'group_norm_act',
+  'group_norm_act_grad',
+  'attention',
+  'attention_grad',
+  'adam_step',
+  'ema_step',
   // reductions
   'sum',
   'mean',

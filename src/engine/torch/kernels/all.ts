@@ -1,5 +1,6 @@
 // Every kernel the torch backend registers.
 import { elementwiseKernels } from './elementwise.js';
+import { fusedKernels } from './fused.js';
 import { gatherKernels } from './gather.js';
 import { imageKernels } from './image.js';
 import { nnKernels } from './nn.js';
@@ -16,5 +17,6 @@ export function torchKernels(): TorchKernel[] {
     ...gatherKernels(),
     ...nnKernels(),
     ...imageKernels(),
+    ...fusedKernels(),
   ];
 }
