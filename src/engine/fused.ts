@@ -18,7 +18,7 @@ export function hasFusedKernel(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
 
-/** Set by tests and benchmarks to run the unfused graphs on every backend. */
+/** Set through {@link withoutFusion} (the tests compare each kernel with its graph). */
 let fusionDisabled = false;
 
 /** Runs `f` with the fused kernels off (the graphs they replace run instead). */
