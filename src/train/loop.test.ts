@@ -21,6 +21,7 @@ import {
   type StepContext,
   type StepMetrics,
   type TrainOptions,
+  type TrainStep,
   train,
 } from './loop.js';
 import { ADAM_DEFAULTS, AdamW } from './optim.js';
@@ -33,6 +34,31 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 before(testBackend);
 const backends: readonly string[] = await availableBackends();
+
+/**
+ * A tiny U-Net regression step for player `net`, recording the steps it runs; with `poisonAt`, that step's loss is
+ * NaN the first time it runs.
+ */
+function tinyNetStep(poisonAt?: number): { step: TrainStep; seen: number[] } {
+  const seen: number[] = [];
+  let poisoned = false;
+  const step = (ctx: StepContext): StepMetrics => {
+    seen.push(ctx.step);
+    const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
+    const poison = ctx.step === poisonAt && !poisoned;
+    if (poison) poisoned = true;
+    const m = ctx.update('net', (p) => {
+      const loss = unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
+        .out.sub(x)
+        .square()
+        .mean();
+      return (poison ? loss.mul(Number.NaN) : loss) as tf.Scalar;
+    });
+    x.dispose();
+    return m;
+  };
+  return { step, seen };
+}
 
 describe('training loop', () => {
   // Every backend ladder trains on, with gradient clipping active at every step: the clipping factor sums squared
@@ -176,19 +202,7 @@ describe('training loop', () => {
   it('compares a segment with the last process that trained, not with one stopped before its first step', async () => {
     const dir = await tmp();
     const player = { params: initUNet(TINY_UNET, new Rng(1)), optimizer: new AdamW({ ...ADAM_DEFAULTS }) };
-    const step = (ctx: StepContext): StepMetrics => {
-      const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
-      const m = ctx.update(
-        'net',
-        (p) =>
-          unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
-            .out.sub(x)
-            .square()
-            .mean() as tf.Scalar,
-      );
-      x.dispose();
-      return m;
-    };
+    const { step } = tinyNetStep();
     const run = (totalSteps: number, lr: number, more: Partial<TrainOptions> = {}) =>
       train({ net: player }, step, {
         outDir: dir,
@@ -227,19 +241,7 @@ describe('training loop', () => {
       params: initUNet(TINY_UNET, new Rng(1)),
       optimizer: new AdamW({ ...ADAM_DEFAULTS }),
     });
-    const step = (ctx: StepContext): StepMetrics => {
-      const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
-      const m = ctx.update(
-        'net',
-        (p) =>
-          unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
-            .out.sub(x)
-            .square()
-            .mean() as tf.Scalar,
-      );
-      x.dispose();
-      return m;
-    };
+    const { step } = tinyNetStep();
     const readsWith = async (logEvery: number): Promise<number> => {
       const player = net();
       const result = await train({ net: player }, step, {
@@ -265,27 +267,15 @@ describe('training loop', () => {
       params: initUNet(TINY_UNET, new Rng(1)),
       optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: 1e-2 }),
     };
-    let poisoned = false;
-    const seen: number[] = [];
-    const result = await train(
-      { net: player },
-      (ctx) => {
-        seen.push(ctx.step);
-        const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
-        const poison = ctx.step === 6 && !poisoned;
-        if (poison) poisoned = true;
-        const m = ctx.update('net', (p) => {
-          const loss = unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
-            .out.sub(x)
-            .square()
-            .mean();
-          return (poison ? loss.mul(Number.NaN) : loss) as tf.Scalar;
-        });
-        x.dispose();
-        return m;
-      },
-      { outDir: dir, totalSteps: 10, seed: 0, checkpointEvery: 5, logEvery: 4, resume: false },
-    );
+    const { step, seen } = tinyNetStep(6);
+    const result = await train({ net: player }, step, {
+      outDir: dir,
+      totalSteps: 10,
+      seed: 0,
+      checkpointEvery: 5,
+      logEvery: 4,
+      resume: false,
+    });
     assert.equal(result.completedSteps, 10);
     // The NaN of step 6 is read with the log line after step 7; the checkpoint at step 5 came before it.
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 9]);
@@ -306,27 +296,15 @@ describe('training loop', () => {
     const dir = await tmp();
     const params = initUNet(TINY_UNET, new Rng(1));
     const player = { params, optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: 1e-2 }) };
-    let poisoned = false;
-    const seen: number[] = [];
-    const result = await train(
-      { net: player },
-      (ctx) => {
-        seen.push(ctx.step);
-        const x = randn(ctx.rng, [2, 4, 4, 1]) as tf.Tensor4D;
-        const poison = ctx.step === 7 && !poisoned;
-        if (poison) poisoned = true;
-        const m = ctx.update('net', (p) => {
-          const loss = unetForward(p, TINY_UNET, x, tf.tensor1d([1, 2]), tf.tensor1d([0, 1], 'int32'))
-            .out.sub(x)
-            .square()
-            .mean();
-          return (poison ? loss.mul(Number.NaN) : loss) as tf.Scalar;
-        });
-        x.dispose();
-        return m;
-      },
-      { outDir: dir, totalSteps: 10, seed: 0, checkpointEvery: 3, logEvery: 1, resume: false },
-    );
+    const { step, seen } = tinyNetStep(7);
+    const result = await train({ net: player }, step, {
+      outDir: dir,
+      totalSteps: 10,
+      seed: 0,
+      checkpointEvery: 3,
+      logEvery: 1,
+      resume: false,
+    });
     assert.equal(result.completedSteps, 10);
     // Steps 0..7, then back to the checkpoint at step 6: 6, 7, 8, 9 again.
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9]);

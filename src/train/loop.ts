@@ -139,12 +139,16 @@ interface PendingStep {
   readonly losses: readonly { readonly player: string; readonly loss: tf.Scalar }[];
 }
 
+/** The pending steps' scalars in read order: each step's losses, then its metrics. */
+const pendingScalars = (pending: readonly PendingStep[]): tf.Scalar[] =>
+  pending.flatMap((p) => [...p.losses.map((l) => l.loss), ...Object.values(p.metrics)]);
+
 /**
  * Reads the pending steps' scalars in one read and disposes them. Returns the newest step's metrics, or throws
  * NonFiniteLoss naming the first step whose update had a non-finite loss.
  */
 function readPending(pending: PendingStep[]): Record<string, number> {
-  const scalars = pending.flatMap((p) => [...p.losses.map((l) => l.loss), ...Object.values(p.metrics)]);
+  const scalars = pendingScalars(pending);
   try {
     if (scalars.length === 0) return {};
     const stacked = tf.stack(scalars);
@@ -358,7 +362,7 @@ export async function train(
       }
     }
   } finally {
-    tf.dispose(pending.flatMap((p) => [...p.losses.map((l) => l.loss), ...Object.values(p.metrics)]));
+    tf.dispose(pendingScalars(pending));
     if (profiling !== undefined) profiling.stop(1);
     progress.stop();
     process.off('SIGINT', onSignal);

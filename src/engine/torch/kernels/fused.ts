@@ -1,6 +1,6 @@
 // The fused kernels of engine/fused.ts on libtorch (native/src/ops_fused.cc): one native call each.
 import type * as tf from '../../../core/tf.js';
-import { FUSED_KERNELS } from '../../fused.js';
+import { type AdamStepSettings, FUSED_KERNELS } from '../../fused.js';
 import { attrsOf, defineKernel, input, type TorchKernel } from './util.js';
 
 interface GroupNormActAttrs {
@@ -56,17 +56,7 @@ const attentionGrad = defineKernel(FUSED_KERNELS.attentionGrad, ({ inputs, backe
 const listed = (inputs: tf.NamedTensorInfoMap, prefix: string, n: number): tf.TensorInfo[] =>
   Array.from({ length: n }, (_, i) => input(inputs, `${prefix}${i}`));
 
-interface AdamStepAttrs {
-  readonly n: number;
-  readonly lr: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly eps: number;
-  readonly weightDecay: number;
-  readonly clipNorm: number;
-  readonly c1: number;
-  readonly c2: number;
-}
+type AdamStepAttrs = AdamStepSettings & { readonly n: number };
 
 const adamStep = defineKernel(FUSED_KERNELS.adamStep, ({ inputs, backend, attrs }) => {
   const a = attrsOf<AdamStepAttrs>(attrs);
