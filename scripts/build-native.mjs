@@ -118,3 +118,21 @@ for (const step of [
   if (r.status !== 0) stop(`node-gyp ${step[0]} failed (see output above)`, true);
 }
 console.log('build:native: built native/build/Release/ladder_torch.node');
+warnOnReferenceBlas(torch);
+
+/**
+ * A libtorch that takes its BLAS from the system (Debian's) runs matrix products through whatever libblas.so.3
+ * resolves to; the reference BLAS is many times slower than OpenBLAS there, so say how to get the fast one.
+ */
+function warnOnReferenceBlas(found) {
+  const ldd = spawnSync('ldd', [join(found.libDir, 'libtorch_cpu.so')], { encoding: 'utf8' });
+  const blas = /libblas\.so\.3 => (\/\S+)/.exec(ldd.stdout ?? '')?.[1];
+  if (blas === undefined || !existsSync(blas)) return; // its own BLAS (pip wheels: MKL), or none found
+  const target = realpathSync(blas);
+  // Debian's reference BLAS lives in .../blas/; OpenBLAS, BLIS and ATLAS in folders named after them.
+  if (!/\/blas\/libblas/.test(target)) return;
+  console.log(
+    `build:native: warning: libtorch's BLAS is ${target}, the reference BLAS: matrix products run many times ` +
+      'slower; apt-get install libopenblas0-openmp',
+  );
+}

@@ -16,10 +16,11 @@ before(async () => {
   models = join(await mkdtemp(join(tmpdir(), 'ladder-demo-')), 'models');
   await writeTinyTeacher(join(models, 'mnist'));
   await writeTinyFeatureNet(join(models, 'mnist', 'features'));
+  await writeTinyFeatureNet(join(models, 'mnist', 'features-report'), undefined, 3);
 });
 
 describe('ladder demo', () => {
-  it('evaluates the teacher at 1, 2, 4 and 32 steps and writes the eval JSON and the report', async () => {
+  it('evaluates the teacher at 1, 2, 4 and 32 steps with the report net, and writes the eval JSON and the report', async () => {
     const out = join(models, '..', 'demo');
     await demoCommand({ dataset: 'mnist', models, out, samples: 10, seed: 0 });
     const run = parseEvalJson(JSON.parse(await readFile(join(out, 'teacher.json'), 'utf8')), 'teacher.json');
@@ -27,10 +28,21 @@ describe('ladder demo', () => {
       run.results.map((r) => r.steps),
       [1, 2, 4, 32],
     );
+    assert.equal(run.featureNetRole, 'report');
+    assert.equal(run.featureNetDir, join(models, 'mnist', 'features-report'));
     assert.ok(existsSync(join(out, 'report.html')));
     assert.ok(
       !existsSync(join(out, 'ae.json')) && !existsSync(join(out, 'features.json')),
       'only diffusion models are evaluated',
+    );
+  });
+
+  it('says how to make a missing report net', async () => {
+    const bare = join(models, '..', 'bare');
+    await writeTinyTeacher(join(bare, 'mnist'));
+    await assert.rejects(
+      demoCommand({ dataset: 'mnist', models: bare, out: join(bare, 'demo'), samples: 10, seed: 0 }),
+      /report net folder .*bare\/mnist\/features-report does not exist: make it with `ladder train-features --data mnist --out .*features-report --channels 32,64,128 --kernel 3 --feature-dim 128 --seed 7`/,
     );
   });
 

@@ -1,11 +1,12 @@
 // `ladder demo`: the main job on the shipped models (or, with --from-scratch, on models it first trains). Evaluates
-// the teacher (at full steps with CFG and at 1, 2 and 4 steps) and every student with the same protocol, writes the
-// eval JSONs and the HTML report, and prints a compact table.
+// the teacher (at full steps with CFG and at 1, 2 and 4 steps) and every student with the same protocol, scored by
+// the report feature net (not the selection net the models were chosen with), writes the eval JSONs and the HTML
+// report, and prints a compact table.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetName } from '../data/image-dataset.js';
 import type { EvalJson } from '../eval/eval-json.js';
-import { evaluateModel } from '../eval/evaluate.js';
+import { evaluateModel, featuresDirFor } from '../eval/evaluate.js';
 import { readJson } from '../models/folder.js';
 import { reportCommand } from './eval.js';
 import {
@@ -129,15 +130,29 @@ const pad = (s: string | number, n: number): string => String(s).padStart(n);
 
 function table(evals: readonly EvalJson[]): string {
   const lines = [
-    `${'model'.padEnd(16)}${pad('steps', 6)}${pad('NFE', 5)}${pad('FID', 9)}${pad('acc %', 7)}${pad('ms/img', 9)}`,
+    `${'model'.padEnd(16)}${pad('steps', 6)}${pad('NFE', 5)}${pad('FID', 9)}${pad('FID 95%', 18)}` +
+      `${pad('acc %', 7)}${pad('ms/img', 9)}`,
   ];
   for (const run of evals) {
     for (const r of run.results) {
+      const interval =
+        r.fidInterval === undefined ? '' : `[${r.fidInterval.map((v) => v.toFixed(2)).join(', ')}]`;
       lines.push(
-        `${run.model.padEnd(16)}${pad(r.steps, 6)}${pad(r.nfe, 5)}${pad(r.fid.toFixed(2), 9)}` +
+        `${run.model.padEnd(16)}${pad(r.steps, 6)}${pad(r.nfe, 5)}${pad(r.fid.toFixed(2), 9)}${pad(interval, 18)}` +
           `${pad((100 * r.classAccuracy).toFixed(1), 7)}${pad(r.msPerImage.toFixed(2), 9)}`,
       );
     }
+  }
+  const first = evals[0];
+  if (first !== undefined) {
+    const floor = first.fidFloor;
+    lines.push(
+      '',
+      `scored by the report net ${first.featureNet}` +
+        (floor === undefined
+          ? ''
+          : `; FID floor (${floor.samples} real training images): ${floor.fid.toFixed(2)}`),
+    );
   }
   return lines.join('\n');
 }
@@ -181,8 +196,9 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
         samples: o.samples,
         seed: o.seed,
         outJson,
-        // A from-scratch run scores with the feature net it trained, not the shipped one.
-        ...(o.fromScratch === undefined ? {} : { featuresDir: join(o.models, o.dataset, 'features') }),
+        // The shipped report: scored by the report net of the models folder (a from-scratch run's own).
+        featureNetRole: 'report',
+        featuresDir: featuresDirFor(o.dataset, 'report', o.models),
         ...(o.fromScratch?.quick ? { referenceLimit: QUICK_REFERENCE_LIMIT } : {}),
       }),
     );

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { ADD_DEFAULTS } from '../distill/add-config.js';
 import { makeTinyTeacher } from '../distill/fixtures/tiny-teacher.js';
 import { LADD_DEFAULTS } from '../distill/ladd-config.js';
+import { LADD_DMD_DEFAULTS } from '../distill/ladd-dmd-config.js';
 import { PADD_DEFAULTS } from '../distill/padd-config.js';
 import { loadSynthetic } from '../distill/shared/synth.js';
 import { loadDiffusionModel } from '../models/folder.js';
@@ -117,8 +118,13 @@ describe('ladder synth / distill', () => {
   });
 });
 
-const METHODS = ['ladd', 'padd', 'add'] as const;
-const DEFAULTS = { ladd: LADD_DEFAULTS, padd: PADD_DEFAULTS, add: ADD_DEFAULTS };
+const METHODS = ['ladd', 'padd', 'add', 'ladd-dmd'] as const;
+const DEFAULTS = {
+  ladd: LADD_DEFAULTS,
+  padd: PADD_DEFAULTS,
+  add: ADD_DEFAULTS,
+  'ladd-dmd': LADD_DMD_DEFAULTS,
+};
 
 /** `distill`'s calls of the library for `ladder distill <args>` (none are run), and the error text. */
 async function distillCalls(...args: string[]): Promise<{ error: string; calls: DistillCall[] }> {
@@ -158,6 +164,7 @@ const NO_FLAG: Readonly<Record<string, string>> = {
   // Adam betas are the papers' settings (student 0.9/0.999, discriminator 0/0.99); no flag has ever set them.
   generatorBetas: 'fixed',
   discriminatorBetas: 'fixed',
+  fakeScoreBetas: 'fixed',
 };
 
 /** The command lines below, with what the library got from them before the tables (written out by hand). */
@@ -170,47 +177,53 @@ const synthSet = { synth: { count: 20, steps: 3, cfg: 2 }, syntheticFile: 'S' };
 
 /** Which methods read each method-bound flag (the old METHOD_FLAGS), with a valid value; the rest read all. */
 const READERS: readonly [flag: string, value: string | undefined, methods: string][] = [
-  ['--steps', '2', 'ladd add'],
-  ['--t-hat-mean', '1', 'ladd'],
-  ['--t-hat-std', '1', 'ladd'],
-  ['--features', 'all', 'ladd'],
-  ['--head-embed', '8', 'ladd add'],
-  ['--warmup', '1', 'ladd'],
-  ['--warmup-probs', '.25,.25,.25,.25', 'ladd'],
-  ['--probs', '.25,.25,.25,.25', 'ladd add'],
-  ['--r1', '1', 'ladd add'],
-  ['--r1-sigma', '1', 'ladd'],
-  ['--backward-sim', undefined, 'ladd'],
+  ['--steps', '2', 'ladd add ladd-dmd'],
+  ['--t-hat-mean', '1', 'ladd ladd-dmd'],
+  ['--t-hat-std', '1', 'ladd ladd-dmd'],
+  ['--features', 'all', 'ladd ladd-dmd'],
+  ['--head-embed', '8', 'ladd add ladd-dmd'],
+  ['--warmup', '1', 'ladd ladd-dmd'],
+  ['--warmup-probs', '.25,.25,.25,.25', 'ladd ladd-dmd'],
+  ['--probs', '.25,.25,.25,.25', 'ladd add ladd-dmd'],
+  ['--r1', '1', 'ladd add ladd-dmd'],
+  ['--r1-sigma', '1', 'ladd ladd-dmd'],
+  ['--backward-sim', undefined, 'ladd ladd-dmd'],
+  ['--no-backward-sim', undefined, 'ladd ladd-dmd'],
   ['--schedule', '4,2', 'padd'],
   ['--relax', '.1', 'padd'],
   ['--x0-warmup', '.1', 'padd'],
   ['--mse-lr', '1', 'padd'],
-  ['--teacher-cfg', '1', 'padd add'],
+  ['--teacher-cfg', '1', 'padd add ladd-dmd'],
   ['--from-stage', '1', 'padd'],
   ['--one-step-prediction', 'x0', 'padd'],
-  ['--data', 'real', 'ladd padd'],
-  ['--synthetic', 'S', 'ladd padd'],
-  ['--synth-n', '1', 'ladd padd'],
-  ['--synth-steps', '1', 'ladd padd'],
-  ['--synth-cfg', '1', 'ladd padd'],
+  ['--data', 'real', 'ladd padd ladd-dmd'],
+  ['--synthetic', 'S', 'ladd padd ladd-dmd'],
+  ['--synth-n', '1', 'ladd padd ladd-dmd'],
+  ['--synth-steps', '1', 'ladd padd ladd-dmd'],
+  ['--synth-cfg', '1', 'ladd padd ladd-dmd'],
   ['--feature-net', 'F', 'add'],
   ['--allow-same-dataset-features', undefined, 'add'],
   ['--feature-layers', '0', 'add'],
   ['--lambda', '1', 'add'],
-  ['--adv-weight', '1', 'add'],
+  ['--adv-weight', '1', 'add ladd-dmd'],
   ['--weighting', 'sds', 'add'],
   ['--x0-conditioning', 'always', 'add'],
   ['--t-min', '.1', 'add'],
   ['--t-max', '.9', 'add'],
-  ['--iterations', '8', 'ladd padd add'],
-  ['--batch', '2', 'ladd padd add'],
-  ['--lr', '2', 'ladd padd add'],
-  ['--d-lr', '2', 'ladd padd add'],
-  ['--d-updates', '8', 'ladd padd add'],
-  ['--ema', '0', 'ladd padd add'],
-  ['--head-channels', '8', 'ladd padd add'],
-  ['--head-groups', '4', 'ladd padd add'],
-  ['--limit', '8', 'ladd padd add'],
+  ['--iterations', '8', 'ladd padd add ladd-dmd'],
+  ['--batch', '2', 'ladd padd add ladd-dmd'],
+  ['--lr', '2', 'ladd padd add ladd-dmd'],
+  ['--d-lr', '2', 'ladd padd add ladd-dmd'],
+  ['--d-updates', '8', 'ladd padd add ladd-dmd'],
+  ['--ema', '0', 'ladd padd add ladd-dmd'],
+  ['--head-channels', '8', 'ladd padd add ladd-dmd'],
+  ['--head-groups', '4', 'ladd padd add ladd-dmd'],
+  ['--limit', '8', 'ladd padd add ladd-dmd'],
+  ['--dm-weight', '2', 'ladd-dmd'],
+  ['--dm-t-min', '.1', 'ladd-dmd'],
+  ['--dm-t-max', '.9', 'ladd-dmd'],
+  ['--fake-lr', '1', 'ladd-dmd'],
+  ['--fake-updates', '3', 'ladd-dmd'],
 ];
 
 /** A bad value of each flag with a value, and the message it got before the tables. */
@@ -242,6 +255,10 @@ const REJECTED: readonly [flag: string, value: string, message: string][] = [
   ['--feature-layers', '-1', '--feature-layers must be an integer >= 0, got "-1"'],
   ['--lambda', '-1', '--lambda must be a number >= 0, got "-1"'],
   ['--adv-weight', '-1', '--adv-weight must be a number >= 0, got "-1"'],
+  ['--dm-weight', '-1', '--dm-weight must be a number >= 0, got "-1"'],
+  ['--dm-t-min', '0', '--dm-t-min must be a number in (0, 1], got "0"'],
+  ['--fake-lr', '0', '--fake-lr must be a positive number, got "0"'],
+  ['--fake-updates', '0', '--fake-updates must be an integer >= 1, got "0"'],
   ['--weighting', 'x', 'Allowed choices are alpha, sds.'],
   ['--x0-conditioning', 'x', 'Allowed choices are always, signal-only.'],
   ['--t-min', '0', '--t-min must be a number in (0, 1), got "0"'],
@@ -298,7 +315,12 @@ describe('ladder distill: the flag tables', () => {
         `${method} keys with no flag`,
       );
       // Keys the defaults leave out (the library computes them) that still have a flag.
-      const computed = { ladd: ['warmupProbs', 'probs'], padd: ['teacherCfg'], add: ['probs'] }[method];
+      const computed = {
+        ladd: ['warmupProbs', 'probs'],
+        padd: ['teacherCfg'],
+        add: ['probs'],
+        'ladd-dmd': ['warmupProbs', 'probs'],
+      }[method];
       assert.deepEqual(
         rowKeys.filter((k) => !keys.includes(k)),
         computed,
@@ -342,7 +364,7 @@ describe('ladder distill: the flag tables', () => {
         ' ',
       ),
       ...'--head-embed 8 --warmup 3 --warmup-probs 0,1 --probs .25,.75 --r1 0.2 --r1-sigma 0.05'.split(' '),
-      ...'--data real --backward-sim'.split(' '),
+      ...'--data synthetic --backward-sim'.split(' '),
     );
     assert.deepEqual(ladd, {
       error: '',
@@ -373,7 +395,7 @@ describe('ladder distill: the flag tables', () => {
               probs: [0.25, 0.75],
               r1Weight: 0.2,
               r1Sigma: 0.05,
-              data: 'real',
+              data: 'synthetic',
               backwardSimulation: true,
             },
           },
@@ -387,7 +409,7 @@ describe('ladder distill: the flag tables', () => {
         ' ',
       ),
       ...'--lr .002 --d-lr .003 --d-updates 2 --ema 0 --head-channels 16 --head-groups 4'.split(' '),
-      ...'--teacher-cfg 1.5 --one-step-prediction teacher --data real --from-stage 2'.split(' '),
+      ...'--teacher-cfg 1.5 --one-step-prediction teacher --data synthetic --from-stage 2'.split(' '),
     );
     assert.deepEqual(padd, {
       error: '',
@@ -414,7 +436,7 @@ describe('ladder distill: the flag tables', () => {
               headGroups: 4,
               teacherCfg: 1.5,
               oneStepPrediction: 'teacher',
-              data: 'real',
+              data: 'synthetic',
             },
             fromStage: 2,
           },
@@ -470,12 +492,59 @@ describe('ladder distill: the flag tables', () => {
     });
   });
 
+  it("hands LADD-DMD its own flags and LADD's", async () => {
+    const call = await distillCalls(
+      ...['--method', 'ladd-dmd', ...T, ...synthGiven, '--data', 'synthetic'],
+      ...'--steps 2 --adv-weight 0.5 --dm-weight 2 --teacher-cfg 1.5 --dm-t-min .1 --dm-t-max .9'.split(' '),
+      ...'--fake-lr .001 --fake-updates 3 --no-backward-sim'.split(' '),
+    );
+    assert.deepEqual(call, {
+      error: '',
+      calls: [
+        {
+          method: 'ladd-dmd',
+          options: {
+            teacherDir: 'T',
+            outDir: 'O',
+            ...synthSet,
+            ...runDefaults,
+            config: {
+              steps: 2,
+              data: 'synthetic',
+              backwardSimulation: false,
+              adversarialWeight: 0.5,
+              matchingWeight: 2,
+              teacherCfg: 1.5,
+              matchingTMin: 0.1,
+              matchingTMax: 0.9,
+              fakeScoreLr: 0.001,
+              fakeScoreUpdates: 3,
+            },
+          },
+        },
+      ],
+    });
+  });
+
+  it('refuses the synthetic set’s flags on a run that trains on real latents', async () => {
+    assert.match(
+      (await distillCalls('--method', 'ladd-dmd', ...T, '--synth-n', '9')).error,
+      /--synth-n set the synthetic latents, but --method ladd-dmd trains on real latents by default: drop them or pass --data synthetic/,
+    );
+    assert.match(
+      (await distillCalls('--method', 'ladd', ...T, '--data', 'real', '--synthetic', 'S')).error,
+      /--synthetic set the synthetic latents, but --data real/,
+    );
+  });
+
   it('accepts each flag for the methods that read it and names them for the others', async () => {
     const wrong: string[] = [];
     for (const [flag, value, readers] of READERS) {
       for (const method of METHODS) {
         const featureNet = method === 'add' && flag !== '--feature-net' ? ['--feature-net', 'F'] : [];
-        const given = [flag, ...(value === undefined ? [] : [value])];
+        // LADD-DMD trains on real latents unless told otherwise, and refuses the synthetic set's flags there.
+        const synthetic = method === 'ladd-dmd' && /^--synth/.test(flag) ? ['--data', 'synthetic'] : [];
+        const given = [flag, ...(value === undefined ? [] : [value]), ...synthetic];
         const { error, calls } = await distillCalls('--method', method, ...T, ...featureNet, ...given);
         const methods = readers.split(' ');
         const want = methods.includes(method)

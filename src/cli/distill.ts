@@ -9,6 +9,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ADD_DEFAULTS, type AddConfig, resolveAddConfig } from '../distill/add-config.js';
 import { type DistillAddOptions, distillAdd } from '../distill/add-train.js';
 import { LADD_DEFAULTS, type LaddConfig, resolveLaddConfig } from '../distill/ladd-config.js';
+import { LADD_DMD_DEFAULTS, type LaddDmdConfig, resolveLaddDmdConfig } from '../distill/ladd-dmd-config.js';
+import { type DistillLaddDmdOptions, distillLaddDmd } from '../distill/ladd-dmd-train.js';
 import { type DistillLaddOptions, distillLadd } from '../distill/ladd-train.js';
 import { PADD_DEFAULTS, type PaddConfig, parsePaddSchedule } from '../distill/padd-config.js';
 import { type DistillPaddOptions, distillPadd } from '../distill/padd-train.js';
@@ -36,17 +38,18 @@ import {
 type Parser<T> = (value: string) => T;
 
 /** The methods, in the order of --method's choices and of the "LADD/PADD" in messages. */
-const METHODS = ['ladd', 'padd', 'add'] as const;
+const METHODS = ['ladd', 'padd', 'add', 'ladd-dmd'] as const;
 type Method = (typeof METHODS)[number];
 
 interface Configs {
   readonly ladd: LaddConfig;
   readonly padd: PaddConfig;
   readonly add: AddConfig;
+  readonly 'ladd-dmd': LaddDmdConfig;
 }
 
 /** Every method's config keys at once, so a SHARED row's parser fits the key in each method's config. */
-type AnyConfig = LaddConfig & PaddConfig & AddConfig;
+type AnyConfig = LaddConfig & PaddConfig & AddConfig & LaddDmdConfig;
 
 /** One row of a method's table: `flag` (with its value placeholder; none for a switch) sets config `key`. */
 type ConfigFlag<C> = {
@@ -90,6 +93,9 @@ const schedule = (flag: string) => (value: string) => {
 /** Time probabilities have no entry in the defaults: they follow --steps. */
 const stepsDependent = (_: unknown, method: Method): string =>
   method === 'add' ? 'uniform' : 'set by --steps';
+
+/** A time of the distribution-matching term: in (0, 1]. */
+const matchingTime = (flag: string) => inRange(flag, 0, 1, { openMin: true });
 
 /** Rows of the flags that several methods read. */
 const SHARED = {
@@ -155,15 +161,36 @@ const SHARED = {
     flag: '--teacher-cfg <w>',
     key: 'teacherCfg',
     parse: cfgScale,
-    help: `teacher CFG scale, 0 to ${MAX_CFG} (PADD: of the first stage's teacher; ADD: of the distillation target)`,
+    help: `teacher CFG scale, 0 to ${MAX_CFG} (PADD: of the first stage's teacher; ADD: of the distillation target; LADD-DMD: of the real score)`,
     // ADD's default 'teacher' and PADD's unset one both mean the teacher's own scale.
     show: (value) => (typeof value === 'number' ? String(value) : "the teacher's"),
   },
   data: { flag: '--data <kind>', key: 'data', choices: ['synthetic', 'real'], help: 'training latents' },
+  adversarialWeight: {
+    flag: '--adv-weight <x>',
+    key: 'adversarialWeight',
+    parse: nonNegative,
+    help: 'weight of the adversarial loss (ADD: 0 = distillation only)',
+  },
 } satisfies Record<string, ConfigFlag<AnyConfig>>;
 
 // Each table lists its rows in the order the config override had before the tables, so the resolved config
 // (and the config.json written from it) keeps its key order.
+
+/** Backward simulation's switch and its negation (LADD-DMD's default is on); both set one key. */
+const BACKWARD_SIMULATION = {
+  on: {
+    flag: '--backward-sim',
+    key: 'backwardSimulation',
+    help: "train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
+  },
+  off: {
+    flag: '--no-backward-sim',
+    key: 'backwardSimulation',
+    help: 'train every student step on forward-noised data, as the LADD paper does',
+    show: (value) => `backward simulation ${String(value)}`,
+  },
+} satisfies Record<string, ConfigFlag<LaddConfig>>;
 
 const LADD_FLAGS: readonly ConfigFlag<LaddConfig>[] = [
   SHARED.steps,
@@ -206,10 +233,38 @@ const LADD_FLAGS: readonly ConfigFlag<LaddConfig>[] = [
   SHARED.r1,
   { flag: '--r1-sigma <s>', key: 'r1Sigma', parse: positive, help: 'approximate-R1 perturbation std' },
   SHARED.data,
+  BACKWARD_SIMULATION.on,
+  BACKWARD_SIMULATION.off,
+];
+
+const LADD_DMD_FLAGS: readonly ConfigFlag<LaddDmdConfig>[] = [
+  ...LADD_FLAGS,
+  SHARED.adversarialWeight,
   {
-    flag: '--backward-sim',
-    key: 'backwardSimulation',
-    help: "train later student steps on the student's own sampler path, not forward-noised data (DMD2)",
+    flag: '--dm-weight <x>',
+    key: 'matchingWeight',
+    parse: nonNegative,
+    help: 'weight of the distribution-matching loss',
+  },
+  SHARED.teacherCfg,
+  {
+    flag: '--dm-t-min <t>',
+    key: 'matchingTMin',
+    parse: matchingTime,
+    help: 'lowest time of the distribution-matching term, in (0, 1]',
+  },
+  {
+    flag: '--dm-t-max <t>',
+    key: 'matchingTMax',
+    parse: matchingTime,
+    help: 'highest time of the distribution-matching term, in (dm-t-min, 1]',
+  },
+  { flag: '--fake-lr <x>', key: 'fakeScoreLr', parse: positive, help: 'fake score learning rate' },
+  {
+    flag: '--fake-updates <n>',
+    key: 'fakeScoreUpdates',
+    parse: count,
+    help: 'fake score updates per student update',
   },
 ];
 
@@ -260,12 +315,7 @@ const ADD_FLAGS: readonly ConfigFlag<AddConfig>[] = [
   SHARED.dUpdates,
   SHARED.ema,
   SHARED.probs,
-  {
-    flag: '--adv-weight <x>',
-    key: 'adversarialWeight',
-    parse: nonNegative,
-    help: 'weight of the adversarial loss, 0 = distillation only',
-  },
+  SHARED.adversarialWeight,
   {
     flag: '--lambda <x>',
     key: 'distillationWeight',
@@ -314,6 +364,7 @@ export const DISTILL_FLAGS: { readonly [M in Method]: readonly FlagRow[] } = {
   ladd: LADD_FLAGS,
   padd: PADD_FLAGS,
   add: ADD_FLAGS,
+  'ladd-dmd': LADD_DMD_FLAGS,
 };
 
 /** Read when the help is made, so the help follows a changed default. */
@@ -321,6 +372,7 @@ const DEFAULTS: { readonly [M in Method]: Partial<Configs[M]> } = {
   ladd: LADD_DEFAULTS,
   padd: PADD_DEFAULTS,
   add: ADD_DEFAULTS,
+  'ladd-dmd': LADD_DMD_DEFAULTS,
 };
 
 /** Flags that set no config key but only some methods read: where the latents, stages and features come from. */
@@ -343,24 +395,24 @@ const SOURCE_FLAGS: readonly (Omit<FlagRow, 'key' | 'show'> & { readonly methods
   },
   {
     flag: '--synthetic <file>',
-    methods: ['ladd', 'padd'],
+    methods: ['ladd', 'padd', 'ladd-dmd'],
     help: 'synthetic latents file (made there when missing; default <out>/synthetic.safetensors)',
   },
   {
     flag: '--synth-n <N>',
-    methods: ['ladd', 'padd'],
+    methods: ['ladd', 'padd', 'ladd-dmd'],
     parse: count,
     help: 'latents to synthesise when the file is missing (default: 10000)',
   },
   {
     flag: '--synth-steps <S>',
-    methods: ['ladd', 'padd'],
+    methods: ['ladd', 'padd', 'ladd-dmd'],
     parse: count,
     help: "teacher steps for them (default: the teacher's)",
   },
   {
     flag: '--synth-cfg <W>',
-    methods: ['ladd', 'padd'],
+    methods: ['ladd', 'padd', 'ladd-dmd'],
     parse: cfgScale,
     help: `teacher CFG scale for them, 0 to ${MAX_CFG} (default: the teacher's)`,
   },
@@ -414,6 +466,7 @@ interface DistillFlags {
   readonly synthN?: number;
   readonly synthSteps?: number;
   readonly synthCfg?: number;
+  readonly data?: 'synthetic' | 'real';
   readonly featureNet?: string;
   readonly allowSameDatasetFeatures?: true;
   readonly fromStage?: number;
@@ -441,7 +494,8 @@ function given<T extends object>(values: { [K in keyof T]?: T[K] | undefined }):
 export type DistillCall =
   | { readonly method: 'ladd'; readonly options: DistillLaddOptions }
   | { readonly method: 'padd'; readonly options: DistillPaddOptions }
-  | { readonly method: 'add'; readonly options: DistillAddOptions };
+  | { readonly method: 'add'; readonly options: DistillAddOptions }
+  | { readonly method: 'ladd-dmd'; readonly options: DistillLaddDmdOptions };
 
 /** What a run hands back to the command: its profile, when asked for one. */
 type DistillOutcome = { readonly profile?: EngineProfile } | undefined;
@@ -449,6 +503,7 @@ type DistillOutcome = { readonly profile?: EngineProfile } | undefined;
 async function callLibrary(call: DistillCall): Promise<DistillOutcome> {
   if (call.method === 'ladd') return distillLadd(call.options);
   if (call.method === 'padd') return distillPadd(call.options);
+  if (call.method === 'ladd-dmd') return distillLaddDmd(call.options);
   return distillAdd(call.options);
 }
 
@@ -459,9 +514,30 @@ async function callLibrary(call: DistillCall): Promise<DistillOutcome> {
 function redirected(call: DistillCall, outDir: string): DistillCall {
   if (call.method === 'add') return { method: 'add', options: { ...call.options, outDir } };
   const syntheticFile = call.options.syntheticFile ?? join(call.options.outDir, 'synthetic.safetensors');
+  if (call.method === 'ladd-dmd')
+    return { method: 'ladd-dmd', options: { ...call.options, outDir, syntheticFile } };
   return call.method === 'ladd'
     ? { method: 'ladd', options: { ...call.options, outDir, syntheticFile } }
     : { method: 'padd', options: { ...call.options, outDir, syntheticFile } };
+}
+
+/**
+ * Refuses synthetic-set flags on a run that trains on real latents (LADD-DMD's default, or --data real), where they
+ * would be ignored.
+ */
+function checkLatentSource(o: DistillFlags & Readonly<Record<string, unknown>>): void {
+  if (o.method === 'add') return; // ADD has no --data: its own check names the flags
+  const data = o.data ?? DEFAULTS[o.method].data;
+  const given = (['--synthetic', '--synth-n', '--synth-steps', '--synth-cfg'] as const).filter(
+    (flag) => o[valueKey(`${flag} <x>`)] !== undefined,
+  );
+  if (data === 'real' && given.length > 0) {
+    const why =
+      o.data === undefined ? `--method ${o.method} trains on real latents by default` : '--data real';
+    throw new Error(
+      `${given.join(', ')} set the synthetic latents, but ${why}: drop them or pass --data synthetic`,
+    );
+  }
 }
 
 /** Adds `distill` and `synth` to the `ladder` program; `distill` hands its call to `run` (tests capture it). */
@@ -472,13 +548,19 @@ export function registerDistillCommands(
   const command = program
     .command('distill')
     .description(
-      'distil few-step students from a teacher folder (LADD, ADD: one student; PADD: a ladder of stage-N students)',
+      'distil few-step students from a teacher folder (LADD, ADD, LADD-DMD: one student; PADD: a ladder of stage-N students)',
     )
     .addOption(new Option('--method <name>', 'distillation method').choices(METHODS).makeOptionMandatory())
     .requiredOption('--teacher <dir>', 'teacher model folder')
     .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)');
   // Each config row once (the shared ones first), read by the methods whose table holds it; then the rest.
-  const rows = new Set<FlagRow>([...Object.values(SHARED), ...LADD_FLAGS, ...PADD_FLAGS, ...ADD_FLAGS]);
+  const rows = new Set<FlagRow>([
+    ...Object.values(SHARED),
+    ...LADD_FLAGS,
+    ...PADD_FLAGS,
+    ...ADD_FLAGS,
+    ...LADD_DMD_FLAGS,
+  ]);
   const flags = [
     ...[...rows].map((row) => {
       const methods = METHODS.filter((m) => DISTILL_FLAGS[m].includes(row));
@@ -499,12 +581,16 @@ export function registerDistillCommands(
     .option('--profile <n>', PROFILE_HELP, int('--profile', 1))
     .action(async (o: DistillFlags & Readonly<Record<string, unknown>>) => {
       for (const { option, methods } of flags) {
-        if (o[option.attributeName()] !== undefined && !methods.includes(o.method)) {
+        // A switch and its --no- negation share one value: the flag given is the one with that value's sense.
+        const value = o[option.attributeName()];
+        const given = value !== undefined && (option.negate ? value === false : value !== false);
+        if (given && !methods.includes(o.method)) {
           throw new Error(
             `${option.long} is a ${upper(methods)} flag; --method ${o.method} does not read it`,
           );
         }
       }
+      checkLatentSource(o);
       const source = {
         teacherDir: o.teacher,
         outDir: o.out,
@@ -550,6 +636,12 @@ export function registerDistillCommands(
         const config = configOverride('padd', o);
         const fromStage = o.fromStage === undefined ? {} : { fromStage: o.fromStage };
         await dispatch({ method: 'padd', options: { ...source, ...runSettings, config, ...fromStage } });
+        return;
+      }
+      if (o.method === 'ladd-dmd') {
+        const config = configOverride('ladd-dmd', o);
+        resolveLaddDmdConfig(config); // fails before the run folder is made
+        await dispatch({ method: 'ladd-dmd', options: { ...source, ...runSettings, config } });
         return;
       }
       const config = configOverride('ladd', o);

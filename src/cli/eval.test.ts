@@ -96,9 +96,12 @@ describe('ladder train-features / eval / report', () => {
 
   it('writes an eval JSON of the documented shape, and a report that embeds its grids', async () => {
     const json = join(root, 'run', 'teacher.json');
-    await ladder(...evalArgs(json, '--steps', '1,2', '--name', 'tiny teacher'));
+    await ladder(...evalArgs(json, '--steps', '1,2', '--name', 'tiny teacher', '--bootstrap', '30'));
     const parsed = parseEvalJson(JSON.parse(await readFile(json, 'utf8')), json);
     assert.equal(parsed.model, 'tiny teacher');
+    assert.equal(parsed.featureNetRole, 'selection');
+    assert.equal(parsed.bootstrap?.replicates, 30);
+    for (const r of parsed.results) assert.equal(r.fidReplicates?.length, 30);
     assert.deepEqual(
       parsed.results.map((r) => r.steps),
       [1, 2],
@@ -110,6 +113,7 @@ describe('ladder train-features / eval / report', () => {
     const page = await readFile(html, 'utf8');
     assert.match(page, /<title>tiny &#60;report&#62;<\/title>/);
     assert.match(page, /tiny teacher/);
+    assert.match(page, /\(selection net\)/);
     assert.equal(page.match(/<img src="data:image\/png;base64,/g)?.length, 2);
     assert.doesNotMatch(page, /grid not embedded/);
   });
@@ -159,6 +163,20 @@ describe('ladder train-features / eval / report', () => {
       assert.match(r.stderr, message);
     }
     assert.ok(!existsSync(join(root, 'never.json')));
+  });
+
+  it('--net report records the role with the --features folder; --bootstrap 0 writes no intervals', async () => {
+    const json = join(root, 'roles', 'report.json');
+    await ladder(...evalArgs(json, '--steps', '1', '--net', 'report', '--bootstrap', '0'));
+    const parsed = parseEvalJson(JSON.parse(await readFile(json, 'utf8')), json);
+    assert.equal(parsed.featureNetRole, 'report');
+    assert.equal(parsed.featureNetDir, join(root, 'features'));
+    assert.equal(parsed.bootstrap, undefined);
+    assert.equal(parsed.results[0]?.fidInterval, undefined);
+    await assert.rejects(
+      ladder(...evalArgs(join(root, 'x.json'), '--net', 'final')),
+      /unknown feature net role "final"; known: selection, report/,
+    );
   });
 
   it('fails clearly on bad input', async () => {

@@ -5,8 +5,13 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../core/fs.js';
 import type { DatasetName } from '../data/image-dataset.js';
-import { type EvalJson, parseEvalJson } from '../eval/eval-json.js';
-import { evaluateModel } from '../eval/evaluate.js';
+import { type EvalJson, FEATURE_NET_ROLES, parseEvalJson } from '../eval/eval-json.js';
+import {
+  BOOTSTRAP_BLOCKS,
+  DEFAULT_BOOTSTRAP_REPLICATES,
+  evaluateModel,
+  FEATURES_FOLDERS,
+} from '../eval/evaluate.js';
 import { renderReport } from '../eval/report.js';
 import { trainFeatureNet } from '../eval/train-features.js';
 import { readJson } from '../models/folder.js';
@@ -20,6 +25,7 @@ import {
   num as finite,
   int,
   list,
+  oneOf,
   runOrProfile,
   sampler,
 } from './options.js';
@@ -91,6 +97,11 @@ export function registerEvalCommands(program: Command): void {
         list(int('--channels', 1)),
       )
       .option(
+        '--kernel <n>',
+        `square kernel size of every conv layer (default ${FEATURE_NET_DEFAULTS.kernel})`,
+        int('--kernel', 1),
+      )
+      .option(
         '--feature-dim <n>',
         `width of the feature layer (default ${FEATURE_NET_DEFAULTS.featureDim})`,
         int('--feature-dim', 1),
@@ -128,6 +139,7 @@ export function registerEvalCommands(program: Command): void {
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
         arch: {
           ...(o.channels === undefined ? {} : { channels: o.channels }),
+          ...(o.kernel === undefined ? {} : { kernel: o.kernel }),
           ...(o.featureDim === undefined ? {} : { featureDim: o.featureDim }),
         },
         ...(o.profile === undefined ? {} : { profile: o.profile }),
@@ -163,7 +175,18 @@ export function registerEvalCommands(program: Command): void {
       int('--seed'),
       0,
     )
-    .option('--features <dir>', 'feature net folder (default: models/<dataset>/features)')
+    .option(
+      '--net <role>',
+      `feature net role: selection (models/<dataset>/${FEATURES_FOLDERS.selection}, for sweeps and checkpoint ` +
+        `choice) or report (models/<dataset>/${FEATURES_FOLDERS.report}, another architecture and seed, for ` +
+        'the numbers you report)',
+      oneOf('feature net role', FEATURE_NET_ROLES),
+      'selection',
+    )
+    .option(
+      '--features <dir>',
+      "feature net folder (default: the --net role's folder; the role is still recorded)",
+    )
     .requiredOption('--json <file>', 'eval JSON to write; sample grids go next to it')
     .option('--force', 'overwrite an existing eval JSON and its sample grids', false)
     .option('--name <text>', 'model name in the JSON and the report (default: the --model path)')
@@ -174,6 +197,13 @@ export function registerEvalCommands(program: Command): void {
       DEFAULT_BATCH,
     )
     .option('--kid-subsets <n>', 'KID subsets of min(1000, samples) images', int('--kid-subsets', 1), 20)
+    .option(
+      '--bootstrap <n>',
+      `replicates of the 95% FID and class-accuracy intervals (resampling about ${BOOTSTRAP_BLOCKS} blocks of ` +
+        'consecutive samples, within each class); 0: no intervals',
+      int('--bootstrap'),
+      DEFAULT_BOOTSTRAP_REPLICATES,
+    )
     .option(
       '--grid-per-class <n>',
       'images per class in each sample grid (0: no grids)',
@@ -198,6 +228,8 @@ export function registerEvalCommands(program: Command): void {
         outJson: o.json,
         batchSize: o.batch,
         kidSubsets: o.kidSubsets,
+        bootstrapReplicates: o.bootstrap,
+        featureNetRole: o.net,
         gridPerClass: o.gridPerClass,
         overwrite: o.force,
         ...(o.latentSize === undefined ? {} : { latentSize: o.latentSize }),

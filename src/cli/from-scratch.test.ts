@@ -34,6 +34,8 @@ describe('ladder demo --from-scratch: the plan', () => {
         'distill --method ladd --teacher root/mnist/teacher --synthetic root/mnist/synthetic.safetensors --out root/mnist/ladd',
         'distill --method padd --teacher root/mnist/teacher --synthetic root/mnist/synthetic.safetensors --out root/mnist/padd',
         'distill --method add --teacher root/mnist/teacher --feature-net root/fashion-mnist/features --out root/mnist/add',
+        'distill --method ladd-dmd --teacher root/mnist/teacher --out root/mnist/ladd-dmd',
+        'train-features --data mnist --channels 32,64,128 --kernel 3 --feature-dim 128 --seed 7 --out root/mnist/features-report',
       ],
     );
   });
@@ -53,6 +55,7 @@ describe('ladder demo --from-scratch: the plan', () => {
     const step = (name: string) => plan.find((s) => s.name === name)?.args.join(' ') ?? '';
     assert.match(step('teacher'), /--steps 2 --batch 8 --limit 64/);
     assert.match(step('features'), /--test-limit 64/);
+    assert.match(step('report-features'), /--seed 7 --steps 2 --batch 8 --limit 64 --test-limit 64/);
     assert.match(step('synthetic'), /--n 20 --steps 2/);
     // --steps of distill is LADD's student step count, not a run length: quick runs set --iterations only.
     assert.match(step('ladd'), /--iterations 2 --batch 2/);
@@ -133,10 +136,10 @@ describe('ladder demo --from-scratch: running the plan', () => {
       await calls(),
       plan.map((s) => ['--backend', 'cpu', ...s.args].join(' ')),
     );
-    assert.match(lines[0] ?? '', /\[1\/8\] autoencoder: ladder --backend cpu train-ae --data mnist/);
+    assert.match(lines[0] ?? '', /\[1\/10\] autoencoder: ladder --backend cpu train-ae --data mnist/);
     await runPipeline(plan, { launcher, log: (l) => lines.push(l) });
     assert.equal((await calls()).length, plan.length, 'a second run starts no child');
-    assert.match(lines.at(-1) ?? '', /\[8\/8\] add: .* is finished, skipped/);
+    assert.match(lines.at(-1) ?? '', /\[10\/10\] report-features: .* is finished, skipped/);
   });
 
   it('stops at a failed step, naming it and the command to rerun, and resumes it on the next run', async () => {

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import type { DatasetName } from '../data/image-dataset.js';
 import { PADD_DEFAULTS, parsePaddSchedule } from '../distill/padd-config.js';
 import { stageDir } from '../distill/padd-train.js';
+import { featuresDirFor } from '../eval/evaluate.js';
+import { reportNetFlags } from '../eval/train-features.js';
 import { CONFIG_FILE } from '../models/folder.js';
 
 /** Where the pipeline writes its model folders unless --models says otherwise. */
@@ -51,7 +53,10 @@ export interface PlanOptions {
 
 const hasConfig = (dir: string) => (): boolean => existsSync(join(dir, CONFIG_FILE));
 
-/** The pipeline's steps in order: autoencoder, eval feature net, teacher, ADD's feature net, synth, LADD, PADD, ADD. */
+/**
+ * The pipeline's steps in order: autoencoder, selection feature net, teacher, ADD's feature net, synth, LADD, PADD,
+ * ADD, then the report feature net that scores the demo's report.
+ */
 export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   const other = ADD_FEATURES_DATASET[o.dataset];
   if (other === undefined) {
@@ -81,7 +86,12 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   const paddOut = dir('padd');
   return [
     model('autoencoder', ae, ['train-ae', '--data', o.dataset, ...trainQuick]),
-    model('features', dir('features'), ['train-features', '--data', o.dataset, ...featuresQuick]),
+    model('features', featuresDirFor(o.dataset, 'selection', o.root), [
+      'train-features',
+      '--data',
+      o.dataset,
+      ...featuresQuick,
+    ]),
     model('teacher', teacher, ['train-teacher', '--ae', ae, ...trainQuick]),
     model('add-features', addFeatures, [
       'train-features',
@@ -142,6 +152,23 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
       addFeatures,
       ...distillQuick,
       ...quick('--limit', '64'),
+    ]),
+    model('ladd-dmd', dir('ladd-dmd'), [
+      'distill',
+      '--method',
+      'ladd-dmd',
+      '--teacher',
+      teacher,
+      ...distillQuick,
+      ...quick('--limit', '64'),
+    ]),
+    // Last: no step before it can have been tuned against it.
+    model('report-features', featuresDirFor(o.dataset, 'report', o.root), [
+      'train-features',
+      '--data',
+      o.dataset,
+      ...reportNetFlags(),
+      ...featuresQuick,
     ]),
   ];
 }

@@ -43,7 +43,7 @@ program
   .command('demo')
   .description(
     'the main job: evaluate the shipped teacher and students and write runs/demo/report.html; with --from-scratch, ' +
-      'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD) with the ' +
+      'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD, LADD-DMD) with the ' +
       'ladder commands and their defaults, resuming what an earlier run left',
   )
   .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)

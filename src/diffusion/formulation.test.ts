@@ -12,6 +12,7 @@ import {
   type Formulation,
   flowFormulation,
   makeFormulation,
+  sampleUniformTimes,
   trailingTimes,
   type VpConfig,
   vpAlphaBars,
@@ -303,5 +304,16 @@ describe('formulation', () => {
     assert.deepEqual(countReads(() => t.dataSync()).engine, 1);
     assert.ok(countReads(() => t.dataSync()).backend >= 1);
     t.dispose();
+  });
+});
+
+describe('uniform times', () => {
+  it('sampleUniformTimes draws times uniformly in [tMin, tMax]; VP times land on its discrete steps', () => {
+    const flow = sampleUniformTimes(makeFormulation(FLOW), new Rng(1), 5000, 0.02, 0.98);
+    assert.ok(flow.every((t) => t >= 0.02 && t <= 0.98));
+    const mean = flow.reduce((a, b) => a + b, 0) / flow.length;
+    assert.ok(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
+    const vp = sampleUniformTimes(makeFormulation(VP_V), new Rng(1), 200, 0.02, 0.98);
+    assert.ok(vp.every((t) => Math.abs(t * 999 - Math.round(t * 999)) < 1e-3 && t >= 0.019 && t <= 0.981));
   });
 });

@@ -97,6 +97,25 @@ function vpTable(f: Formulation): Float32Array {
   return table;
 }
 
+/**
+ * n times t ~ U[tMin, tMax] in the formulation's [0, 1] time; a VP model's times snap to its discrete steps (the
+ * only times it was trained at). Draws n numbers from `rng`.
+ */
+export function sampleUniformTimes(
+  f: Formulation,
+  rng: Rng,
+  n: number,
+  tMin: number,
+  tMax: number,
+): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = tMin + (tMax - tMin) * rng.uniform();
+    out[i] = f.config.kind === 'vp' ? Math.round(t * (VP_STEPS - 1)) / (VP_STEPS - 1) : t;
+  }
+  return out;
+}
+
 /** Forward process: x_t = alpha_t x0 + sigma_t eps. Caller owns the result. */
 export function addNoise(f: Formulation, x0: tf.Tensor4D, eps: tf.Tensor4D, t: tf.Tensor1D): tf.Tensor4D {
   return tf.tidy(() => {

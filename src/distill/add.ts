@@ -7,7 +7,7 @@ import { stopGradient } from '../core/stop-gradient.js';
 import * as tf from '../core/tf.js';
 import type { BatchLoader } from '../data/loader.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
-import { addNoise, type Formulation, VP_STEPS } from '../diffusion/formulation.js';
+import { addNoise, type Formulation, sampleUniformTimes } from '../diffusion/formulation.js';
 import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
 import { type FeatureNetConfig, featureNetTaps } from '../nn/feature-net.js';
 import type { HeadLogits } from '../nn/heads.js';
@@ -49,25 +49,9 @@ export function distillationTimeWeight(f: Formulation, t: number, weighting: Dis
   return weighting === 'alpha' ? alpha : alpha / (2 * sigma);
 }
 
-/** t ~ U[tMin, tMax] in the formulation's [0, 1] time; a VP teacher's times snap to its discrete steps. */
-export function sampleDistillationTimes(
-  f: Formulation,
-  rng: Rng,
-  n: number,
-  tMin: number,
-  tMax: number,
-): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = tMin + (tMax - tMin) * rng.uniform();
-    out[i] = f.config.kind === 'vp' ? Math.round(t * (VP_STEPS - 1)) / (VP_STEPS - 1) : t;
-  }
-  return out;
-}
-
 /** A generator round's distillation draws: t, eps' of `shape`, and lambda c(t). Caller owns the tensors. */
 function drawDistillation(f: Formulation, c: AddConfig, rng: Rng, shape: readonly number[]) {
-  const t = sampleDistillationTimes(f, rng, shape[0]!, c.tMin, c.tMax);
+  const t = sampleUniformTimes(f, rng, shape[0]!, c.tMin, c.tMax);
   const weights = t.map(
     (ti) => c.distillationWeight * distillationTimeWeight(f, ti, c.distillationWeighting),
   );

@@ -66,7 +66,7 @@ export const LADD_DEFAULTS: Omit<LaddConfig, 'warmupProbs' | 'probs'> = {
 };
 
 /** Defaults overlaid with `overrides`, checked; the error names the key and the bad value. */
-export function resolveLaddConfig(overrides: Partial<LaddConfig> = {}): LaddConfig {
+export function resolveLaddConfig(overrides: Partial<LaddConfig> = {}, method = 'LADD'): LaddConfig {
   const base = { ...LADD_DEFAULTS, ...overrides };
   const schedule = defaultStudentTimeSchedule(base.steps, base.warmupIterations);
   const c: LaddConfig = {
@@ -74,7 +74,7 @@ export function resolveLaddConfig(overrides: Partial<LaddConfig> = {}): LaddConf
     warmupProbs: overrides.warmupProbs ?? schedule.warmupProbs,
     probs: overrides.probs ?? schedule.probs,
   };
-  const fail = configFailure('LADD');
+  const fail = configFailure(method);
   checkAdversarialTraining(c, fail);
   for (const key of ['steps', 'headChannels', 'headGroups', 'headEmbedDim'] as const)
     checkInteger(fail, key, c[key]);

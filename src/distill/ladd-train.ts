@@ -1,7 +1,8 @@
 import { Rng } from '../core/rng.js';
-import { BatchLoader } from '../data/loader.js';
+import { type ArraySource, BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
-import { loadDiffusionModel } from '../models/folder.js';
+import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
+import type { HeadsConfig } from '../nn/heads.js';
 import { disposeParams } from '../nn/params.js';
 import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
@@ -25,6 +26,25 @@ export interface DistillLaddOptions extends LatentSourceOptions {
   readonly profile?: number;
 }
 
+/** LADD's setup on a loaded teacher: the student's denoiser, the teacher's encoder, the heads, the latents. */
+export function laddSetup<C extends LaddConfig>(
+  teacher: LoadedDiffusionModel,
+  config: C,
+  heads: HeadsConfig,
+  latents: ArraySource,
+  seed: number,
+): LaddSetup & { readonly config: C } {
+  return {
+    config,
+    formulation: makeFormulation(teacher.config.formulation),
+    student: methodDenoisers(teacher, { cfg: 1 }).student,
+    unet: teacher.config.unet,
+    teacherParams: teacher.params,
+    heads,
+    data: new BatchLoader(latents, { batchSize: config.batchSize, seed }),
+  };
+}
+
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
   const config = resolveLaddConfig(opts.config);
   await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
@@ -36,15 +56,7 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
     }
     const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
     const latents = await trainingLatents(opts, config.data, teacher);
-    const setup: LaddSetup = {
-      config,
-      formulation: makeFormulation(teacher.config.formulation),
-      student: methodDenoisers(teacher, { cfg: 1 }).student,
-      unet: teacher.config.unet,
-      teacherParams: teacher.params,
-      heads,
-      data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed }),
-    };
+    const setup = laddSetup(teacher, config, heads, latents, opts.seed);
     players = laddPlayers(setup, new Rng(opts.seed).fork());
     return await trainStudent(
       {

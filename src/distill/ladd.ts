@@ -93,6 +93,48 @@ export function simulatedStudentInputs(
   return inputs!;
 }
 
+/** A LADD round, with the classes and shape of its batch (the hybrid's extra term is drawn for the same batch). */
+export interface LaddRound extends AdversarialRound {
+  /** The classes c of the round's batch [B] (int32), owned by the round. */
+  readonly labels: tf.Tensor1D;
+  /** [B, H, W, C] of the round's latents. */
+  readonly batchShape: readonly [number, number, number, number];
+}
+
+/**
+ * Step 2: the student's times s and inputs x_s for latents `x0`: s from the student times (warm-up schedule), then
+ * x_s = alpha_s x0 + sigma_s eps (pure noise at s = 1); with backward simulation, x_s after the first time is the
+ * student's own sampler path from pure noise (`studentNow`: its current weights). Draws from `ctx.rng`.
+ */
+export function laddStudentInputs(
+  setup: Pick<LaddSetup, 'config' | 'formulation' | 'student'>,
+  ctx: Pick<StepContext, 'step' | 'rng'>,
+  x0: tf.Tensor4D,
+  labels: tf.Tensor1D,
+  studentNow?: Params,
+): { readonly s: tf.Tensor1D; readonly xs: tf.Tensor4D } {
+  const { config: c, formulation: f } = setup;
+  const { rng } = ctx;
+  const b = x0.shape[0];
+  if (c.backwardSimulation && studentNow === undefined)
+    throw new Error('LADD backward simulation needs the current student weights');
+  const times = studentTimes(f, c.steps);
+  const sValues = sampleStudentTimes(rng, times, studentTimeProbs(c, ctx.step), b);
+  const s = tf.tensor1d(sValues);
+  const eps = randn(rng, x0.shape) as tf.Tensor4D;
+  try {
+    if (!c.backwardSimulation) return { s, xs: addNoise(f, x0, eps, s) };
+    const start = tf.tidy(() => addNoise(f, x0, eps, tf.fill([b], times[0]!) as tf.Tensor1D));
+    // The draws are float32: compare each with the float32 of every time.
+    const timeIndex = Int32Array.from(sValues, (v) => times.findIndex((t) => Math.fround(t) === v));
+    const xs = simulatedStudentInputs(setup.student(studentNow!), f, times, timeIndex, start, labels, rng);
+    start.dispose();
+    return { s, xs };
+  } finally {
+    eps.dispose();
+  }
+}
+
 /**
  * Steps 1-6 for one update on data batch `batch`: draws all noise from `ctx.rng` (checkpointed, so a resumed run
  * replays the same draws) and returns the round the shared adversarial step trains on. `studentNow` (the
@@ -103,33 +145,17 @@ export function laddRound(
   ctx: Pick<StepContext, 'step' | 'rng'>,
   batch: number,
   studentNow?: Params,
-): AdversarialRound {
+): LaddRound {
   const { config: c, formulation: f, unet, teacherParams, heads, data } = setup;
   const { rng } = ctx;
   const b = c.batchSize;
-  if (c.backwardSimulation && studentNow === undefined)
-    throw new Error('LADD backward simulation needs the current student weights');
 
   // 1. Data: a fresh batch of synthetic latents x0 and their classes c for every update of the step.
   const { x: x0, labels } = data.batchAt(batch);
   const shape = x0.shape.slice(1);
 
-  // 2. Student input: s from the student times (warm-up schedule), then x_s = alpha_s x0 + sigma_s eps
-  //    (pure noise at s = 1); with backward simulation, x_s after the first time is the student's sampler path.
-  const times = studentTimes(f, c.steps);
-  const sValues = sampleStudentTimes(rng, times, studentTimeProbs(c, ctx.step), b);
-  const s = tf.tensor1d(sValues);
-  const eps = randn(rng, [b, ...shape]) as tf.Tensor4D;
-  let xs: tf.Tensor4D;
-  if (c.backwardSimulation) {
-    const start = tf.tidy(() => addNoise(f, x0, eps, tf.fill([b], times[0]!) as tf.Tensor1D));
-    // The draws are float32: compare each with the float32 of every time.
-    const timeIndex = Int32Array.from(sValues, (v) => times.findIndex((t) => Math.fround(t) === v));
-    xs = simulatedStudentInputs(setup.student(studentNow!), f, times, timeIndex, start, labels, rng);
-    start.dispose();
-  } else {
-    xs = addNoise(f, x0, eps, s);
-  }
+  // 2. Student input x_s at a student time s (forward-noised data, or the student's own path).
+  const { s, xs } = laddStudentInputs(setup, ctx, x0, labels, studentNow);
 
   // 3. Discriminator noise level t_hat ~ logit-normal(tHatMean, tHatStd), shared by real and fake; fresh noise
   //    for each.
@@ -152,12 +178,14 @@ export function laddRound(
     return headLogits(headParams, heads, pickFeatures(features, heads), netTime, labels);
   };
 
-  const owned = [x0, labels, s, eps, xs, tHat, netTime, alpha, sigma, noise.real, noise.fake, r1Noise ?? []];
+  const owned = [x0, labels, s, xs, tHat, netTime, alpha, sigma, noise.real, noise.fake, r1Noise ?? []];
 
   // 6. Losses (hinge, in the shared step): L_D = sum_k max(0, 1 - D_k(real)) + max(0, 1 + D_k(sg(fake))),
   //    L_G = -sum_k D_k(fake). Optional approximate R1: perturb the re-noised real input, penalise the logit
   //    change.
   return {
+    labels,
+    batchShape: x0.shape,
     fake,
     realLogits: (headParams) => judge(headParams, renoise(x0, 'real')),
     fakeLogits: (headParams, x) => judge(headParams, renoise(x, 'fake')),

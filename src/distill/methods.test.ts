@@ -1,5 +1,5 @@
 // Conformance suite of the distillation methods (STYLE.md section 11; after diffusers' SchedulerCommonTest and
-// FastGen's per-method tiny tests). Every method (fixtures/method-cases.ts: LADD, ADD, PADD), on a tiny flow
+// FastGen's per-method tiny tests). Every method (fixtures/method-cases.ts: LADD, ADD, PADD, LADD-DMD), on a tiny flow
 // teacher and a tiny VP one (v-prediction, zero terminal SNR), must: log finite losses in every phase; leave its
 // frozen networks unchanged while the student and the discriminator train; give gradients to, and change, only the
 // player being updated; leave no tensor behind; and resume bit-identically. What is particular to one method
@@ -23,6 +23,7 @@ import {
   ADD,
   disposeTinyWorld,
   LADD,
+  LADD_DMD,
   type MethodUnderTest,
   makeTinyWorld,
   PADD,
@@ -232,7 +233,7 @@ function describeBrokenMethods(world: () => TinyWorld): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const METHODS = [LADD, ADD, PADD];
+const METHODS = [LADD, ADD, PADD, LADD_DMD];
 
 describe('distillation methods on a tiny flow teacher', () => {
   const world = tinyWorld(FLOW);

@@ -33,6 +33,36 @@ describe('parseEvalJson', () => {
     assert.deepEqual(parsed, input);
   });
 
+  it('reads the role, bootstrap and floor fields, and files written before them', () => {
+    const withIntervals = {
+      ...valid,
+      featureNetRole: 'report',
+      featureNetDir: 'models/mnist/features-report',
+      bootstrap: { replicates: 3, blocks: 100, level: 0.95 },
+      fidFloor: { fid: 9.7, samples: 2000, classBalanced: true },
+      results: [
+        {
+          ...result,
+          fidInterval: [11.8, 12.9],
+          fidReplicates: [12, 12.4, 11.9],
+          classAccuracyInterval: [0.94, 0.96],
+        },
+      ],
+    };
+    const parsed = parseEvalJson(withIntervals, 'new.json');
+    assert.equal(parsed.featureNetRole, 'report');
+    assert.deepEqual(parsed.results[0]?.fidInterval, [11.8, 12.9]);
+    assert.equal(parseEvalJson(valid, 'old.json').featureNetRole, undefined);
+    assert.throws(
+      () => parseEvalJson({ ...valid, featureNetRole: 'final' }, 'r.json'),
+      /r\.json: featureNetRole: Invalid enum value\. Expected 'selection' \| 'report'/,
+    );
+    assert.throws(
+      () => parseEvalJson({ ...valid, results: [{ ...result, fidInterval: [1] }] }, 'r.json'),
+      /r\.json: results\[0\]\.fidInterval/,
+    );
+  });
+
   it('names the file and the path of a missing or mistyped key', () => {
     const { fid: _fid, ...noFid } = result;
     assert.throws(

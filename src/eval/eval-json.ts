@@ -4,6 +4,14 @@ import { z } from 'zod';
 const finite = z.number().finite();
 const share = finite.min(0).max(1);
 
+/**
+ * What a feature net is used for. The selection net scores every measurement along the way (sweeps, checkpoint
+ * choice); the report net, another architecture and seed, scores the shipped numbers, so that what was tuned on one
+ * net is reported on another.
+ */
+export const FEATURE_NET_ROLES = ['selection', 'report'] as const;
+export type FeatureNetRole = (typeof FEATURE_NET_ROLES)[number];
+
 /** One (steps, cfg) setting of one model. Unknown extra keys are kept. */
 export const evalResultSchema = z
   .object({
@@ -15,6 +23,13 @@ export const evalResultSchema = z
     nfe: z.number().int().min(1),
     /** Frechet distance on the feature net's features (FID-like). */
     fid: finite,
+    /** Bootstrap percentile interval of `fid` over the generated samples (absent: bootstrap off, or older file). */
+    fidInterval: z.tuple([finite, finite]).optional(),
+    /**
+     * FID of every bootstrap replicate in draw order (ratio intervals pair them across evals), shifted by the
+     * bootstrap's estimate of FID's small-sample bias so that they centre on `fid`.
+     */
+    fidReplicates: z.array(finite).optional(),
     /** Kernel distance (unbiased MMD^2, may be slightly negative) and its std over subsets. */
     kid: finite,
     kidStd: finite.min(0),
@@ -23,6 +38,8 @@ export const evalResultSchema = z
     recall: share,
     /** Share of samples the feature net classifies as the class they were asked for. */
     classAccuracy: share,
+    /** Bootstrap percentile interval of `classAccuracy`, from the same block draws as `fidInterval`. */
+    classAccuracyInterval: z.tuple([share, share]).optional(),
     /** Wall-clock sampling time per image, in milliseconds. */
     msPerImage: finite.min(0),
     /** Sample grid: a path relative to the eval JSON, or a data: URI. */
@@ -42,6 +59,31 @@ export const evalJsonSchema = z
     seed: z.number().int(),
     /** Name (or hash) of the feature network the metrics were computed with. */
     featureNet: z.string().min(1),
+    /** The feature net's role (absent in files written before roles existed). */
+    featureNetRole: z.enum(FEATURE_NET_ROLES).optional(),
+    /** The feature net's folder as given to `ladder eval`. */
+    featureNetDir: z.string().optional(),
+    /** "teacher" or "student". */
+    modelKind: z.enum(['teacher', 'student']).optional(),
+    /**
+     * How the intervals were made: replicates, blocks of consecutive samples, coverage, and whether blocks were
+     * drawn within each asked class (keeping the class counts).
+     */
+    bootstrap: z
+      .object({
+        replicates: z.number().int().min(1),
+        blocks: z.number().int().min(1),
+        level: finite.gt(0).lt(1),
+        withinClasses: z.boolean().optional(),
+      })
+      .optional(),
+    /**
+     * FID of `samples` real training images against the same reference with the same net: what a perfect generator
+     * would score at this sample size. `classBalanced`: as many images of each class as the generated samples.
+     */
+    fidFloor: z
+      .object({ fid: finite, samples: z.number().int().min(2), classBalanced: z.boolean() })
+      .optional(),
     results: z.array(evalResultSchema),
     /** TF.js backend the timings come from. */
     backend: z.string().optional(),

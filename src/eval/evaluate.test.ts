@@ -14,6 +14,7 @@ import { writeTinyTeacher } from '../test-utils/tiny-models.js';
 import { type EvalResult, parseEvalJson } from './eval-json.js';
 import { type EvaluateOptions, evaluateModel } from './evaluate.js';
 import { tinyFeaturesConfig, writeTinyFeatureNet } from './fixtures/tiny-models.js';
+import { reportNetFlags } from './train-features.js';
 
 let root = '';
 let base: EvaluateOptions;
@@ -46,6 +47,11 @@ describe('evaluateModel', () => {
     const net = await loadFeatureNet(join(root, 'features'));
     tf.dispose(Object.values(net.params));
     assert.equal(onDisk.featureNet, net.name);
+    assert.equal(onDisk.featureNetRole, 'selection');
+    assert.equal(onDisk.featureNetDir, join(root, 'features'));
+    assert.deepEqual(onDisk.bootstrap, { replicates: 200, blocks: 12, level: 0.95, withinClasses: true });
+    assert.equal(onDisk.fidFloor?.samples, 12);
+    assert.ok(onDisk.fidFloor.fid > 0 && onDisk.fidFloor.classBalanced);
     assert.equal(onDisk.dataset, 'mnist');
     assert.equal(onDisk.samples, 12);
     assert.equal(onDisk.seed, 5);
@@ -59,6 +65,11 @@ describe('evaluateModel', () => {
     );
     for (const r of onDisk.results) {
       assert.ok(r.fid >= 0 && r.msPerImage > 0);
+      assert.equal(r.fidReplicates?.length, 200);
+      const [low, high] = r.fidInterval ?? [Number.NaN, Number.NaN];
+      assert.ok(low <= high && low >= Math.min(...r.fidReplicates) && high <= Math.max(...r.fidReplicates));
+      const [accLow, accHigh] = r.classAccuracyInterval ?? [Number.NaN, Number.NaN];
+      assert.ok(accLow >= 0 && accLow <= accHigh && accHigh <= 1);
       assert.equal(r.grid, `teacher-${r.steps}steps.png`);
       const png = decodePng(await readFile(join(root, 'out', r.grid!)));
       assert.ok(png.height > png.width, 'one row per class (10) and 2 columns');
@@ -77,6 +88,19 @@ describe('evaluateModel', () => {
     assert.equal(guided.results[0]!.nfe, 2);
     const reseeded = await evaluateModel({ ...opts, seed: 6, outJson: join(root, 'd.json') });
     assert.notEqual(reseeded.results[0]!.fid, metricsA.fid);
+    const unbootstrapped = await evaluateModel({
+      ...opts,
+      bootstrapReplicates: 0,
+      outJson: join(root, 'e.json'),
+    });
+    assert.equal(unbootstrapped.bootstrap, undefined);
+    const { msPerImage: _e, ...metricsE } = unbootstrapped.results[0]!;
+    const { fidInterval: _i, fidReplicates: _r, classAccuracyInterval: _c, ...pointMetrics } = metricsA;
+    assert.deepEqual(metricsE, pointMetrics, 'the same point metrics, without intervals');
+    await assert.rejects(
+      evaluateModel({ ...opts, bootstrapReplicates: -1 }),
+      /--bootstrap must be an integer >= 0 \(0: no intervals\), got -1/,
+    );
   });
 
   it('samples at another latent size (9x11) and scores the images resized to the feature net input', async () => {
@@ -170,6 +194,43 @@ describe('evaluateModel', () => {
       /feature net folder .*no-features does not exist: train one with `ladder train-features/,
     );
     assert.ok(!existsSync(join(root, 'out', 'never.json')));
+  });
+
+  it('records the report role and the folder given, and says how to make a missing report net', async () => {
+    const out = await evaluateModel({
+      ...base,
+      steps: [1],
+      gridPerClass: 0,
+      featureNetRole: 'report',
+      outJson: join(root, 'report-role.json'),
+    });
+    assert.equal(out.featureNetRole, 'report');
+    assert.equal(out.featureNetDir, join(root, 'features'));
+    const make = (dir: string) =>
+      `ladder train-features --data mnist --out ${dir} --channels 32,64,128 --kernel 3 --feature-dim 128 --seed 7`;
+    const missing = join(root, 'no-report-net');
+    await assert.rejects(
+      evaluateModel({ ...base, featureNetRole: 'report', featuresDir: missing }),
+      (err: Error) =>
+        err.message.includes(
+          `report net folder ${missing} does not exist: make it with \`${make(missing)}\``,
+        ),
+    );
+    const training = join(root, 'report-net-training');
+    await mkdir(join(training, 'checkpoints'), { recursive: true });
+    await assert.rejects(
+      evaluateModel({ ...base, featureNetRole: 'report', featuresDir: training }),
+      (err: Error) =>
+        err.message.includes('holds no finished feature net') &&
+        err.message.includes(`${make(training)} --resume`),
+    );
+  });
+
+  it("keeps the README's report net command in step with the settings the error message gives", async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    assert.ok(
+      readme.includes(`train-features --data mnist --out runs/features-report ${reportNetFlags().join(' ')}`),
+    );
   });
 
   it('rejects too few samples for precision/recall', async () => {

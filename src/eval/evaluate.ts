@@ -1,5 +1,7 @@
 // `ladder eval`: samples a teacher or student at several step counts (same seed, noise and class-balanced
-// labels for every model, so comparisons are paired), times it, and scores the samples with the feature net.
+// labels for every model, so comparisons are paired), times it, and scores the samples with a feature net: the
+// selection net by default, the report net for shipped numbers. FID comes with a bootstrap interval over the
+// generated samples and the finite-sample floor (real training images at the same count).
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { ensureWritableDir, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
@@ -20,15 +22,29 @@ import {
 } from '../models/pipeline.js';
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
-import { type EvalJson, type EvalResult, parseEvalJson } from './eval-json.js';
+import { type EvalJson, type EvalResult, type FeatureNetRole, parseEvalJson } from './eval-json.js';
 import { type ExtractedFeatures, extractFeatures } from './features.js';
-import { classAccuracy, featureStats, frechetDistanceFromStats, kid, precisionRecall } from './metrics.js';
-import { loadReference, type ReferenceSet } from './reference.js';
+import {
+  BOOTSTRAP_LEVEL,
+  type BootstrapOptions,
+  blockLayout,
+  classAccuracy,
+  classAccuracyBootstrap,
+  featureStats,
+  fidBootstrap,
+  frechetDistanceFromStats,
+  kid,
+  precisionRecall,
+} from './metrics.js';
+import { type FidFloor, loadFidFloor, loadReference, type ReferenceSet } from './reference.js';
+import { reportNetFlags } from './train-features.js';
 
 export interface EvaluateOptions {
   /** Teacher or student model folder. */
   readonly modelDir: string;
-  /** Feature net folder (default `models/<dataset>/features`). */
+  /** What the feature net is used for (default 'selection'); picks its default folder and is recorded. */
+  readonly featureNetRole?: FeatureNetRole;
+  /** Feature net folder (default: the role's folder, `featuresDirFor(dataset, role)`). */
   readonly featuresDir?: string;
   /** Sampling step counts (default: the model's own). */
   readonly steps?: readonly number[];
@@ -46,6 +62,8 @@ export interface EvaluateOptions {
   readonly batchSize?: number;
   /** KID subsets (default 20) of min(1000, samples) rows each. */
   readonly kidSubsets?: number;
+  /** Bootstrap replicates of the FID and class-accuracy intervals (default 200); 0 computes no intervals. */
+  readonly bootstrapReplicates?: number;
   /** Images per class in each setting's sample grid; 0 writes no grids (default 8). */
   readonly gridPerClass?: number;
   /** Use only the first N test images as the reference (quick runs and tests). */
@@ -70,8 +88,19 @@ const KID_SUBSET_SIZE = 1000;
 // Fixed (not the eval seed): every eval compares against the same real rows for precision/recall.
 const REFERENCE_SUBSET_SEED = 0;
 
-/** Where `ladder eval` looks for the feature net of a dataset when --features is not given. */
-export const defaultFeaturesDir = (dataset: string): string => join('models', dataset, 'features');
+/** Blocks the bootstrap asks for: ceil(samples / 100) consecutive samples each, within each asked class. */
+export const BOOTSTRAP_BLOCKS = 100;
+export const DEFAULT_BOOTSTRAP_REPLICATES = 200;
+
+/** The folder name of each feature net role under `<models>/<dataset>/`. */
+export const FEATURES_FOLDERS: Readonly<Record<FeatureNetRole, string>> = {
+  selection: 'features',
+  report: 'features-report',
+};
+
+/** Where the feature net of `role` for `dataset` lives (`ladder eval`'s default when --features is not given). */
+export const featuresDirFor = (dataset: string, role: FeatureNetRole, modelsRoot = 'models'): string =>
+  join(modelsRoot, dataset, FEATURES_FOLDERS[role]);
 
 /** Runs the evaluation, writes the eval JSON (and grids) and returns what it wrote. */
 export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
@@ -81,6 +110,9 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
       `--samples must be an integer above ${PRECISION_RECALL_K} (precision/recall use ${PRECISION_RECALL_K} neighbours), got ${opts.samples}`,
     );
   }
+  const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
+  if (!Number.isInteger(replicates) || replicates < 0)
+    throw new Error(`--bootstrap must be an integer >= 0 (0: no intervals), got ${replicates}`);
   if (!existsSync(join(opts.modelDir, CONFIG_FILE))) {
     const what = existsSync(opts.modelDir) ? `has no ${CONFIG_FILE}` : 'does not exist';
     throw new Error(
@@ -98,7 +130,10 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
       cfg: opts.cfg ?? model.config.sampling.cfg,
       decode: true,
     });
-    net = await loadFeatureNet(opts.featuresDir ?? defaultFeaturesDir(model.config.dataset));
+    const role = opts.featureNetRole ?? 'selection';
+    const featuresDir = opts.featuresDir ?? featuresDirFor(model.config.dataset, role);
+    if (role === 'report') checkReportNet(featuresDir, model.config.dataset);
+    net = await loadFeatureNet(featuresDir);
     checkCompatible(model, net);
     return await runEvaluation(model, net, opts, batchSize);
   } finally {
@@ -106,6 +141,16 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
     disposeParams(model.autoencoder.params);
     if (net !== undefined) disposeParams(net.params);
   }
+}
+
+// The report net is made separately from the pipeline's models: say how when it is missing or unfinished.
+function checkReportNet(dir: string, dataset: string): void {
+  if (existsSync(join(dir, CONFIG_FILE))) return;
+  const make = ['ladder train-features --data', dataset, '--out', dir, ...reportNetFlags()].join(' ');
+  const problem = existsSync(dir)
+    ? `holds no finished feature net (no ${CONFIG_FILE}; still training?): finish it with \`${make} --resume\``
+    : `does not exist: make it with \`${make}\``;
+  throw new Error(`report net folder ${dir} ${problem}, or pass --features <dir>`);
 }
 
 const gridPath = (outJson: string, steps: number): string =>
@@ -154,12 +199,19 @@ async function runEvaluation(
   const stepsList = opts.steps ?? config.sampling.steps;
   const cfg = opts.cfg ?? config.sampling.cfg;
   const sampler = opts.sampler ?? defaultSampler(config);
-  const reference = await loadReference(net, 'test', {
+  const referenceOptions = {
     ...(opts.referenceLimit === undefined ? {} : { limit: opts.referenceLimit }),
     ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
-  });
+  };
+  const reference = await loadReference(net, 'test', referenceOptions);
   const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
   const labels = balancedLabels(classes, opts.samples);
+  const floor = await loadFidFloor(net, reference, labels, referenceOptions);
+  const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
+  // Within each asked class (the class counts are fixed by design); seeded like the samples, so two evals with one
+  // seed and sample count draw the same blocks and their replicates pair up.
+  const bootstrap: BootstrapOptions | undefined =
+    replicates === 0 ? undefined : { replicates, blocks: BOOTSTRAP_BLOCKS, seed: opts.seed, strata: labels };
   const [netH, netW] = net.config.featureNet.imageShape;
   // Chunks of images at the feature net's input size; each chunk's tensor is the caller's.
   function* generate(steps: number, asked: Int32Array): Generator<GeneratedChunk> {
@@ -220,7 +272,7 @@ async function runEvaluation(
       began = performance.now();
     }
     const msPerImage = sampling / opts.samples;
-    const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20);
+    const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20, bootstrap);
     const png = grid.png();
     if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
     results.push({
@@ -233,7 +285,7 @@ async function runEvaluation(
       ...(png === undefined ? {} : { grid: relative(dirname(opts.outJson), gridPath(opts.outJson, steps)) }),
     });
     process.stderr.write(
-      `${steps} steps: FID ${metrics.fid.toFixed(2)}, class accuracy ${(100 * metrics.classAccuracy).toFixed(1)}%, ${msPerImage.toFixed(2)} ms/image\n`,
+      `${steps} steps: ${summaryLine(metrics, floor)}, ${msPerImage.toFixed(2)} ms/image\n`,
     );
   }
   // Written only once every setting has run, so a failed run leaves no grids without their JSON.
@@ -245,6 +297,19 @@ async function runEvaluation(
       samples: opts.samples,
       seed: opts.seed,
       featureNet: net.name,
+      featureNetRole: opts.featureNetRole ?? 'selection',
+      featureNetDir: net.dir,
+      ...(bootstrap === undefined
+        ? {}
+        : {
+            bootstrap: {
+              replicates: bootstrap.replicates,
+              blocks: blockLayout(opts.samples, bootstrap.blocks, labels).blocks,
+              level: BOOTSTRAP_LEVEL,
+              withinClasses: true,
+            },
+          }),
+      ...(floor === undefined ? {} : { fidFloor: floor }),
       results,
       backend: currentBackend(),
       createdAt: new Date().toISOString(),
@@ -262,14 +327,43 @@ async function runEvaluation(
   return out;
 }
 
-/** FID, KID, precision/recall and class accuracy of generated features against a reference set. */
+// `FID 12.31 [11.80, 12.95] (floor 9.70 at 2000), class accuracy 97.1% [96.3, 97.8]`
+function summaryLine(metrics: SampleMetrics, floor: FidFloor | undefined): string {
+  const interval = (range: readonly [number, number] | undefined, scale: number, digits: number): string =>
+    range === undefined ? '' : ` [${range.map((v) => (scale * v).toFixed(digits)).join(', ')}]`;
+  const floorText = floor === undefined ? '' : ` (floor ${floor.fid.toFixed(2)} at ${floor.samples})`;
+  return (
+    `FID ${metrics.fid.toFixed(2)}${interval(metrics.fidInterval, 1, 2)}${floorText}, ` +
+    `class accuracy ${(100 * metrics.classAccuracy).toFixed(1)}%${interval(metrics.classAccuracyInterval, 100, 1)}`
+  );
+}
+
+/** What `sampleMetrics` measures: every metric of an eval result, the intervals when bootstrapped. */
+export type SampleMetrics = Pick<
+  EvalResult,
+  | 'fid'
+  | 'fidInterval'
+  | 'fidReplicates'
+  | 'kid'
+  | 'kidStd'
+  | 'precision'
+  | 'recall'
+  | 'classAccuracy'
+  | 'classAccuracyInterval'
+>;
+
+/**
+ * FID, KID, precision/recall and class accuracy of generated features against a reference set; with `bootstrap`,
+ * also the FID replicates and the intervals of FID and class accuracy (same block draws for both).
+ */
 export function sampleMetrics(
   reference: ReferenceSet,
   fake: ExtractedFeatures,
   askedLabels: Int32Array,
   seed: number,
   kidSubsets: number,
-): Pick<EvalResult, 'fid' | 'kid' | 'kidStd' | 'precision' | 'recall' | 'classAccuracy'> {
+  bootstrap?: BootstrapOptions,
+): SampleMetrics {
   const d = fake.dim;
   const fid = frechetDistanceFromStats(featureStats(fake.features, fake.count, d), reference.stats);
   const kidResult = kid(reference.features, fake.features, reference.count, fake.count, d, {
@@ -290,13 +384,22 @@ export function sampleMetrics(
     d,
     PRECISION_RECALL_K,
   );
-  return {
+  const point = {
     fid,
     kid: kidResult.kid,
     kidStd: kidResult.kidStd,
     precision,
     recall,
     classAccuracy: classAccuracy(fake.predicted, askedLabels),
+  };
+  if (bootstrap === undefined) return point;
+  const fidBoot = fidBootstrap(fake.features, fake.count, d, reference.stats, bootstrap);
+  const accuracyBoot = classAccuracyBootstrap(fake.predicted, askedLabels, bootstrap);
+  return {
+    ...point,
+    fidInterval: [fidBoot.low, fidBoot.high],
+    fidReplicates: fidBoot.replicates,
+    classAccuracyInterval: [accuracyBoot.low, accuracyBoot.high],
   };
 }
 

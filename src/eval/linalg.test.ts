@@ -10,6 +10,7 @@ import {
   rowSquaredNorms,
   sqrtmPsd,
   symmetricEigen,
+  symmetricEigenvalues,
   trace,
 } from './linalg.js';
 
@@ -106,6 +107,19 @@ describe('symmetricEigen', () => {
       () => symmetricEigen(Float64Array.of(1, Number.NaN, Number.NaN, 1), 2),
       /entry \(0, 1\) is NaN/,
     );
+  });
+});
+
+describe('symmetricEigenvalues', () => {
+  it('gives exactly the values of symmetricEigen, without the vectors', () => {
+    const rng = new Rng(3);
+    for (const n of [1, 2, 5, 40]) {
+      const a = randomSymmetric(rng, n);
+      assert.deepEqual(symmetricEigenvalues(a, n), symmetricEigen(a, n).values, `n=${n}`);
+    }
+    const psd = randomPsd(rng, 30, 5);
+    assert.deepEqual(symmetricEigenvalues(psd, 30), symmetricEigen(psd, 30).values, 'rank-deficient PSD');
+    assert.throws(() => symmetricEigenvalues(new Float64Array(3), 2), /symmetricEigenvalues: expected 2x2/);
   });
 });
 

@@ -4,16 +4,22 @@ import { describe, it } from 'node:test';
 import { Rng } from '../core/rng.js';
 import { matMul } from './linalg.js';
 import {
+  blockLayout,
   classAccuracy,
+  classAccuracyBootstrap,
+  featureBlockSums,
   featureStats,
   featureStatsFromJson,
   featureStatsFromTensors,
   featureStatsToJson,
   featureStatsToTensors,
+  fidBootstrap,
   frechetDistance,
   frechetDistanceFromStats,
   kid,
+  percentileInterval,
   precisionRecall,
+  statsOfBlocks,
 } from './metrics.js';
 
 const identity = (d: number): Float64Array =>
@@ -255,5 +261,168 @@ describe('classAccuracy', () => {
     close(classAccuracy(Int32Array.of(1, 2, 3, 4), Int32Array.of(1, 2, 0, 4)), 0.75, 0, 'accuracy');
     assert.equal(classAccuracy(Int32Array.of(7), Int32Array.of(7)), 1);
     assert.throws(() => classAccuracy(Int32Array.of(1, 2), Int32Array.of(1)), /2 predicted and 1 asked/);
+  });
+});
+
+describe('bootstrap intervals', () => {
+  const d = 4;
+  // A large N(0, I) reference; generated rows are shifted by 0.5 per dimension, so the FID is about 1.
+  const reference = featureStats(gaussianRows(new Rng(20), 20000, d), 20000, d);
+
+  it('splits rows into blocks of consecutive rows, each of one stratum', () => {
+    assert.equal(blockLayout(2000, 100).blocks, 100);
+    assert.equal(blockLayout(2001, 100).blocks, 96); // 21 rows each
+    assert.equal(blockLayout(150, 100).blocks, 75);
+    assert.equal(blockLayout(5, 100).blocks, 5);
+    // Two strata, interleaved in pairs; blocks of ceil(10 / 4) = 3 rows fill per stratum: 3 + 2 rows each.
+    const layout = blockLayout(10, 4, Int32Array.of(0, 0, 1, 1, 0, 0, 1, 1, 0, 1));
+    assert.deepEqual([...layout.blockOfRow], [0, 0, 1, 1, 0, 2, 1, 3, 2, 3]);
+    assert.deepEqual(layout.strata, [Int32Array.of(0, 2), Int32Array.of(1, 3)]);
+    assert.throws(() => blockLayout(10, 0), /blocks must be an integer >= 1/);
+    assert.throws(() => blockLayout(10, 2, new Int32Array(3)), /3 strata for 10 rows/);
+  });
+
+  it('widens replicates for the few blocks a stratum resamples: accuracy intervals as wide as the binomial', () => {
+    // 2000 rows, 10 classes, 2 blocks per class: resampling 2 blocks understates the variance by half, which
+    // sqrt(k / (k - 1)) undoes. Averaged over 12 data sets, the interval's width matches the binomial one.
+    const n = 2000;
+    const asked = Int32Array.from({ length: n }, (_, i) => Math.floor(i / 200));
+    const binomialWidth = 2 * 1.96 * Math.sqrt((0.9 * 0.1) / n);
+    const rng = new Rng(31);
+    let widths = 0;
+    for (let set = 0; set < 12; set++) {
+      const predicted = asked.map((c) => (rng.uniform() < 0.9 ? c : (c + 1) % 10));
+      const { low, high } = classAccuracyBootstrap(predicted, asked, {
+        replicates: 400,
+        blocks: 20,
+        seed: set,
+        strata: asked,
+      });
+      widths += (high - low) / 12;
+    }
+    assert.equal(blockLayout(n, 20, asked).spread, Math.SQRT2);
+    assert.ok(Math.abs(widths / binomialWidth - 1) < 0.15, `width ${widths} vs binomial ${binomialWidth}`);
+  });
+
+  it('takes numpy-style percentiles', () => {
+    const values = Array.from({ length: 101 }, (_, i) => 100 - i); // order does not matter
+    const { low, high } = percentileInterval(values);
+    close(low, 2.5, 1e-12, 'low');
+    close(high, 97.5, 1e-12, 'high');
+    assert.deepEqual(percentileInterval([3]), { low: 3, high: 3 });
+    assert.throws(() => percentileInterval([]), /no values/);
+  });
+
+  it('block sums give the stats of the rows taken, each as often as its block (uneven last block)', () => {
+    const [n, dim] = [23, 3];
+    const rows = gaussianRows(new Rng(21), n, dim, 2);
+    const sums = featureBlockSums(rows, n, dim, blockLayout(n, 5)); // blocks of 5, 5, 5, 5 and 3 rows
+    assert.deepEqual([...sums.rows], [5, 5, 5, 5, 3]);
+    const all = statsOfBlocks(sums, [1, 1, 1, 1, 1]);
+    const direct = featureStats(rows, n, dim);
+    for (let i = 0; i < dim * dim; i++) close(all.cov[i]!, direct.cov[i]!, 1e-12, `cov[${i}]`);
+    for (let i = 0; i < dim; i++) close(all.mu[i]!, direct.mu[i]!, 1e-12, `mu[${i}]`);
+    assert.equal(all.n, n);
+    // Block 0 twice, block 2 once, block 4 three times, as explicit rows.
+    const taken = [2, 0, 1, 0, 3];
+    const picked: number[] = [];
+    taken.forEach((times, b) => {
+      for (let t = 0; t < times; t++)
+        picked.push(...rows.subarray(b * 5 * dim, Math.min(n, b * 5 + 5) * dim));
+    });
+    const expected = featureStats(Float32Array.from(picked), picked.length / dim, dim);
+    const resampled = statsOfBlocks(sums, taken);
+    assert.equal(resampled.n, 5 * 2 + 5 + 3 * 3);
+    for (let i = 0; i < dim * dim; i++)
+      close(resampled.cov[i]!, expected.cov[i]!, 1e-12, `resampled cov[${i}]`);
+    for (let i = 0; i < dim; i++) close(resampled.mu[i]!, expected.mu[i]!, 1e-12, `resampled mu[${i}]`);
+  });
+
+  it('a replicate taking every block once scores the full-sample FID', () => {
+    const n = 300;
+    const rows = gaussianRows(new Rng(22), n, d, 0.5);
+    const full = frechetDistanceFromStats(featureStats(rows, n, d), reference);
+    const once = frechetDistanceFromStats(
+      statsOfBlocks(featureBlockSums(rows, n, d, blockLayout(n, 30)), new Array(30).fill(1)),
+      reference,
+    );
+    close(once, full, 1e-10 * full, 'FID of the un-resampled blocks');
+  });
+
+  it('covers the full-sample FID, and narrows as 1/sqrt(N) (blocks of one row)', () => {
+    const widths = [400, 3200].map((n) => {
+      const rows = gaussianRows(new Rng(23), n, d, 0.5);
+      const full = frechetDistanceFromStats(featureStats(rows, n, d), reference);
+      const boot = fidBootstrap(rows, n, d, reference, { replicates: 200, blocks: n, seed: 1 });
+      assert.equal(boot.replicates.length, 200);
+      assert.ok(boot.low < full && full < boot.high, `N=${n}: [${boot.low}, ${boot.high}] misses ${full}`);
+      const mean = boot.replicates.reduce((sum, v) => sum + v, 0) / 200;
+      close(mean, full, 1e-9 * full, 'the shifted replicates centre on the full-sample FID');
+      return boot.high - boot.low;
+    });
+    const ratio = widths[1]! / widths[0]!;
+    assert.ok(
+      ratio > 0.5 / Math.sqrt(8) && ratio < 1.6 / Math.sqrt(8),
+      `width ratio ${ratio}, ~${1 / Math.sqrt(8)}`,
+    );
+  });
+
+  it('in 64 dimensions, removes the bias that would put the raw interval above the FID it describes', () => {
+    const [n, dim] = [1000, 64];
+    const rng = new Rng(26);
+    const wide = featureStats(gaussianRows(rng, 10000, dim), 10000, dim);
+    const rows = gaussianRows(rng, n, dim, 0.2);
+    const full = frechetDistanceFromStats(featureStats(rows, n, dim), wide);
+    const boot = fidBootstrap(rows, n, dim, wide, { replicates: 100, blocks: 100, seed: 3 });
+    assert.ok(boot.low + boot.bias > full, `raw interval [${boot.low + boot.bias}, ...] above ${full}`);
+    assert.ok(boot.low < full && full < boot.high, `[${boot.low}, ${boot.high}] misses ${full}`);
+  });
+
+  it('is deterministic for a seed, and another seed draws other blocks', () => {
+    const n = 200;
+    const rows = gaussianRows(new Rng(24), n, d, 0.5);
+    const opts = { replicates: 20, blocks: 100, seed: 5 };
+    assert.deepEqual(fidBootstrap(rows, n, d, reference, opts), fidBootstrap(rows, n, d, reference, opts));
+    const other = fidBootstrap(rows, n, d, reference, { ...opts, seed: 6 });
+    assert.notDeepEqual(other.replicates, fidBootstrap(rows, n, d, reference, opts).replicates);
+    assert.throws(
+      () => fidBootstrap(rows, n, d, reference, { ...opts, replicates: 0 }),
+      /replicates must be/,
+    );
+    assert.throws(
+      () => fidBootstrap(rows, n, 2, reference, opts),
+      /features have 2 dimensions, the reference 4/,
+    );
+  });
+
+  it('keeps the strata: class-sorted rows of distant classes vary little when blocks stay in their class', () => {
+    const n = 400;
+    const classes = Int32Array.from({ length: n }, (_, i) => (i < n / 2 ? 0 : 1));
+    const rng = new Rng(27);
+    const rows = Float32Array.from(gaussianRows(rng, n, d), (v, i) => v + 4 * classes[Math.floor(i / d)]!);
+    const opts = { replicates: 100, blocks: 20, seed: 4 };
+    const width = (boot: { low: number; high: number }): number => boot.high - boot.low;
+    const mixed = fidBootstrap(rows, n, d, reference, opts);
+    const kept = fidBootstrap(rows, n, d, reference, { ...opts, strata: classes });
+    assert.ok(width(kept) < width(mixed) / 3, `within classes ${width(kept)}, across ${width(mixed)}`);
+  });
+
+  it('gives a class-accuracy interval around the accuracy, from the counts per block', () => {
+    const n = 1000;
+    const rng = new Rng(25);
+    const asked = Int32Array.from({ length: n }, (_, i) => i % 10);
+    const predicted = asked.map((label) => (rng.uniform() < 0.9 ? label : (label + 1) % 10));
+    const accuracy = classAccuracy(predicted, asked);
+    const boot = classAccuracyBootstrap(predicted, asked, {
+      replicates: 200,
+      blocks: 100,
+      seed: 2,
+      strata: asked,
+    });
+    assert.ok(boot.low < accuracy && accuracy < boot.high, `[${boot.low}, ${boot.high}] misses ${accuracy}`);
+    // Binomial standard error sqrt(0.9 * 0.1 / 1000) ~ 0.0095: the 95% interval spans about 4 of them.
+    close(boot.high - boot.low, 4 * Math.sqrt((0.9 * 0.1) / n), 0.015, 'interval width');
+    const perfect = classAccuracyBootstrap(asked, asked, { replicates: 10, blocks: 100, seed: 2 });
+    assert.deepEqual(perfect, { replicates: new Array(10).fill(1), low: 1, high: 1 });
   });
 });

@@ -4,12 +4,12 @@ import { Rng } from '../core/rng.js';
 import type { TensorRecord } from '../io/safetensors.js';
 import {
   type FeatureArray,
-  matMul,
   meanAndCovariance,
   rowDots,
   rowSquaredNorms,
   sqrtmPsd,
-  symmetricEigen,
+  symmetricEigenvalues,
+  symmetricSandwich,
   toFloat64Features,
   trace,
 } from './linalg.js';
@@ -46,12 +46,23 @@ export function frechetDistance(
     if (cov.length !== d * d)
       throw new Error(`frechetDistance: ${name} has ${cov.length} entries, expected ${d}x${d}`);
   }
+  return frechetDistanceWithRoot(mu1, cov1, sqrtmPsd(cov1, d), mu2, cov2);
+}
+
+// The Frechet distance given root1 = cov1^1/2, so that a Gaussian compared many times is factored once.
+function frechetDistanceWithRoot(
+  mu1: Float64Array,
+  cov1: Float64Array,
+  root1: Float64Array,
+  mu2: Float64Array,
+  cov2: Float64Array,
+): number {
+  const d = mu1.length;
   let meanTerm = 0;
   for (let i = 0; i < d; i++) meanTerm += (mu1[i]! - mu2[i]!) ** 2;
-  const root1 = sqrtmPsd(cov1, d);
-  const middle = matMul(matMul(root1, cov2, d, d, d), root1, d, d, d);
+  const middle = symmetricSandwich(root1, cov2, d);
   let traceSqrt = 0;
-  for (const value of symmetricEigen(middle, d).values) traceSqrt += Math.sqrt(Math.max(value, 0));
+  for (const value of symmetricEigenvalues(middle, d)) traceSqrt += Math.sqrt(Math.max(value, 0));
   const traces = trace(cov1, d) + trace(cov2, d);
   const distance = meanTerm + traces - 2 * traceSqrt;
   // Equal distributions can land a hair below zero through round-off; larger negatives are left visible.
@@ -321,14 +332,284 @@ export function precisionRecall(
 
 // ---
 
-/** Share of samples whose predicted class equals the class they were generated for. */
-export function classAccuracy(predicted: Int32Array, asked: Int32Array): number {
+function checkLabels(predicted: Int32Array, asked: Int32Array, name: string): void {
   if (predicted.length !== asked.length || predicted.length === 0) {
     throw new Error(
-      `classAccuracy: need equal, non-empty label arrays, got ${predicted.length} predicted and ${asked.length} asked`,
+      `${name}: need equal, non-empty label arrays, got ${predicted.length} predicted and ${asked.length} asked`,
     );
   }
+}
+
+/** Share of samples whose predicted class equals the class they were generated for. */
+export function classAccuracy(predicted: Int32Array, asked: Int32Array): number {
+  checkLabels(predicted, asked, 'classAccuracy');
   let hits = 0;
   for (let i = 0; i < predicted.length; i++) if (predicted[i] === asked[i]) hits++;
   return hits / predicted.length;
+}
+
+// ---
+// Bootstrap intervals over the generated samples. Rows are split into blocks of consecutive rows within each
+// stratum (in an eval, the class each sample was asked for: the class counts are fixed by design, so replicates
+// keep them), and a replicate draws as many blocks of each stratum as it has, with replacement. Per-block sums make
+// a replicate cost O(blocks d^2) instead of O(N d^2).
+
+/** Coverage of the bootstrap percentile intervals. */
+export const BOOTSTRAP_LEVEL = 0.95;
+
+export interface BootstrapOptions {
+  /** Resampled replicates (at least 1). */
+  readonly replicates: number;
+  /** Blocks to split the rows into: ceil(count / blocks) rows each, plus a shorter last block per stratum. */
+  readonly blocks: number;
+  /** Seed of the block draws: equal seeds and layouts draw the same blocks (paired replicates). */
+  readonly seed: number;
+  /** The stratum of each row (e.g. its asked class); blocks are drawn within strata. Default: one stratum. */
+  readonly strata?: Int32Array;
+}
+
+/** A statistic on every bootstrap replicate and its percentile interval at BOOTSTRAP_LEVEL. */
+export interface BootstrapInterval {
+  /** In draw order, so replicate i of two bootstraps with the same draws can be paired. */
+  readonly replicates: number[];
+  readonly low: number;
+  readonly high: number;
+}
+
+/** How rows are grouped for resampling. */
+export interface BlockLayout {
+  /** The block of each row. */
+  readonly blockOfRow: Int32Array;
+  /** The blocks of each stratum, in order of first row: a replicate draws each stratum's blocks from its own. */
+  readonly strata: readonly Int32Array[];
+  readonly blocks: number;
+  /**
+   * sqrt(k / (k - 1)) for k blocks per stratum: resampling k blocks with replacement understates the variance of
+   * their mean by (k - 1) / k, so replicates' deviations are widened by this factor (1 when k = 1).
+   */
+  readonly spread: number;
+}
+
+/**
+ * Splits `count` rows into blocks of ceil(count / blocks) consecutive rows of one stratum each (each stratum's
+ * last block may be shorter).
+ */
+export function blockLayout(count: number, blocks: number, strata?: Int32Array): BlockLayout {
+  if (!Number.isInteger(count) || count < 1)
+    throw new Error(`bootstrap: need rows to resample, got ${count}`);
+  if (!Number.isInteger(blocks) || blocks < 1)
+    throw new Error(`bootstrap: blocks must be an integer >= 1, got ${blocks}`);
+  if (strata !== undefined && strata.length !== count)
+    throw new Error(`bootstrap: ${strata.length} strata for ${count} rows`);
+  const rowsPerBlock = Math.ceil(count / blocks);
+  const blockOfRow = new Int32Array(count);
+  const open = new Map<number, { block: number; rows: number }>(); // the block each stratum is filling
+  const blocksOf = new Map<number, number[]>();
+  let made = 0;
+  for (let row = 0; row < count; row++) {
+    const stratum = strata?.[row] ?? 0;
+    let filling = open.get(stratum);
+    if (filling === undefined || filling.rows === rowsPerBlock) {
+      filling = { block: made++, rows: 0 };
+      open.set(stratum, filling);
+      const own = blocksOf.get(stratum) ?? [];
+      own.push(filling.block);
+      blocksOf.set(stratum, own);
+    }
+    filling.rows++;
+    blockOfRow[row] = filling.block;
+  }
+  const perStratum = made / blocksOf.size;
+  const spread = perStratum > 1 ? Math.sqrt(perStratum / (perStratum - 1)) : 1;
+  return {
+    blockOfRow,
+    strata: Array.from(blocksOf.values(), (b) => Int32Array.from(b)),
+    blocks: made,
+    spread,
+  };
+}
+
+/**
+ * The two-sided percentile interval of `values` at `level` (quantiles interpolated linearly between order
+ * statistics, as numpy's default).
+ */
+export function percentileInterval(
+  values: readonly number[],
+  level = BOOTSTRAP_LEVEL,
+): { low: number; high: number } {
+  if (values.length === 0) throw new Error('percentileInterval: no values');
+  if (!(level > 0 && level < 1)) throw new Error(`percentileInterval: level must be in (0, 1), got ${level}`);
+  const sorted = [...values].sort((a, b) => a - b);
+  const quantile = (q: number): number => {
+    const at = q * (sorted.length - 1);
+    const below = Math.floor(at);
+    const above = Math.min(below + 1, sorted.length - 1);
+    return sorted[below]! + (at - below) * (sorted[above]! - sorted[below]!);
+  };
+  return { low: quantile((1 - level) / 2), high: quantile((1 + level) / 2) };
+}
+
+// How many times each block is taken in each replicate: per stratum, as many draws with replacement as it has blocks.
+function* blockDraws(layout: BlockLayout, opts: BootstrapOptions): Generator<Int32Array> {
+  if (!Number.isInteger(opts.replicates) || opts.replicates < 1)
+    throw new Error(`bootstrap: replicates must be an integer >= 1, got ${opts.replicates}`);
+  const rng = new Rng(opts.seed);
+  for (let r = 0; r < opts.replicates; r++) {
+    const taken = new Int32Array(layout.blocks);
+    for (const own of layout.strata)
+      for (let i = 0; i < own.length; i++) taken[own[rng.int(own.length)]!]! += 1;
+    yield taken;
+  }
+}
+
+/** Per-block sums of feature rows, centred on the mean of all rows (keeps the second moments well conditioned). */
+export interface FeatureBlockSums {
+  readonly dim: number;
+  /** Rows in each block. */
+  readonly rows: Int32Array;
+  /** Mean of all rows. */
+  readonly centre: Float64Array;
+  /** [blocks, dim]: each block's sum of x - centre. */
+  readonly sums: Float64Array;
+  /** [blocks, dim (dim + 1) / 2]: each block's sum of (x - centre)(x - centre)^T, upper triangle row by row. */
+  readonly products: Float64Array;
+}
+
+/** Sums the rows of row-major [count, dim] features per block of `layout`. */
+export function featureBlockSums(
+  features: FeatureArray,
+  count: number,
+  dim: number,
+  layout: BlockLayout,
+): FeatureBlockSums {
+  const x = toFloat64Features(features, count, dim, 'featureBlockSums');
+  if (layout.blockOfRow.length !== count)
+    throw new Error(
+      `featureBlockSums: the layout has ${layout.blockOfRow.length} rows, the features ${count}`,
+    );
+  const packed = (dim * (dim + 1)) / 2;
+  const centre = new Float64Array(dim);
+  for (let r = 0; r < count; r++) for (let j = 0; j < dim; j++) centre[j] = centre[j]! + x[r * dim + j]!;
+  for (let j = 0; j < dim; j++) centre[j] = centre[j]! / count;
+  const rows = new Int32Array(layout.blocks);
+  const sums = new Float64Array(layout.blocks * dim);
+  const products = new Float64Array(layout.blocks * packed);
+  const centred = new Float64Array(dim);
+  for (let r = 0; r < count; r++) {
+    const block = layout.blockOfRow[r]!;
+    rows[block]! += 1;
+    for (let j = 0; j < dim; j++) {
+      centred[j] = x[r * dim + j]! - centre[j]!;
+      sums[block * dim + j]! += centred[j]!;
+    }
+    let at = block * packed;
+    for (let i = 0; i < dim; i++) {
+      const ci = centred[i]!;
+      for (let j = i; j < dim; j++) products[at++]! += ci * centred[j]!;
+    }
+  }
+  return { dim, rows, centre, sums, products };
+}
+
+/** Mean and unbiased covariance of the rows of the blocks, block b taken `taken[b]` times (at least 2 rows). */
+export function statsOfBlocks(blockSums: FeatureBlockSums, taken: ArrayLike<number>): FeatureStats {
+  const { dim, rows, centre, sums, products } = blockSums;
+  if (taken.length !== rows.length)
+    throw new Error(`statsOfBlocks: ${taken.length} block counts for ${rows.length} blocks`);
+  const packed = (dim * (dim + 1)) / 2;
+  let n = 0;
+  const sum = new Float64Array(dim);
+  const product = new Float64Array(packed);
+  for (let b = 0; b < rows.length; b++) {
+    const times = taken[b]!;
+    if (times === 0) continue;
+    n += times * rows[b]!;
+    for (let j = 0; j < dim; j++) sum[j] = sum[j]! + times * sums[b * dim + j]!;
+    const base = b * packed;
+    for (let k = 0; k < packed; k++) product[k] = product[k]! + times * products[base + k]!;
+  }
+  if (n < 2) throw new Error(`statsOfBlocks: the blocks taken hold ${n} rows; a covariance needs 2`);
+  const shift = sum.map((v) => v / n); // mean - centre
+  const cov = new Float64Array(dim * dim);
+  let k = 0;
+  for (let i = 0; i < dim; i++) {
+    for (let j = i; j < dim; j++) {
+      const value = (product[k++]! - n * shift[i]! * shift[j]!) / (n - 1);
+      cov[i * dim + j] = value;
+      cov[j * dim + i] = value;
+    }
+  }
+  return { mu: centre.map((c, j) => c + shift[j]!), cov, n };
+}
+
+/** A FID bootstrap: replicates shifted by `bias`, the bootstrap's estimate of the small-sample bias. */
+export interface FidBootstrap extends BootstrapInterval {
+  /** Mean of the raw replicate FIDs minus the full-sample FID. */
+  readonly bias: number;
+}
+
+/**
+ * Bootstrap of the FID of generated features [count, dim] against fixed reference statistics (the reference's own
+ * sampling noise is not resampled). FID is biased upward at finite sample counts, and resampling adds that bias a
+ * second time (repeated rows are extra noise in the mean and covariance): in 64 or more dimensions at a few
+ * thousand samples the raw replicates all lie above the full-sample FID. So the replicates are shifted by the
+ * bootstrap estimate of the bias (their mean minus the full-sample FID), and the percentile interval describes how
+ * much the FID at this sample count varies, centred on the reported value.
+ */
+export function fidBootstrap(
+  features: FeatureArray,
+  count: number,
+  dim: number,
+  reference: FeatureStats,
+  opts: BootstrapOptions,
+): FidBootstrap {
+  if (reference.mu.length !== dim)
+    throw new Error(`fidBootstrap: features have ${dim} dimensions, the reference ${reference.mu.length}`);
+  const layout = blockLayout(count, opts.blocks, opts.strata);
+  const blockSums = featureBlockSums(features, count, dim, layout);
+  const referenceRoot = sqrtmPsd(reference.cov, dim); // factored once for every replicate
+  const fidOf = (taken: ArrayLike<number>): number => {
+    const stats = statsOfBlocks(blockSums, taken);
+    return frechetDistanceWithRoot(reference.mu, reference.cov, referenceRoot, stats.mu, stats.cov);
+  };
+  const full = fidOf(new Int32Array(layout.blocks).fill(1));
+  const raw = Array.from(blockDraws(layout, opts), fidOf);
+  const mean = raw.reduce((sum, fid) => sum + fid, 0) / raw.length;
+  const bias = mean - full;
+  // Centred on the FID (the bias shift) and widened for the resampled blocks' count (`spread`); FID stays >= 0.
+  const replicates = raw.map((fid) => Math.max(0, full + layout.spread * (fid - mean)));
+  return { replicates, ...percentileInterval(replicates), bias };
+}
+
+/**
+ * Bootstrap of the class accuracy with the block draws of `fidBootstrap` (same options: same blocks), from the
+ * number of correct predictions per block.
+ */
+export function classAccuracyBootstrap(
+  predicted: Int32Array,
+  asked: Int32Array,
+  opts: BootstrapOptions,
+): BootstrapInterval {
+  checkLabels(predicted, asked, 'classAccuracyBootstrap');
+  const layout = blockLayout(predicted.length, opts.blocks, opts.strata);
+  const rows = new Int32Array(layout.blocks);
+  const correct = new Int32Array(layout.blocks);
+  for (let i = 0; i < predicted.length; i++) {
+    const block = layout.blockOfRow[i]!;
+    rows[block]! += 1;
+    if (predicted[i] === asked[i]) correct[block]! += 1;
+  }
+  const raw: number[] = [];
+  for (const taken of blockDraws(layout, opts)) {
+    let hits = 0;
+    let total = 0;
+    taken.forEach((times, b) => {
+      hits += times * correct[b]!;
+      total += times * rows[b]!;
+    });
+    raw.push(hits / total);
+  }
+  const mean = raw.reduce((sum, v) => sum + v, 0) / raw.length;
+  const replicates = raw.map((v) => Math.min(1, Math.max(0, mean + layout.spread * (v - mean))));
+  return { replicates, ...percentileInterval(replicates) };
 }

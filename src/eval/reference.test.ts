@@ -1,8 +1,8 @@
 // Tests for the reference-statistics cache: keyed by dataset, split, limit and feature net; reused; rebuilt
-// when damaged.
+// when damaged. Likewise the FID floor cached next to it.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +11,7 @@ import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
 import { writeTinyFeatureNet } from './fixtures/tiny-models.js';
 import { featureStats } from './metrics.js';
-import { loadReference, referenceCachePath } from './reference.js';
+import { fidFloorCachePath, loadFidFloor, loadReference, referenceCachePath } from './reference.js';
 
 let root = '';
 let cacheDir = '';
@@ -62,5 +62,40 @@ describe('loadReference', () => {
     const rebuilt = await loadReference(net, 'test', opts);
     assert.deepEqual([...rebuilt.features], [...first.features]);
     assert.equal((await loadReference(net, 'test', opts)).count, 30);
+  });
+});
+
+describe('loadFidFloor', () => {
+  const labels = Int32Array.from({ length: 30 }, (_, i) => i % 10);
+
+  it('scores class-balanced training images once per (net, samples, reference), then reads the cache', async () => {
+    const opts = { cacheDir, limit: 40 };
+    const reference = await loadReference(net, 'test', opts);
+    const path = fidFloorCachePath(net, 30, 'test', opts);
+    assert.equal(basename(path), `mnist-floor-train30-vs-test-first40-${net.hash}.json`);
+    const floor = await loadFidFloor(net, reference, labels, opts);
+    assert.ok(floor !== undefined && Number.isFinite(floor.fid) && floor.fid > 0, `floor ${floor?.fid}`);
+    assert.deepEqual({ ...floor, fid: 0 }, { fid: 0, samples: 30, classBalanced: true });
+    const written = (await stat(path)).mtimeMs;
+    assert.deepEqual(await loadFidFloor(net, reference, labels, opts), floor);
+    assert.equal((await stat(path)).mtimeMs, written, 'the floor was recomputed instead of read');
+    assert.equal(JSON.parse(await readFile(path, 'utf8')).featureNet, net.name);
+    const fewer = await loadFidFloor(net, reference, labels.subarray(0, 20), opts);
+    assert.notEqual(fewer?.fid, floor.fid, 'another sample count is another floor');
+  });
+
+  it('recomputes a damaged or mismatched floor file', async () => {
+    const opts = { cacheDir, limit: 40 };
+    const reference = await loadReference(net, 'test', opts);
+    const floor = await loadFidFloor(net, reference, labels, opts);
+    const path = fidFloorCachePath(net, 30, 'test', opts);
+    await writeFile(
+      path,
+      JSON.stringify({ ...JSON.parse(await readFile(path, 'utf8')), featureNet: 'other' }),
+    );
+    assert.deepEqual(await loadFidFloor(net, reference, labels, opts), floor);
+    assert.equal(JSON.parse(await readFile(path, 'utf8')).featureNet, net.name, 'rewritten');
+    await writeFile(path, '{');
+    assert.deepEqual(await loadFidFloor(net, reference, labels, opts), floor);
   });
 });

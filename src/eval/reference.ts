@@ -1,11 +1,13 @@
 // Reference features of a real data split through a feature net, cached on disk under
 // `.cache/fid-ref/<dataset>-<split>[-first<N>]-<featureNetHash>.safetensors` (Gaussian stats plus the raw
-// features, which KID and precision/recall need).
+// features, which KID and precision/recall need), and the finite-sample FID floor against such a reference,
+// cached next to it as `<dataset>-floor-train<samples>-vs-<split>[-first<N>]-<featureNetHash>.json`.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../core/fs.js';
+import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
+import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
 import type { DatasetName, Split } from '../data/image-dataset.js';
 import { decodeSafetensors, encodeSafetensors, type TensorRecord } from '../io/safetensors.js';
@@ -16,11 +18,15 @@ import {
   featureStats,
   featureStatsFromTensors,
   featureStatsToTensors,
+  frechetDistanceFromStats,
 } from './metrics.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 // Bump when the file layout or what is stored changes, so stale caches are rebuilt.
 const CACHE_FORMAT = 'ladder-fid-ref-1';
+const FLOOR_FORMAT = 'ladder-fid-floor-1';
+// Fixed, not the eval seed: every eval of one size and reference meets the same floor.
+const FLOOR_ROWS_SEED = 0;
 
 /** Real images of one split seen through a feature net. */
 export interface ReferenceSet {
@@ -45,11 +51,13 @@ export interface ReferenceOptions {
   readonly limit?: number;
 }
 
+const cacheFolder = (opts: ReferenceOptions): string =>
+  join(opts.cacheDir ?? join(REPO_ROOT, '.cache'), 'fid-ref');
+const limitPart = (opts: ReferenceOptions): string => (opts.limit === undefined ? '' : `-first${opts.limit}`);
+
 /** The cache file for (net's dataset, split, limit, net weights). */
 export function referenceCachePath(net: LoadedFeatureNet, split: Split, opts: ReferenceOptions = {}): string {
-  const part = opts.limit === undefined ? '' : `-first${opts.limit}`;
-  const root = opts.cacheDir ?? join(REPO_ROOT, '.cache');
-  return join(root, 'fid-ref', `${net.config.dataset}-${split}${part}-${net.hash}.safetensors`);
+  return join(cacheFolder(opts), `${net.config.dataset}-${split}${limitPart(opts)}-${net.hash}.safetensors`);
 }
 
 /**
@@ -131,6 +139,122 @@ async function readCache(
     };
   } catch (err) {
     process.stderr.write(`note: rebuilding reference cache ${path} (${(err as Error).message})\n`);
+    return undefined;
+  }
+}
+
+// ---
+// The finite-sample floor: even real images score above 0 against the reference at a finite sample size.
+
+/** FID of real training images against a reference, at a generated sample count. */
+export interface FidFloor {
+  readonly fid: number;
+  /** Training images scored: the eval's sample count. */
+  readonly samples: number;
+  /** Whether they hold each class as often as the eval's labels (else: a random subset, a class ran short). */
+  readonly classBalanced: boolean;
+}
+
+/** The floor's cache file for (net's dataset, samples, reference split and limit, net weights). */
+export function fidFloorCachePath(
+  net: LoadedFeatureNet,
+  samples: number,
+  split: Split,
+  opts: ReferenceOptions = {},
+): string {
+  const name = `${net.config.dataset}-floor-train${samples}-vs-${split}${limitPart(opts)}-${net.hash}.json`;
+  return join(cacheFolder(opts), name);
+}
+
+/**
+ * What a perfect generator would score at this sample size: the FID of `labels.length` training images (as many of
+ * each class as `labels` holds, rows drawn with a fixed seed) against `reference` (loaded with the same `opts`),
+ * with the same net. Read from the cache, or computed and cached. Undefined, with a note, when the training split
+ * holds fewer images than that.
+ */
+export async function loadFidFloor(
+  net: LoadedFeatureNet,
+  reference: ReferenceSet,
+  labels: Int32Array,
+  opts: ReferenceOptions = {},
+): Promise<FidFloor | undefined> {
+  const samples = labels.length;
+  const path = fidFloorCachePath(net, samples, reference.split, opts);
+  const cached = await readFloorCache(path, net, samples, reference.count);
+  if (cached !== undefined) return cached;
+  const train = await loadDataset(net.config.dataset, 'train');
+  if (train.count < samples) {
+    process.stderr.write(
+      `note: no FID floor: the ${net.config.dataset} training split has ${train.count} images, fewer than the ${samples} samples\n`,
+    );
+    return undefined;
+  }
+  const { rows, classBalanced } = floorRows(train.labels, labels);
+  const size = train.height * train.width * train.channels;
+  const images = new Float32Array(samples * size);
+  for (const [i, row] of rows.entries())
+    images.set(train.images.subarray(row * size, (row + 1) * size), i * size);
+  const extracted = await extractFeatures(net, images, samples);
+  const fid = frechetDistanceFromStats(
+    featureStats(extracted.features, samples, extracted.dim),
+    reference.stats,
+  );
+  const floor: FidFloor = { fid, samples, classBalanced };
+  await writeJsonAtomic(path, {
+    format: FLOOR_FORMAT,
+    featureNet: net.name,
+    referenceImages: reference.count,
+    ...floor,
+  });
+  return floor;
+}
+
+// Training rows in a seeded random order, each taken while its class still has room in `labels`' class counts;
+// when a class runs short, the first rows of that order instead.
+function floorRows(
+  trainLabels: Int32Array,
+  labels: Int32Array,
+): { rows: Int32Array; classBalanced: boolean } {
+  const order = new Rng(FLOOR_ROWS_SEED).permutation(trainLabels.length);
+  const room = new Map<number, number>();
+  for (const label of labels) room.set(label, (room.get(label) ?? 0) + 1);
+  const rows = new Int32Array(labels.length);
+  let taken = 0;
+  for (const row of order) {
+    const left = room.get(trainLabels[row]!) ?? 0;
+    if (left === 0) continue;
+    room.set(trainLabels[row]!, left - 1);
+    rows[taken++] = row;
+    if (taken === labels.length) return { rows, classBalanced: true };
+  }
+  return { rows: order.slice(0, labels.length), classBalanced: false };
+}
+
+// An unreadable or mismatched floor file is recomputed (with a note), never trusted.
+async function readFloorCache(
+  path: string,
+  net: LoadedFeatureNet,
+  samples: number,
+  referenceImages: number,
+): Promise<FidFloor | undefined> {
+  if (!existsSync(path)) return undefined;
+  try {
+    const record = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    if (
+      record.format !== FLOOR_FORMAT ||
+      record.featureNet !== net.name ||
+      record.samples !== samples ||
+      record.referenceImages !== referenceImages
+    ) {
+      throw new Error('it was made for another feature net, sample count, reference or format');
+    }
+    const { fid, classBalanced } = record;
+    if (typeof fid !== 'number' || !Number.isFinite(fid) || typeof classBalanced !== 'boolean') {
+      throw new Error('fid or classBalanced is missing');
+    }
+    return { fid, samples, classBalanced };
+  } catch (err) {
+    process.stderr.write(`note: recomputing FID floor ${path} (${(err as Error).message})\n`);
     return undefined;
   }
 }

@@ -80,6 +80,56 @@ describe('renderReport', () => {
     assert.match(html, /student, cfg 3/);
   });
 
+  it('shows the FID and class-accuracy intervals and the floor', async () => {
+    const scored: EvalJson = {
+      ...run('student', [result(4, 5, { fidInterval: [4.5, 5.6], classAccuracyInterval: [0.88, 0.92] })]),
+      fidFloor: { fid: 1.25, samples: 1000, classBalanced: true },
+    };
+    const html = await renderReport([scored]);
+    assert.match(
+      html,
+      /data-value="5">5\.00 \[4\.50, 5\.60\]<\/td><td class="num" data-value="1\.25">1\.25<\/td>/,
+    );
+    assert.match(html, /0\.900 \[0\.880, 0\.920\]/);
+    assert.doesNotMatch(html, /FID \/ teacher/, 'no teacher, no ratio column');
+  });
+
+  it('divides by the teacher at full steps, pairing replicate i with replicate i', async () => {
+    const teacher: EvalJson = {
+      ...run('teacher', [
+        result(4, 12, { fidReplicates: [11, 12, 13, 15] }),
+        result(32, 4, { fidReplicates: [3, 4, 5, 6] }),
+      ]),
+      modelKind: 'teacher',
+    };
+    // Each replicate is twice the teacher's: paired ratios are all 2, unpaired ones would spread from 1 to 4.
+    const student = run('student', [result(1, 8, { fidReplicates: [6, 8, 10, 12] })]);
+    const otherNet = { ...run('other', [result(1, 7)]), featureNet: 'other-net' };
+    const html = await renderReport([teacher, student, otherNet]);
+    assert.match(html, /<th>FID \/ teacher \[95%\]<\/th>/);
+    assert.match(html, /data-value="2">2\.00 \[2\.00, 2\.00\]<\/td>/);
+    assert.match(html, /data-value="3">3\.00 \[2\.51, 3\.62\]<\/td>/, 'the teacher at 4 steps: 12 / 4');
+    assert.match(html, /FID divided by that of teacher at 32 steps/);
+    const otherRow = html.split('<tr class="result">').find((row) => row.startsWith('<td>other<'));
+    assert.match(otherRow ?? '', /data-value="7">7\.00<\/td><td><\/td><td><\/td>/, 'other net: no ratio');
+  });
+
+  it('names the net and role of each eval, and warns when they differ', async () => {
+    const report = { ...run('a', [result(1, 3)]), featureNetRole: 'report' as const };
+    const same = await renderReport([report, { ...report, model: 'b' }]);
+    assert.match(same, /<td>mnist-cnn \(report net\)<\/td>/);
+    assert.doesNotMatch(same, /class="warning"/);
+    const mixed = await renderReport([
+      report,
+      { ...report, model: 'b', featureNetRole: 'selection' },
+      run('c', []),
+    ]);
+    assert.match(
+      mixed,
+      /class="warning">Warning: these evals were scored by different feature nets or roles \(mnist-cnn \(report net\); mnist-cnn \(selection net\); mnist-cnn \(role not recorded\)\)/,
+    );
+  });
+
   it('renders an empty report without charts', async () => {
     const html = await renderReport([]);
     assert.equal(count(html, '<svg'), 0);

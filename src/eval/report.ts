@@ -1,7 +1,9 @@
-// One self-contained HTML report over eval JSON files: metrics table, vega-lite charts as inline SVG, sample grids.
+// One self-contained HTML report over eval JSON files: metrics table (FID with its bootstrap interval, the
+// finite-sample floor and the ratio to the teacher at full steps), vega-lite charts as inline SVG, sample grids.
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { EvalJson, EvalResult } from './eval-json.js';
+import { BOOTSTRAP_LEVEL, percentileInterval } from './metrics.js';
 
 export interface ReportOptions {
   /** Page heading and <title>. */
@@ -105,7 +107,64 @@ function numberCell(value: number, text: string): string {
   return `<td class="num" data-value="${value}">${escapeHtml(text)}</td>`;
 }
 
-function tableRow({ series, run, result }: Row): string {
+const withInterval = (value: number, interval: readonly number[] | undefined, digits: number): string =>
+  interval === undefined
+    ? fixed(value, digits)
+    : `${fixed(value, digits)} [${interval.map((v) => fixed(v, digits)).join(', ')}]`;
+
+/** Which net scored an eval: its name and role. */
+const scorer = (run: EvalJson): string =>
+  `${run.featureNet} (${run.featureNetRole === undefined ? 'role not recorded' : `${run.featureNetRole} net`})`;
+
+/** The teacher's result at its most steps: the yardstick of the FID / teacher column. */
+function teacherAtFullSteps(rows: readonly Row[]): Row | undefined {
+  const teacher = rows.find((row) => row.run.modelKind === 'teacher')?.run;
+  const own = rows.filter((row) => row.run === teacher);
+  return own.reduce<Row | undefined>(
+    (best, row) => (best === undefined || row.result.steps > best.result.steps ? row : best),
+    undefined,
+  );
+}
+
+/**
+ * FID / teacher FID, with the percentile interval of the ratios of paired replicates (replicate i of each). Only
+ * for rows scored by the teacher's net, on its dataset, at its sample count (FID's bias depends on it); the
+ * interval only when both drew their samples from the same seed and resampled the same blocks (so replicate i
+ * takes the same samples' noise in both) and the teacher's replicates are positive.
+ */
+function ratioToTeacher(row: Row, teacher: Row): { ratio: number; interval?: [number, number] } | undefined {
+  if (
+    row.run.dataset !== teacher.run.dataset ||
+    row.run.featureNet !== teacher.run.featureNet ||
+    row.run.featureNetRole !== teacher.run.featureNetRole ||
+    row.run.samples !== teacher.run.samples
+  ) {
+    return undefined;
+  }
+  const ratio = row.result.fid / teacher.result.fid;
+  const mine = row.result.fidReplicates;
+  const theirs = teacher.result.fidReplicates;
+  // Replicates are shifted to centre on the FID, so those of a teacher FID near 0 could reach 0.
+  if (
+    mine === undefined ||
+    theirs === undefined ||
+    mine.length !== theirs.length ||
+    row.run.seed !== teacher.run.seed ||
+    row.run.bootstrap?.blocks !== teacher.run.bootstrap?.blocks ||
+    theirs.some((v) => v <= 0)
+  )
+    return { ratio };
+  const { low, high } = percentileInterval(
+    mine.map((fid, i) => fid / theirs[i]!),
+    row.run.bootstrap?.level ?? BOOTSTRAP_LEVEL,
+  );
+  return { ratio, interval: [low, high] };
+}
+
+function tableRow(row: Row, teacher: Row | undefined): string {
+  const { series, run, result } = row;
+  const floor = run.fidFloor;
+  const ratio = teacher === undefined ? undefined : ratioToTeacher(row, teacher);
   const cells = [
     `<td>${escapeHtml(series)}</td>`,
     `<td>${escapeHtml(run.dataset)}</td>`,
@@ -113,20 +172,31 @@ function tableRow({ series, run, result }: Row): string {
     numberCell(result.steps, String(result.steps)),
     numberCell(result.cfg, String(result.cfg)),
     numberCell(result.nfe, String(result.nfe)),
-    numberCell(result.fid, fixed(result.fid, 2)),
+    numberCell(result.fid, withInterval(result.fid, result.fidInterval, 2)),
+    floor === undefined ? '<td></td>' : numberCell(floor.fid, fixed(floor.fid, 2)),
+    ...(teacher === undefined
+      ? []
+      : [
+          ratio === undefined
+            ? '<td></td>'
+            : numberCell(ratio.ratio, withInterval(ratio.ratio, ratio.interval, 2)),
+        ]),
     numberCell(result.kid, `${fixed(result.kid, 4)} ± ${fixed(result.kidStd, 4)}`),
     numberCell(result.precision, fixed(result.precision, 3)),
     numberCell(result.recall, fixed(result.recall, 3)),
-    numberCell(result.classAccuracy, fixed(result.classAccuracy, 3)),
+    numberCell(result.classAccuracy, withInterval(result.classAccuracy, result.classAccuracyInterval, 3)),
     numberCell(result.msPerImage, fixed(result.msPerImage, 2)),
   ];
   return `<tr class="result">${cells.join('')}</tr>`;
 }
 
-const METRIC_HEADERS = [
-  ...['Model', 'Dataset', 'Sampler', 'Steps', 'CFG', 'NFE', 'FID', 'KID ± std'],
-  ...['Precision', 'Recall', 'Class acc.', 'ms / image'],
-];
+function metricHeaders(withRatio: boolean): string[] {
+  return [
+    ...['Model', 'Dataset', 'Sampler', 'Steps', 'CFG', 'NFE', 'FID [95%]', 'FID floor'],
+    ...(withRatio ? ['FID / teacher [95%]'] : []),
+    ...['KID ± std', 'Precision', 'Recall', 'Class acc. [95%]', 'ms / image'],
+  ];
+}
 
 function runsTable(evals: readonly EvalJson[]): string {
   const rows = evals.map((e) => {
@@ -135,14 +205,48 @@ function runsTable(evals: readonly EvalJson[]): string {
       e.dataset,
       String(e.samples),
       String(e.seed),
-      e.featureNet,
+      scorer(e),
       e.backend ?? '',
       e.createdAt ?? '',
     ];
     return `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
   });
-  const head = ['Model', 'Dataset', 'Samples', 'Seed', 'Feature net', 'Backend', 'Created'];
+  const head = ['Model', 'Dataset', 'Samples', 'Seed', 'Scored by (feature net, role)', 'Backend', 'Created'];
   return `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+// What the numbers mean; a warning first when the evals were scored by different nets or roles.
+function notes(evals: readonly EvalJson[], teacher: Row | undefined): string[] {
+  const scorers = [...new Set(evals.map(scorer))];
+  const out: string[] = [];
+  if (scorers.length > 1) {
+    out.push(
+      `<p class="warning">Warning: these evals were scored by different feature nets or roles (${escapeHtml(
+        scorers.join('; '),
+      )}). FIDs from different nets are on different scales: compare only rows scored by the same net.</p>`,
+    );
+  }
+  out.push(
+    `<p class="note">FID, KID and precision/recall use features of ladder's own classifier (${escapeHtml(
+      scorers.join('; ') || 'none',
+    )}), not Inception: compare numbers only within this report or with the same feature net. The selection net ` +
+      'scores every measurement along the way (sweeps, checkpoint choice); the report net, another architecture and ' +
+      'seed, scores the numbers to report. [95%]: bootstrap percentile interval over the generated samples (blocks ' +
+      'of consecutive samples resampled within each class, the reference held fixed; FID replicates shifted by ' +
+      "the bootstrap's estimate of their small-sample bias, so the interval centres on the FID). FID floor: FID " +
+      'of as many real training images as there are samples, the score of a perfect generator at this sample ' +
+      'size.</p>',
+  );
+  if (teacher !== undefined) {
+    out.push(
+      `<p class="note">FID / teacher: FID divided by that of ${escapeHtml(teacher.series)} at ${
+        teacher.result.steps
+      } steps, for rows scored by the same net; its interval pairs bootstrap replicate i of each row with replicate ` +
+        "i of the teacher's (evals with one seed and sample count draw the same blocks, so samples made from the " +
+        'same noise stay paired).</p>',
+    );
+  }
+  return out;
 }
 
 function pngDataUri(bytes: Uint8Array, key: string): string {
@@ -191,7 +295,8 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;text-align:left}td.num{te
 #metrics th{cursor:pointer;user-select:none;background:#f4f4f4}#metrics th[data-dir=asc]::after{content:" ▲"}
 #metrics th[data-dir=desc]::after{content:" ▼"}.charts{display:flex;flex-wrap:wrap;gap:2rem}
 .grids{display:flex;flex-wrap:wrap;gap:1.5rem}figure{margin:0}figure img{image-rendering:pixelated;max-width:360px}
-figcaption{font-size:12px;color:#555}.note,.missing{color:#666}`;
+figcaption{font-size:12px;color:#555}.note,.missing{color:#666}
+.warning{color:#8a1c00;background:#fff1eb;border:1px solid #e5a48c;padding:.5rem .8rem;font-weight:600}`;
 
 // Click a header to sort by that column; numeric cells sort by data-value.
 const SORT_SCRIPT = `document.querySelectorAll('#metrics th').forEach((th, col) => th.addEventListener('click', () => {
@@ -215,17 +320,16 @@ const SORT_SCRIPT = `document.querySelectorAll('#metrics th').forEach((th, col) 
 export async function renderReport(evals: readonly EvalJson[], opts: ReportOptions = {}): Promise<string> {
   const title = opts.title ?? 'ladder evaluation';
   const rows = collectRows(evals);
+  const teacher = teacherAtFullSteps(rows);
   const sections: string[] = [];
   sections.push(`<h2>Runs</h2>${runsTable(evals)}`);
-  const featureNets = [...new Set(evals.map((e) => e.featureNet))];
+  sections.push(...notes(evals, teacher));
+  const head = metricHeaders(teacher !== undefined)
+    .map((h) => `<th>${h}</th>`)
+    .join('');
+  const body = rows.map((row) => tableRow(row, teacher)).join('');
   sections.push(
-    `<p class="note">FID, KID and precision/recall use features of ladder's own classifier (${escapeHtml(
-      featureNets.join(', ') || 'none',
-    )}), not Inception: compare numbers only within this report or with the same feature net.</p>`,
-  );
-  const head = METRIC_HEADERS.map((h) => `<th>${h}</th>`).join('');
-  sections.push(
-    `<h2>Metrics</h2><table id="metrics"><thead><tr>${head}</tr></thead><tbody>${rows.map(tableRow).join('')}</tbody></table>`,
+    `<h2>Metrics</h2><table id="metrics"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`,
   );
   if (rows.length > 0) {
     const [byNfe, byTime] = await Promise.all([

@@ -47,6 +47,27 @@ export interface TrainFeaturesOptions {
 }
 
 /**
+ * The report net's settings (`models/<dataset>/features-report`): another architecture (three narrower levels,
+ * 3x3 kernels, 128 features) and seed than the selection net (FEATURE_NET_DEFAULTS, seed 0), so that numbers
+ * tuned against the selection net are reported on a net they were never tuned on.
+ */
+export const REPORT_NET = { channels: [32, 64, 128], kernel: 3, featureDim: 128, seed: 7 } as const;
+
+/** The `ladder train-features` flags that make the report net (besides --data and --out). */
+export function reportNetFlags(): string[] {
+  return [
+    '--channels',
+    REPORT_NET.channels.join(','),
+    '--kernel',
+    String(REPORT_NET.kernel),
+    '--feature-dim',
+    String(REPORT_NET.featureDim),
+    '--seed',
+    String(REPORT_NET.seed),
+  ];
+}
+
+/**
  * Copies the images at `indices`, each moved by a random whole-pixel shift in [-maxShift, maxShift] along each
  * axis (edge pixels repeat into the gap). Draws two numbers from `rng` per image, even when maxShift is 0.
  */

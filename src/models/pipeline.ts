@@ -3,11 +3,11 @@
 
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { type Denoiser, guidedDenoiser, netDenoiser } from '../diffusion/denoiser.js';
+import { type Denoiser, guidedDenoiser, netDenoiser, type RawNet } from '../diffusion/denoiser.js';
 import { type Formulation, makeFormulation } from '../diffusion/formulation.js';
 import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
 import type { Params } from '../nn/params.js';
-import { unetForward } from '../nn/unet.js';
+import { type UNetConfig, unetForward } from '../nn/unet.js';
 import { type SamplerKind, sample, samplerTimes } from '../samplers/sample.js';
 import type { DiffusionModelConfig } from './schema.js';
 
@@ -39,7 +39,12 @@ export function configDenoiser(
     return (x, t, labels) =>
       tf.tidy(() => unetForward(params, config.unet, x, t.mul(f.netTime(1)), labels).out);
   }
-  return netDenoiser((x, netTime, labels) => unetForward(params, config.unet, x, netTime, labels).out, f);
+  return netDenoiser(unetNet(config.unet, params), f);
+}
+
+/** The U-Net over `params` as a raw network: its output in the formulation's parameterisation. */
+export function unetNet(unet: UNetConfig, params: Params): RawNet {
+  return (x, netTime, labels) => unetForward(params, unet, x, netTime, labels).out;
 }
 
 export interface GenerateOptions {

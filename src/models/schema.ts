@@ -9,6 +9,10 @@ const positiveInt = z.number().int().positive();
 const shape3 = z.tuple([positiveInt, positiveInt, positiveInt]);
 const datasetName = z.enum(['mnist', 'fashion-mnist', 'emoji']);
 
+/** The distillation methods a student folder can name (`distill.method`). */
+export const DISTILL_METHODS = ['ladd', 'padd', 'add', 'ladd-dmd'] as const;
+export type DistillMethod = (typeof DISTILL_METHODS)[number];
+
 export const unetConfigSchema = z
   .object({
     inChannels: positiveInt,
@@ -78,7 +82,7 @@ export const diffusionModelSchema = z
       })
       .strict(),
     distill: z
-      .object({ method: z.enum(['add', 'padd', 'ladd']), teacher: z.string().min(1) })
+      .object({ method: z.enum(DISTILL_METHODS), teacher: z.string().min(1) })
       .passthrough()
       .optional(),
   })

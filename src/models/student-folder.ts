@@ -3,13 +3,13 @@
 import { relative, resolve } from 'node:path';
 import type { SamplerKind } from '../samplers/sample.js';
 import type { LoadedDiffusionModel } from './folder.js';
-import type { DiffusionModelConfig } from './schema.js';
+import type { DiffusionModelConfig, DistillMethod } from './schema.js';
 
 export interface StudentConfigOptions {
   readonly teacher: LoadedDiffusionModel;
   /** Where the student folder is written. */
   readonly outDir: string;
-  readonly method: 'add' | 'padd' | 'ladd';
+  readonly method: DistillMethod;
   /** Step counts the student is meant for, default first. */
   readonly steps: readonly number[];
   /** 'x0' for a student whose net predicts x0 directly (PADD's 1-step student). */

@@ -1,4 +1,5 @@
 // What the server, the page and its generation workers say to each other (types only, browser-safe).
+import type { DistillMethod } from '../models/schema.js';
 
 /** A usable teacher or student in GET /api/models. */
 export interface ModelInfo {
@@ -8,7 +9,7 @@ export interface ModelInfo {
   readonly dataset: string;
   readonly kind: 'teacher' | 'student';
   /** The distillation method of a student. */
-  readonly method?: 'add' | 'padd' | 'ladd';
+  readonly method?: DistillMethod;
   /** Folder path of the teacher a student was distilled from, when it is served too. */
   readonly teacher?: string;
   /** Where the page fetches the folder's files, e.g. "/models/mnist/teacher/". */

@@ -3,12 +3,14 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { BatchLoader } from '../data/loader.js';
-import { addNoise, type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
+import { type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
+import { denoisingLoss } from '../diffusion/loss.js';
 import { loadAutoencoder, saveModelFolder } from '../models/folder.js';
+import { unetNet } from '../models/pipeline.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
 import { encodeImages, latentShape } from '../nn/autoencoder.js';
 import { countParams } from '../nn/params.js';
-import { initUNet, type UNetConfig, unetForward } from '../nn/unet.js';
+import { initUNet, type UNetConfig } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { Ema } from '../train/ema.js';
 import { type TrainResult, train } from '../train/loop.js';
@@ -101,15 +103,11 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
       ) as tf.Tensor1D;
       const t = tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b));
       const eps = randn(ctx.rng, [b, ...shape]) as tf.Tensor4D;
-      const xt = addNoise(f, batch.x, eps, t);
-      const target = f.target(batch.x, eps, t);
-      const netTime = t.mul(f.netTime(1)) as tf.Tensor1D;
       // 3. Regress the net's output on the formulation's target (velocity, eps or v).
-      const metrics = ctx.update(
-        'teacher',
-        (p) => unetForward(p, unet, xt, netTime, labels).out.sub(target).square().mean() as tf.Scalar,
+      const metrics = ctx.update('teacher', (p) =>
+        denoisingLoss(f, unetNet(unet, p), batch.x, eps, t, labels),
       );
-      tf.dispose([batch.x, batch.labels, dropped, labels, t, eps, xt, target, netTime]);
+      tf.dispose([batch.x, batch.labels, dropped, labels, t, eps]);
       return metrics;
     },
     {

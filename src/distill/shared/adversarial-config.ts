@@ -1,4 +1,4 @@
-// The optimisation settings that LADD, ADD and PADD share, documented and checked once; each method's config
+// The optimisation settings that LADD, ADD, PADD and LADD-DMD share, documented and checked once; each method's config
 // extends them with its own algorithm's values.
 
 export interface AdversarialTraining {

@@ -1,4 +1,4 @@
-// The adversarial training step shared by ADD, PADD and LADD: `discriminatorUpdates` updates of the discriminator
+// The adversarial training step shared by ADD, PADD, LADD and LADD-DMD: `discriminatorUpdates` updates of the discriminator
 // on real vs. the student's (stop-gradient) fakes, then one update of the student through the discriminator.
 // Each player has its own optimiser; the training loop (train/loop.ts) owns checkpoints, logging and rollback.
 import * as tf from '../../core/tf.js';
@@ -40,6 +40,8 @@ export interface AdversarialStepOptions {
   readonly discriminatorUpdates: number;
   /** Weight of the generator's GAN term against its extra terms (ADD's lambda_adv; default 1). */
   readonly adversarialWeight?: number;
+  /** Updates of other players earlier in the same step (LADD-DMD's fake score): their batches come first. */
+  readonly updatesBefore?: number;
 }
 
 /**
@@ -102,7 +104,7 @@ export function adversarialStep(
   opts: AdversarialStepOptions,
   nextRound: (phase: Phase, batch: number) => AdversarialRound,
 ): StepMetrics {
-  const { loss, discriminatorUpdates, adversarialWeight = 1 } = opts;
+  const { loss, discriminatorUpdates, adversarialWeight = 1, updatesBefore = 0 } = opts;
   const player = (name: string): Player => {
     const p = players[name];
     if (!p) throw new Error(`no player named ${name} (have: ${Object.keys(players).join(', ')})`);
@@ -111,21 +113,19 @@ export function adversarialStep(
   if (!(Number.isInteger(discriminatorUpdates) && discriminatorUpdates >= 1)) {
     throw new Error(`discriminatorUpdates must be a positive integer, got ${discriminatorUpdates}`);
   }
-  const updatesPerStep = discriminatorUpdates + 1;
+  const updatesPerStep = updatesBefore + discriminatorUpdates + 1;
 
   // 1. Discriminator: real vs. sg(fake), the fake made with the student's current weights outside the loss.
-  const sums: StepMetrics = {};
+  let sums: StepMetrics = {};
   for (let i = 0; i < discriminatorUpdates; i++) {
-    const round = nextRound('discriminator', batchIndex(ctx.step, updatesPerStep, i));
+    const round = nextRound('discriminator', batchIndex(ctx.step, updatesPerStep, updatesBefore + i));
     try {
       const fake = tf.tidy(() => round.fake(player(GENERATOR).params));
       try {
-        const m = ctx.update(DISCRIMINATOR, (dp) => discriminatorObjective(round, loss, dp, fake));
-        for (const [k, v] of Object.entries(m)) {
-          const sum = sums[k];
-          sums[k] = sum === undefined ? v : sum.add(v);
-          if (sum !== undefined) tf.dispose([sum, v]);
-        }
+        sums = addMetrics(
+          sums,
+          ctx.update(DISCRIMINATOR, (dp) => discriminatorObjective(round, loss, dp, fake)),
+        );
       } finally {
         fake.dispose();
       }
@@ -133,20 +133,14 @@ export function adversarialStep(
       round.dispose();
     }
   }
-  const discMetrics: StepMetrics =
-    discriminatorUpdates === 1
-      ? sums
-      : Object.fromEntries(
-          Object.entries(sums).map(([k, v]) => {
-            const mean = v.div(discriminatorUpdates) as tf.Scalar;
-            v.dispose();
-            return [k, mean];
-          }),
-        );
+  const discMetrics = averageMetrics(sums, discriminatorUpdates);
 
   // 2. Generator: through the discriminator (its weights read, not updated) into the student.
   try {
-    const round = nextRound('generator', batchIndex(ctx.step, updatesPerStep, discriminatorUpdates));
+    const round = nextRound(
+      'generator',
+      batchIndex(ctx.step, updatesPerStep, updatesBefore + discriminatorUpdates),
+    );
     try {
       const genMetrics = ctx.update(GENERATOR, (gp) =>
         generatorObjective(round, loss, gp, player(DISCRIMINATOR).params, adversarialWeight),
@@ -159,4 +153,27 @@ export function adversarialStep(
     tf.dispose(Object.values(discMetrics));
     throw err;
   }
+}
+
+/** `sums` plus `metrics`, key by key; both inputs are consumed (disposed or handed on). */
+export function addMetrics(sums: StepMetrics, metrics: StepMetrics): StepMetrics {
+  const out: Record<string, tf.Scalar> = { ...sums };
+  for (const [k, v] of Object.entries(metrics)) {
+    const sum = out[k];
+    out[k] = sum === undefined ? v : (sum.add(v) as tf.Scalar);
+    if (sum !== undefined) tf.dispose([sum, v]);
+  }
+  return out;
+}
+
+/** Each of `sums` divided by `count` (the updates they add up); `sums` is consumed. */
+export function averageMetrics(sums: StepMetrics, count: number): StepMetrics {
+  if (count === 1) return sums;
+  return Object.fromEntries(
+    Object.entries(sums).map(([k, v]) => {
+      const mean = v.div(count) as tf.Scalar;
+      v.dispose();
+      return [k, mean];
+    }),
+  );
 }

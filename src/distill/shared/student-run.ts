@@ -1,7 +1,8 @@
-// The part every one-student distillation run (LADD, ADD) shares: train the players with the shared loop, then
+// The part every one-student distillation run (LADD, ADD, LADD-DMD) shares: train the players with the shared loop, then
 // write the student's model folder (EMA weights when EMA is on) with its card.
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { saveModelFolder } from '../../models/folder.js';
+import type { DistillMethod } from '../../models/schema.js';
 import { studentConfig } from '../../models/student-folder.js';
 import { countParams } from '../../nn/params.js';
 import { makeCard } from '../../train/card.js';
@@ -26,7 +27,7 @@ export interface RunOptions {
 }
 
 export interface StudentRun {
-  readonly method: 'add' | 'ladd';
+  readonly method: Exclude<DistillMethod, 'padd'>;
   readonly teacher: LoadedDiffusionModel;
   /** The method's resolved config: recorded in the card and config.json. */
   readonly config: {
