@@ -24,7 +24,7 @@ import {
   type AdversarialRound,
   adversarialStep,
   batchIndex,
-  GENERATOR,
+  generatorTermsUpdate,
   type Phase,
 } from './shared/adversarial.js';
 import { discriminatorPlayer, studentPlayer } from './shared/players.js';
@@ -223,14 +223,7 @@ export function addStep(setup: AddSetup, players: Readonly<Record<string, Player
   if (c.adversarialWeight === 0) {
     return (ctx) => {
       const round = addRound(setup, ctx, 'generator', batchIndex(ctx.step, 1, 0));
-      try {
-        return ctx.update(GENERATOR, (gp) => {
-          const terms = round.generatorTerms!(gp, round.fake(gp));
-          return { loss: terms.distill!, aux: terms };
-        });
-      } finally {
-        round.dispose();
-      }
+      return generatorTermsUpdate(ctx, round, 'distill');
     };
   }
   // Step 5: the shared step weights L_adv_G by adversarialWeight.

@@ -23,6 +23,7 @@ import {
   averageMetrics,
   batchIndex,
   GENERATOR,
+  generatorTermsUpdate,
   type Phase,
 } from './shared/adversarial.js';
 import {
@@ -158,15 +159,7 @@ export function laddDmdStep(setup: LaddDmdSetup, players: Readonly<Record<string
       // 2-3. LADD's discriminator update(s) and student update; the student's loss adds the matching term.
       if (c.adversarialWeight === 0) {
         const round = studentRound(ctx, batchIndex(ctx.step, updatesPerStep, fakeScoreUpdates), 'generator');
-        try {
-          const studentMetrics = ctx.update(GENERATOR, (gp) => {
-            const terms = round.generatorTerms!(gp, round.fake(gp));
-            return { loss: terms.distributionMatching!, aux: terms };
-          });
-          return { ...fakeMetrics, ...studentMetrics };
-        } finally {
-          round.dispose();
-        }
+        return { ...fakeMetrics, ...generatorTermsUpdate(ctx, round, 'distributionMatching') };
       }
       const options = {
         loss: 'hinge',

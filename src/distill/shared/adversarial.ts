@@ -155,6 +155,25 @@ export function adversarialStep(
   }
 }
 
+/**
+ * A student update on `round`'s extra terms alone, `lossTerm` being the loss (a method run with adversarial weight
+ * 0: no discriminator, no GAN term). The round is disposed here.
+ */
+export function generatorTermsUpdate(
+  ctx: StepContext,
+  round: AdversarialRound,
+  lossTerm: string,
+): StepMetrics {
+  try {
+    return ctx.update(GENERATOR, (gp) => {
+      const terms = round.generatorTerms!(gp, round.fake(gp));
+      return { loss: terms[lossTerm]!, aux: terms };
+    });
+  } finally {
+    round.dispose();
+  }
+}
+
 /** `sums` plus `metrics`, key by key; both inputs are consumed (disposed or handed on). */
 export function addMetrics(sums: StepMetrics, metrics: StepMetrics): StepMetrics {
   const out: Record<string, tf.Scalar> = { ...sums };
