@@ -26,8 +26,12 @@ const LAYERS: Readonly<Record<string, number>> = {
   distill: 7,
   eval: 7,
   serve: 7,
-  cli: 8,
-  'test-utils': 8,
+  // The library's API over the stages, the command line over the API, and the package's entries on top.
+  api: 8,
+  cli: 9,
+  'test-utils': 9,
+  'index.ts': 10,
+  'web.ts': 10,
 };
 
 type Graph = ReadonlyMap<string, readonly string[]>;

@@ -58,6 +58,15 @@ before(async () => {
 });
 
 describe('ladder CLI', () => {
+  it("prints the package's version", async () => {
+    const r = ladder('--version');
+    assert.equal(r.status, 0, r.stderr);
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    assert.equal(r.stdout.trim(), pkg.version);
+  });
+
   it('lists its commands', () => {
     const r = ladder('--help');
     assert.equal(r.status, 0);

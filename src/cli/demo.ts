@@ -8,6 +8,7 @@ import type { DatasetName } from '../data/image-dataset.js';
 import type { EvalJson } from '../eval/eval-json.js';
 import { evaluateModel, featuresDirFor } from '../eval/evaluate.js';
 import { readJson } from '../models/folder.js';
+import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { reportCommand } from './eval.js';
 import {
   FROM_SCRATCH_ROOT,
@@ -38,7 +39,7 @@ export interface FromScratchSettings {
 
 /** Defaults of the demo's flags; some depend on --from-scratch and --quick. */
 export const DEMO_DEFAULTS = {
-  models: 'models',
+  models: shippedModelsDirForCommands(),
   fromScratchModels: FROM_SCRATCH_ROOT,
   out: join('runs', 'demo'),
   samples: 1000,
@@ -102,7 +103,9 @@ async function findModels(o: DemoOptions): Promise<DemoModel[]> {
       .map((x) => x.name)
       .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const names = await subfolders(root).catch(() => {
-    throw new Error(`no models folder ${root}: run this from the ladder checkout, or pass --models`);
+    throw new Error(
+      `no models folder ${root}: pass --models with a folder of <dataset>/<name> model folders`,
+    );
   });
   // Teachers first, each list in name order (`teacher` before `teacher.replaced-step-20`, its earlier version).
   const teachers: DemoModel[] = [];

@@ -27,6 +27,7 @@ import {
   inRange,
   int,
   list,
+  modelFolder,
   nonNegative,
   num,
   PROFILE_HELP,
@@ -551,7 +552,11 @@ export function registerDistillCommands(
       'distil few-step students from a teacher folder (LADD, ADD, LADD-DMD: one student; PADD: a ladder of stage-N students)',
     )
     .addOption(new Option('--method <name>', 'distillation method').choices(METHODS).makeOptionMandatory())
-    .requiredOption('--teacher <dir>', 'teacher model folder')
+    .requiredOption(
+      '--teacher <dir>',
+      "teacher model folder, or a shipped one's name (e.g. mnist/teacher)",
+      modelFolder,
+    )
     .requiredOption('--out <dir>', 'student model folder to write (holds checkpoints and log.jsonl)');
   // Each config row once (the shared ones first), read by the methods whose table holds it; then the rest.
   const rows = new Set<FlagRow>([
@@ -654,7 +659,11 @@ export function registerDistillCommands(
   program
     .command('synth')
     .description("generate and cache a teacher's synthetic latents (class-balanced, seeded) for distillation")
-    .requiredOption('--teacher <dir>', 'teacher model folder')
+    .requiredOption(
+      '--teacher <dir>',
+      "teacher model folder, or a shipped one's name (e.g. mnist/teacher)",
+      modelFolder,
+    )
     .requiredOption('--out <file>', 'output .safetensors file (reused when it exists with the same settings)')
     .option('--n <N>', 'latents in total, spread evenly over the classes', int('--n', 1), 10_000)
     .option('--steps <S>', "teacher sampling steps (default: the teacher's)", int('--steps', 1))

@@ -25,6 +25,7 @@ import {
   num as finite,
   int,
   list,
+  modelFolder,
   oneOf,
   runOrProfile,
   sampler,
@@ -152,7 +153,11 @@ export function registerEvalCommands(program: Command): void {
     .description(
       'sample a teacher or student at several step counts and write FID, KID, precision/recall, accuracy, speed as JSON',
     )
-    .requiredOption('--model <dir>', 'model folder (teacher or student)')
+    .requiredOption(
+      '--model <dir>',
+      "model folder (teacher or student), or a shipped one's name",
+      modelFolder,
+    )
     .option(
       '--steps <list>',
       "sampling step counts, e.g. 1,2,4,32 (default: the model's own)",

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
 import type { DatasetName } from '../data/image-dataset.js';
@@ -26,8 +27,14 @@ import {
 import { registerSampleCommand } from './sample.js';
 import { registerServeCommands } from './serve.js';
 
+// The package's own manifest, two folders up from src/cli (checkout) or dist/cli (installed package).
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command('ladder')
-  .description('Few-step diffusion distillation (ADD, PADD, LADD) on TF.js')
+  .description('Few-step diffusion distillation (ADD, PADD, LADD, LADD-DMD) on TF.js')
+  .version(version, '-V, --version', 'print the version of ladder-diffusion')
   .addOption(
     new Option(
       '--backend <name>',

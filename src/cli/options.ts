@@ -1,4 +1,5 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +7,17 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
 import type { EngineProfile } from '../engine/profile.js';
 import { MAX_CFG } from '../models/pipeline.js';
+import { shippedModel } from '../models/shipped.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 
 type Parser<T> = (value: string) => T;
+
+/**
+ * A model folder: the path as given when it exists, else the shipped model of that name ("mnist/teacher"), else
+ * the path as given (the command then says it is missing).
+ */
+export const modelFolder: Parser<string> = (value) =>
+  existsSync(value) ? value : (shippedModel(value) ?? value);
 
 /** An integer >= `min` (and <= `max` when given). */
 export const int =

@@ -12,7 +12,7 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { guidedDenoiser } from '../diffusion/denoiser.js';
 import { makeFormulation } from '../diffusion/formulation.js';
-import { toUint8Images } from '../image/png.js';
+import { toUint8Images } from '../image/bytes.js';
 import { decodeNpy } from '../io/npy.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import { balancedLabels, modelDenoiser } from '../models/pipeline.js';

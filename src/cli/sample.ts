@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../core/fs.js';
-import { imageGridPng, toUint8Images } from '../image/png.js';
+import { toUint8Images } from '../image/bytes.js';
+import { imageGridPng } from '../image/png.js';
 import { encodeNpy } from '../io/npy.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import {
@@ -17,7 +18,7 @@ import {
   MAX_CFG,
 } from '../models/pipeline.js';
 import type { SamplerKind } from '../samplers/sample.js';
-import { cfgScale, int, sampler } from './options.js';
+import { cfgScale, int, modelFolder, sampler } from './options.js';
 
 /** Largest output `sample` assembles in memory before writing it (the .npy images or the PNG grid's pixels). */
 export const MAX_OUTPUT_BYTES = 2e9;
@@ -173,7 +174,11 @@ export function registerSampleCommand(program: Command): void {
   program
     .command('sample')
     .description('sample a teacher or student: a class grid (.png) or raw images (.npy + .labels.npy)')
-    .requiredOption('--model <dir>', 'model folder (teacher or student)')
+    .requiredOption(
+      '--model <dir>',
+      "model folder (teacher or student), or a shipped one's name (e.g. mnist/ladd-dmd-4step)",
+      modelFolder,
+    )
     .option('--steps <n>', "sampling steps (default: the model's own)", int('--steps', 1))
     .option(
       '--cfg <w>',

@@ -1,5 +1,6 @@
 // `ladder serve` (the real-time browser page) and `ladder bench-browser` (its throughput in headless Chromium).
 import { type Command, InvalidArgumentError } from 'commander';
+import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { benchBrowser, CHROMIUM_PATH } from '../serve/browser.js';
 import { isBroken, WEB_BACKENDS } from '../serve/protocol.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_WEB_DIR, startServer } from '../serve/server.js';
@@ -36,7 +37,7 @@ export function registerServeCommands(program: Command): void {
   program
     .command('serve')
     .description('serve a page that generates continuously in the browser (TF.js: WebGPU, WebGL or wasm)')
-    .option('--models <dir>', 'folder of model folders (<dataset>/<name>)', 'models')
+    .option('--models <dir>', 'folder of model folders (<dataset>/<name>)', shippedModelsDirForCommands())
     .option('--port <n>', 'port to listen on (0: any free port)', port, DEFAULT_PORT)
     .option('--host <addr>', 'address to listen on (loopback by default)', DEFAULT_HOST)
     .option('--web-dir <dir>', 'the built page (npm run build:web)', DEFAULT_WEB_DIR)
@@ -79,7 +80,7 @@ export function registerServeCommands(program: Command): void {
     .description(
       'print JSON lines: images per second in headless Chromium, each teacher at 32 steps and each student at 1',
     )
-    .option('--models <dir>', 'folder of model folders (<dataset>/<name>)', 'models')
+    .option('--models <dir>', 'folder of model folders (<dataset>/<name>)', shippedModelsDirForCommands())
     .option(
       '--web-backend <name>',
       `force the page's backend (${WEB_BACKENDS.join(', ')}); default: its own choice`,

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '../core/tf.js';
-import { decodePng, imageGridPng, signedToByte, toUint8Images, writeImageGrid } from './png.js';
+import { signedToByte, toUint8Images } from './bytes.js';
+import { decodePng, imageGridPng, writeImageGrid } from './png.js';
 
 /** RGBA pixel at (x, y) of a decoded PNG. */
 const pixel = (png: ReturnType<typeof decodePng>, x: number, y: number): number[] => {

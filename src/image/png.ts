@@ -2,6 +2,7 @@
 import { PNG } from 'pngjs';
 import { writeFileAtomic } from '../core/fs.js';
 import type * as tf from '../core/tf.js';
+import { signedToByte, toUint8Images } from './bytes.js';
 
 export interface GridOptions {
   /** Grid rows (e.g. one per class); images fill the grid row by row. */
@@ -24,12 +25,6 @@ export interface DecodedPng {
 
 // PNG colour types by channel count: grayscale, RGB, RGBA.
 const COLOR_TYPE = { 1: 0, 3: 2, 4: 6 } as const;
-
-/** Maps a value in [-1, 1] to 0..255, rounded and clipped (NaN -> 0). */
-export function signedToByte(value: number): number {
-  const v = Math.round((value + 1) * 127.5);
-  return v > 0 ? Math.min(v, 255) : 0; // also maps NaN to 0
-}
 
 /**
  * Lays out `n` NHWC images (`[-1, 1]` floats or 0..255 bytes, 1, 3 or 4 channels) in a rows x cols grid
@@ -87,14 +82,6 @@ export function imageGridPng(
   const colorType = COLOR_TYPE[c];
   // Input already has the output layout, so pngjs packs it without conversion.
   return PNG.sync.write(png, { colorType, inputColorType: colorType, inputHasAlpha: c === 4 });
-}
-
-/** Reads an NHWC tensor in [-1, 1] as 0..255 bytes (rounded, clipped). Does not dispose `t`. */
-export async function toUint8Images(t: tf.Tensor4D): Promise<Uint8Array> {
-  const values = await t.data(); // data() waits for the backend (a GPU sync)
-  const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = signedToByte(values[i]!);
-  return out;
 }
 
 /** Writes images `[n, h, w, c]` in [-1, 1] as a rows x cols PNG grid, atomically. Does not dispose `images`. */

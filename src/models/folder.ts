@@ -143,3 +143,10 @@ export async function loadDiffusionModel(dir: string): Promise<LoadedDiffusionMo
   const params = await loadCheckedWeights(dir, initUNet(config.unet, new Rng(0)), config.kind);
   return { dir, config, params, autoencoder };
 }
+
+/** The folder's card.json, or undefined when it has none (a card is optional; a broken one is an error). */
+export async function readCard(dir: string): Promise<Record<string, unknown> | undefined> {
+  const file = join(dir, CARD_FILE);
+  if (!existsSync(file)) return undefined;
+  return (await readJson(file, `card of ${dir}`)) as Record<string, unknown>;
+}

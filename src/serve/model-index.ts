@@ -75,6 +75,8 @@ export class ModelIndexer {
   private realRoot = '';
   private lastScan = Number.NEGATIVE_INFINITY;
   private scanCount = 0;
+  /** The listing under way, which a request for a folder not yet known waits for. */
+  private listing: Promise<ModelEntry[]> | undefined;
 
   /** `log` receives each problem once, and again only when it changes; `now` (ms) times the re-scans. */
   constructor(
@@ -90,6 +92,16 @@ export class ModelIndexer {
 
   /** Every teacher and student under the root; autoencoders and other kinds are checked only when named. */
   async list(): Promise<ModelEntry[]> {
+    const listing = this.scan();
+    this.listing = listing;
+    try {
+      return await listing;
+    } finally {
+      if (this.listing === listing) this.listing = undefined;
+    }
+  }
+
+  private async scan(): Promise<ModelEntry[]> {
     // Timed from its start, so the other requests of a burst see it and do not start their own.
     this.lastScan = this.now();
     this.scanCount++;
@@ -107,13 +119,17 @@ export class ModelIndexer {
   /**
    * The real path of model file `name` in `folder` (posix, relative to the root) when GET /models/ may serve
    * it: the folder holds a teacher or student config or is the autoencoder of one, no segment starts with
-   * '.', and links lead nowhere outside the root. Lists again for an unknown folder, so new models are served,
+   * '.', and links lead nowhere outside the root. For an unknown folder it waits for a listing under way (the
+   * page's first requests come while the first listing runs), else lists again, so new models are served,
    * unless it listed less than RESCAN_INTERVAL_MS ago.
    */
   async servedFile(folder: string, name: string): Promise<string | undefined> {
     const segments = folder === '' ? [] : folder.split('/');
     if (!MODEL_FILES.has(name) || segments.some((s) => s === '' || s.startsWith('.'))) return undefined;
-    if (!this.folders.has(folder) && this.now() - this.lastScan >= RESCAN_INTERVAL_MS) await this.list();
+    if (!this.folders.has(folder)) {
+      if (this.listing !== undefined) await this.listing;
+      else if (this.now() - this.lastScan >= RESCAN_INTERVAL_MS) await this.list();
+    }
     if (!this.folders.has(folder)) return undefined;
     return realPathInside(this.realRoot, join(this.root, ...segments, name));
   }

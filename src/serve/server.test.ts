@@ -8,11 +8,11 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Rng } from '../core/rng.js';
+import { disposeModel, fetchDiffusionModel } from '../models/fetch.js';
 import { loadDiffusionModel, saveModelFolder } from '../models/folder.js';
 import { initUNet } from '../nn/unet.js';
 import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import { TINY_TEACHER, writeTinyModels } from '../test-utils/serve-models.js';
-import { disposeModel, fetchDiffusionModel } from './load.js';
 import { ModelIndexer, RESCAN_INTERVAL_MS } from './model-index.js';
 import { type BrokenModel, isBroken, type ModelIndex, type ModelInfo } from './protocol.js';
 import { isAllowedHost, type LadderServer, startServer } from './server.js';
@@ -398,6 +398,18 @@ describe('ladder serve under attack', () => {
     } finally {
       await rm(added, { recursive: true });
     }
+  });
+
+  it('serves a model asked for while the first listing is still running', async () => {
+    const indexer = new ModelIndexer(
+      modelsDir,
+      () => {},
+      () => 0,
+    );
+    const listing = indexer.list();
+    assert.ok(await indexer.servedFile('mnist/teacher', 'config.json'));
+    await listing;
+    assert.equal(indexer.scans, 1);
   });
 
   it("accepts, when bound to every address, only the machine's own addresses and the allowed names", () => {

@@ -1,9 +1,9 @@
 // The page's generation worker: picks a backend, fetches models, and turns generate requests into RGBA grids,
 // off the main thread so the page stays responsive while a teacher takes its 32 steps.
 import * as tf from '../core/tf.js';
+import { type FetchedModel, fetchDiffusionModel } from '../models/fetch.js';
 import { defaultSampler, generateImages } from '../models/pipeline.js';
 import { imagesToGrid, type RgbaGrid } from './grid.js';
-import { type FetchedModel, fetchDiffusionModel } from './load.js';
 import type { BackendReport, WorkerReply, WorkerRequest } from './protocol.js';
 import { selectWebBackend } from './web-backend.js';
 

@@ -2,18 +2,18 @@
 
 import { Rng } from '../core/rng.js';
 import { decodeSafetensors, recordsToTensors } from '../io/safetensors-format.js';
-import type { DiffusionModel } from '../models/pipeline.js';
+import { initAutoencoder } from '../nn/autoencoder.js';
+import { acceptWeights } from '../nn/check-shapes.js';
+import { disposeParams, type Params } from '../nn/params.js';
+import { initUNet } from '../nn/unet.js';
+import type { DiffusionModel } from './pipeline.js';
 import {
   type AutoencoderModelConfig,
   autoencoderModelSchema,
   type DiffusionModelConfig,
   diffusionModelSchema,
   parseConfig,
-} from '../models/schema.js';
-import { initAutoencoder } from '../nn/autoencoder.js';
-import { acceptWeights } from '../nn/check-shapes.js';
-import { disposeParams, type Params } from '../nn/params.js';
-import { initUNet } from '../nn/unet.js';
+} from './schema.js';
 
 /** A teacher or student fetched from `url`, with the autoencoder its config names. */
 export interface FetchedModel extends DiffusionModel {
@@ -116,4 +116,26 @@ export async function fetchDiffusionModel(url: string | URL, fetchFn: Fetch = fe
 export function disposeModel(model: FetchedModel): void {
   disposeParams(model.params);
   disposeParams(model.autoencoder.params);
+}
+
+/** The folder's card.json, or undefined when it has none (a card is optional; a broken one is an error). */
+export async function fetchCard(
+  url: string | URL,
+  fetchFn: Fetch = fetch,
+): Promise<Record<string, unknown> | undefined> {
+  const cardUrl = new URL('card.json', folderUrl(url));
+  let response: Response;
+  try {
+    response = await fetchFn(cardUrl.href);
+  } catch {
+    return undefined;
+  }
+  if (response.status === 404) return undefined;
+  if (!response.ok) throw new Error(`card ${cardUrl.href}: HTTP ${response.status}`);
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${cardUrl.href} is not valid JSON: ${(err as Error).message}`);
+  }
 }
