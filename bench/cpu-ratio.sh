@@ -19,7 +19,7 @@ THREADS=("$@")
 for threads in "${THREADS[@]}"; do
   ladder=() pytorch=() ladder_min=() pytorch_min=()
   for _ in $(seq "$ROUNDS"); do
-    read -r med min < <(LADDER_TORCH_THREADS="$threads" npx tsx src/cli/main.ts --backend torch bench --batch "$BATCH" --steps "$STEPS" | fields)
+    read -r med min < <(LADDER_TORCH_THREADS="$threads" npx tsx src/cli/main.ts --backend torch bench --batch "$BATCH" --iterations "$STEPS" | fields)
     ladder+=("$med") ladder_min+=("$min")
     read -r med min < <("$PYTHON" bench/unet-pytorch.py --threads "$threads" --batch "$BATCH" --steps "$STEPS" | fields)
     pytorch+=("$med") pytorch_min+=("$min")

@@ -14,12 +14,12 @@ ladder() { npx tsx src/cli/main.ts "$@" >/dev/null 2>"$WORK/last.err" || { cat "
 mkdir -p "$WORK"
 
 # An untrained tiny world: one training step of each model is enough to have valid folders.
-[[ -d "$WORK/ae" ]] || ladder train-ae --data mnist --out "$WORK/ae" --channels 8,8,8 --steps 1 --batch 2 --limit 64
+[[ -d "$WORK/ae" ]] || ladder train-ae --data mnist --out "$WORK/ae" --channels 8,8,8 --iterations 1 --batch 2 --limit 64
 [[ -d "$WORK/teacher" ]] ||
-  ladder train-teacher --ae "$WORK/ae" --out "$WORK/teacher" --channels 8,16 --steps 1 --batch 2 --limit 64
+  ladder train-teacher --ae "$WORK/ae" --out "$WORK/teacher" --channels 8,16 --iterations 1 --batch 2 --limit 64
 [[ -d "$WORK/features" ]] ||
   ladder train-features --data fashion-mnist --out "$WORK/features" --channels 8,8 --feature-dim 16 \
-    --steps 1 --batch 2 --limit 64 --test-limit 64
+    --iterations 1 --batch 2 --limit 64 --test-limit 64
 [[ -f "$WORK/synth.safetensors" ]] ||
   ladder synth --teacher "$WORK/teacher" --n 20 --steps 2 --batch 10 --out "$WORK/synth.safetensors"
 

@@ -91,7 +91,7 @@ log "tests: rc $tests_rc, $tests_line($((SECONDS - began)) s)"
 # --- 3. The bench U-Net step: ladder against PyTorch eager, same device, batch, widths.
 bench=()
 for batch in 32 128; do
-  timeout "$(cap 90)" "${LADDER[@]}" bench --batch "$batch" --steps 10 --profile >"$OUT/bench-ladder-$batch.json" 2>>"$OUT/bench.log"
+  timeout "$(cap 90)" "${LADDER[@]}" bench --batch "$batch" --iterations 10 --profile >"$OUT/bench-ladder-$batch.json" 2>>"$OUT/bench.log"
   timeout "$(cap 90)" "$PYTHON" bench/unet-pytorch.py --device "$DEVICE" --batch "$batch" --steps 10 \
     >"$OUT/bench-pytorch-$batch.json" 2>>"$OUT/bench.log"
   bench+=("$OUT/bench-ladder-$batch.json" "$OUT/bench-pytorch-$batch.json")

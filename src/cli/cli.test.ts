@@ -67,6 +67,57 @@ describe('ladder CLI', () => {
     assert.equal(r.stdout.trim(), pkg.version);
   });
 
+  it('reads the old --steps of training commands as --iterations, with a note, and refuses both', () => {
+    const old = ladder('bench', '--steps', '1', '--batch', '2', '--size', '8', '--channels', '8,8');
+    assert.equal(old.status, 0, old.stderr);
+    assert.match(old.stderr, /note: --steps of ladder bench is now --iterations/);
+    assert.equal((JSON.parse(old.stdout) as { steps: number }).steps, 1);
+    const both = ladder('train-ae', '--steps', '1', '--iterations', '2', '--out', join(root, 'both'));
+    assert.equal(both.status, 1);
+    assert.match(both.stderr, /--steps is the old name of --iterations: give only --iterations/);
+    assert.ok(!existsSync(join(root, 'both')));
+  });
+
+  it("marks required options, lists --backend and the datasets in each command's help", () => {
+    const sample = ladder('sample', '--help').stdout;
+    assert.match(sample, /--model <dir>[^]*?\(required\)/);
+    assert.match(sample, /--out <file>[^]*?\(required\)/);
+    assert.doesNotMatch(sample, /--steps <n>[^-]*\(required\)/);
+    assert.match(sample, /Global Options:[^]*--backend <name>/);
+    assert.match(ladder('train-ae', '--help').stdout, /--data <name>\s+dataset: mnist, fashion-mnist, emoji/);
+  });
+
+  it('warns when sampling at a latent size the model was not trained at', () => {
+    const teacher = join(root, 'teacher');
+    const r = ladder(
+      'sample',
+      '--model',
+      teacher,
+      '--latent-size',
+      '8x8',
+      '--steps',
+      '1',
+      '--n',
+      '1',
+      '--out',
+      join(root, 'other-size.png'),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: .* was trained at 7x7 latents; at 8x8 its images may be unusable/);
+    const same = ladder(
+      'sample',
+      '--model',
+      teacher,
+      '--steps',
+      '1',
+      '--n',
+      '1',
+      '--out',
+      join(root, 'own-size.png'),
+    );
+    assert.doesNotMatch(same.stderr, /warning/);
+  });
+
   it('lists its commands', () => {
     const r = ladder('--help');
     assert.equal(r.status, 0);
@@ -160,7 +211,7 @@ describe('ladder CLI', () => {
   });
 
   it('refuses an output folder it cannot write', () => {
-    const r = ladder('train-ae', '--out', '/etc/hostname/run', '--limit', '10', '--steps', '1');
+    const r = ladder('train-ae', '--out', '/etc/hostname/run', '--limit', '10', '--iterations', '1');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /cannot write to folder \/etc\/hostname\/run/);
   });
@@ -209,7 +260,7 @@ describe('ladder CLI', () => {
       ['', [...distill, '--feature-layers', '0,-1']],
       [null, ['bench', '--batch', '0']],
       [null, ['bench', '--channels', '32,0']],
-      [null, ['bench', '--steps', '0']],
+      [null, ['bench', '--iterations', '0']],
       [null, ['card', '--model', teacher, '--steps', '4,0']],
     ];
     const outs = cases.map(([ext], i) => (ext === null ? undefined : join(root, `bad-${i}${ext}`)));

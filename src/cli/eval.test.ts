@@ -67,7 +67,7 @@ const evalArgs = (json: string, ...extra: string[]): string[] => [
 describe('ladder train-features / eval / report', () => {
   it('trains a feature net folder whose card holds the test accuracy and the FID anchors', async () => {
     const out = join(root, 'trained');
-    const common = ['--out', out, '--steps', '3', '--batch', '8', '--limit', '32', '--test-limit', '24'];
+    const common = ['--out', out, '--iterations', '3', '--batch', '8', '--limit', '32', '--test-limit', '24'];
     await ladder(
       'train-features',
       ...common,

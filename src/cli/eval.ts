@@ -21,6 +21,7 @@ import { SAMPLER_KINDS } from '../samplers/sample.js';
 import {
   addTrainingFlags,
   cfgScale,
+  DATASET_HELP,
   dataset,
   num as finite,
   int,
@@ -80,7 +81,7 @@ export function registerEvalCommands(program: Command): void {
     program
       .command('train-features')
       .description('train the feature net (classifier) used for FID/KID, precision/recall and class accuracy')
-      .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+      .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
       .requiredOption(
         '--out <dir>',
         'model folder to write, e.g. models/mnist/features (holds checkpoints while training)',
@@ -117,7 +118,7 @@ export function registerEvalCommands(program: Command): void {
         'folder of the reference-statistics cache (default: .cache in the repository)',
       ),
     {
-      steps: 2000,
+      iterations: 2000,
       batch: 128,
       lr: 1e-3,
       resumeHelp: 'continue the run in --out from its newest checkpoint (on a finished run: redo the card)',
@@ -127,7 +128,7 @@ export function registerEvalCommands(program: Command): void {
       trainFeatureNet({
         dataset: o.data,
         outDir,
-        steps: o.steps,
+        steps: o.iterations,
         batchSize: o.batch,
         lr: o.lr,
         seed: o.seed,

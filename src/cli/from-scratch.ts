@@ -73,7 +73,7 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   const schedule = o.quick ? QUICK_PADD_SCHEDULE : PADD_DEFAULTS.schedule;
   // Small sizes per verb; only flags each verb accepts (the test checks them against its --help).
   const quick = (...flags: string[]): string[] => (o.quick ? flags : []);
-  const trainQuick = quick('--steps', '2', '--batch', '8', '--limit', '64');
+  const trainQuick = quick('--iterations', '2', '--batch', '8', '--limit', '64');
   const featuresQuick = [...trainQuick, ...quick('--test-limit', '64')];
   const distillQuick = quick('--iterations', '2', '--batch', '2');
   const model = (name: string, out: string, args: string[]): PipelineStep => ({

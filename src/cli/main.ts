@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, Help, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
 import type { DatasetName } from '../data/image-dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
@@ -14,8 +14,10 @@ import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
 import {
+  addIterationsFlag,
   addTrainingFlags,
   cfgScale,
+  DATASET_HELP,
   dataset,
   decay,
   int,
@@ -42,6 +44,14 @@ const program = new Command('ladder')
     ),
   )
   .showHelpAfterError()
+  // Every command's help lists --backend and marks the options it cannot run without.
+  .configureHelp({
+    showGlobalOptions: true,
+    optionDescription: (option) => {
+      const text = new Help().optionDescription(option);
+      return option.mandatory ? `${text} (required)` : text;
+    },
+  })
   .hook('preAction', async (cmd) => {
     await initBackend(cmd.opts<{ backend?: string }>().backend);
   });
@@ -53,7 +63,7 @@ program
       'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD, LADD-DMD) with the ' +
       'ladder commands and their defaults, resuming what an earlier run left',
   )
-  .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+  .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
   .option(
     '--models <dir>',
     `folder of model folders (<dir>/<dataset>/<name>) (default: "${DEMO_DEFAULTS.models}"; ` +
@@ -87,7 +97,7 @@ addTrainingFlags(
   program
     .command('train-ae')
     .description('train the latent autoencoder on a dataset and write its model folder')
-    .option('--data <name>', 'dataset', dataset, 'mnist' as DatasetName)
+    .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
     .option(
       '--channels <list>',
@@ -95,13 +105,13 @@ addTrainingFlags(
         `(default ${AUTOENCODER_DEFAULTS.channels.join(',')})`,
       widths('--channels', AUTOENCODER_DEFAULTS.groups),
     ),
-  { steps: 2500, batch: 64, lr: 1e-3 },
+  { iterations: 2500, batch: 64, lr: 1e-3 },
 ).action(async (o) => {
   await runOrProfile(o.out, o.profile, (outDir) =>
     trainAutoencoder({
       dataset: o.data,
       outDir,
-      steps: o.steps,
+      steps: o.iterations,
       batchSize: o.batch,
       lr: o.lr,
       seed: o.seed,
@@ -143,7 +153,7 @@ addTrainingFlags(
       `residual blocks per level (default ${TEACHER_UNET_DEFAULTS.blocksPerLevel})`,
       int('--blocks', 1),
     ),
-  { steps: 5000, batch: 128, lr: 1e-3 },
+  { iterations: 5000, batch: 128, lr: 1e-3 },
 ).action(async (o) => {
   const formulation =
     o.formulation === 'flow'
@@ -154,7 +164,7 @@ addTrainingFlags(
       aeDir: o.ae,
       outDir,
       formulation,
-      steps: o.steps,
+      steps: o.iterations,
       batchSize: o.batch,
       lr: o.lr,
       seed: o.seed,
@@ -200,18 +210,21 @@ program
     }),
   );
 
-program
-  .command('bench')
-  .description('print JSON: ms per U-Net training step on the current backend')
-  .option('--batch <n>', 'batch size', int('--batch', 1), 32)
-  .option('--size <n>', 'input height and width', int('--size', 1), 28)
-  .option(
-    '--channels <list>',
-    `U-Net widths per level, multiples of ${BENCH_GROUPS}`,
-    widths('--channels', BENCH_GROUPS),
-    [32, 64, 128],
-  )
-  .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int('--steps', 1), 5)
+addIterationsFlag(
+  program
+    .command('bench')
+    .description('print JSON: ms per U-Net training step on the current backend')
+    .option('--batch <n>', 'batch size', int('--batch', 1), 32)
+    .option('--size <n>', 'input height and width', int('--size', 1), 28)
+    .option(
+      '--channels <list>',
+      `U-Net widths per level, multiples of ${BENCH_GROUPS}`,
+      widths('--channels', BENCH_GROUPS),
+      [32, 64, 128],
+    ),
+  5,
+  'timed training iterations (after 2 warm-up ones)',
+)
   .option(
     '--profile',
     'also print native calls, reads and ms inside and outside native calls per step',
@@ -222,7 +235,7 @@ program
       batch: o.batch,
       size: o.size,
       channels: o.channels,
-      steps: o.steps,
+      steps: o.iterations,
       profile: o.profile,
     });
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
 import type { EngineProfile } from '../engine/profile.js';
 import { MAX_CFG } from '../models/pipeline.js';
@@ -128,26 +128,45 @@ export const oneOf =
   };
 
 export const dataset: Parser<DatasetName> = oneOf('dataset', DATASET_NAMES);
+/** Help text of every --data <name> flag: the datasets it takes. */
+export const DATASET_HELP = `dataset: ${DATASET_NAMES.join(', ')}`;
 export const sampler: Parser<SamplerKind> = oneOf('sampler', SAMPLER_KINDS);
 
 /** Defaults of the flags every training command shares. */
 export interface TrainingFlagDefaults {
-  readonly steps: number;
+  readonly iterations: number;
   readonly batch: number;
   readonly lr: number;
   /** Help text of --resume when the command does more than continue the run. */
   readonly resumeHelp?: string;
 }
 
-/** Adds --steps, --batch, --lr, --seed, --limit, --checkpoint-every and --resume, checked the same everywhere. */
-export function addTrainingFlags(command: Command, d: TrainingFlagDefaults): Command {
+/**
+ * Adds --iterations: training length is --iterations in every command (--steps counts sampling steps). The old
+ * --steps of training commands, recorded in older cards and scripts, is still read, with a note.
+ */
+export function addIterationsFlag(command: Command, defaultValue: number, help: string): Command {
   return command
-    .option('--steps <n>', 'training steps', int('--steps', 1), d.steps)
+    .option('--iterations <n>', help, int('--iterations', 1), defaultValue)
+    .addOption(new Option('--steps <n>', 'old name of --iterations').argParser(int('--steps', 1)).hideHelp())
+    .hook('preAction', (cmd) => {
+      const old = cmd.opts<{ steps?: number }>().steps;
+      if (old === undefined) return;
+      if (cmd.getOptionValueSource('iterations') === 'cli')
+        throw new InvalidArgumentError('--steps is the old name of --iterations: give only --iterations');
+      process.stderr.write(`ladder: note: --steps of ladder ${cmd.name()} is now --iterations\n`);
+      cmd.setOptionValue('iterations', old);
+    });
+}
+
+/** Adds --iterations, --batch, --lr, --seed, --limit, --checkpoint-every and --resume, checked the same everywhere. */
+export function addTrainingFlags(command: Command, d: TrainingFlagDefaults): Command {
+  return addIterationsFlag(command, d.iterations, 'training iterations (optimizer steps)')
     .option('--batch <n>', 'batch size', int('--batch', 1), d.batch)
     .option('--lr <x>', 'learning rate', positive('--lr'), d.lr)
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--limit <n>', 'use only the first N training images', int('--limit', 1))
-    .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every', 1), 250)
+    .option('--checkpoint-every <n>', 'iterations between checkpoints', int('--checkpoint-every', 1), 250)
     .option('--resume', d.resumeHelp ?? 'continue the run in --out from its newest checkpoint', false)
     .option('--profile <n>', PROFILE_HELP, int('--profile', 1));
 }

@@ -29,7 +29,7 @@ const teacherArgs = (out: string, steps: number, ...more: string[]): string[] =>
   '1',
   '--channels',
   '16,32',
-  '--steps',
+  '--iterations',
   String(steps),
   '--out',
   out,

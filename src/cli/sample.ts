@@ -68,6 +68,19 @@ export const latentSizeArg =
     return size;
   };
 
+/** Warns that a model sampled at a latent size it was not trained at may make unusable images. */
+export function warnUntrainedLatentSize(
+  size: readonly [number, number],
+  trained: readonly number[],
+  model: string,
+): void {
+  if (size[0] === trained[0] && size[1] === trained[1]) return;
+  process.stderr.write(
+    `ladder: warning: ${model} was trained at ${trained[0]}x${trained[1]} latents; at ${size.join('x')} its ` +
+      'images may be unusable (a U-Net trained at one size does not generalise to others without multi-size training)\n',
+  );
+}
+
 /** Fails when any of `files` exists, unless `force`: a command never replaces a result silently. */
 export function refuseOverwrite(files: readonly string[], force: boolean, flag: string): void {
   if (force) return;
@@ -109,6 +122,7 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const count = ext === '.png' ? classes.length * o.n : o.n;
   const cfg = o.cfg ?? config.sampling.cfg;
   const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
+  warnUntrainedLatentSize(latentSize, config.latentShape, o.model);
   const [h, w, c] = model.autoencoder.config.autoencoder.imageShape;
   const size = h * w * c;
   // Everything that cannot fit fails here, before the first image is generated (a chunk is at most `count`).
