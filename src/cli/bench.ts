@@ -1,6 +1,8 @@
 // The engine benchmark: ms per U-Net training step (forward, backward, Adam) on the active backend, so
 // backends and machines can be compared on one number.
+
 import { Rng, randn } from '../core/rng.js';
+import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
 import { startProfile } from '../engine/profile.js';
@@ -63,7 +65,6 @@ export async function benchUnetStep(o: UnetBenchOptions) {
     times.push(performance.now() - began);
   }
   const profile = profiling?.stop(o.steps);
-  times.sort((a, b) => a - b);
   const result = {
     benchmark: 'unet-train-step',
     backend: currentBackend(),
@@ -72,8 +73,8 @@ export async function benchUnetStep(o: UnetBenchOptions) {
     size: o.size,
     channels: o.channels,
     steps: o.steps,
-    msPerStepMedian: Math.round(times[Math.floor(times.length / 2)]!),
-    msPerStepMin: Math.round(times[0]!),
+    msPerStepMedian: Math.round(median(times)),
+    msPerStepMin: Math.round(Math.min(...times)),
     ...(profile && { profile }),
   };
   tf.dispose([x, target, t, labels, ...Object.values(params)]);

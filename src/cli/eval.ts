@@ -70,7 +70,11 @@ export async function reportCommand(
     }
     evals.push({ ...run, results });
   }
-  const html = await renderReport(evals, { ...(title === undefined ? {} : { title }), grids });
+  const html = await renderReport(evals, {
+    ...(title === undefined ? {} : { title }),
+    grids,
+    reportDir: dirname(out),
+  });
   await writeFileAtomic(out, html);
   process.stderr.write(`report of ${files.length} eval file(s) -> ${out}\n`);
 }

@@ -3,6 +3,7 @@
 // (decoding, feature network) and writes the student's model folder.
 
 import { Rng, randn } from '../core/rng.js';
+import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
@@ -199,8 +200,7 @@ function medianMs(reps: number, run: (rep: number) => void): number {
     run(rep);
     times.push(performance.now() - start);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return median(times);
 }
 
 /**

@@ -40,8 +40,13 @@ export const evalResultSchema = z
     classAccuracy: share,
     /** Bootstrap percentile interval of `classAccuracy`, from the same block draws as `fidInterval`. */
     classAccuracyInterval: z.tuple([share, share]).optional(),
-    /** Wall-clock sampling time per image, in milliseconds. */
+    /**
+     * Wall-clock sampling time per image, in milliseconds: the median over the batches of the setting (after a
+     * warm-up batch), each batch's time divided by its images; older files hold the mean over all batches.
+     */
     msPerImage: finite.min(0),
+    /** Batches timed for `msPerImage`. */
+    timedBatches: z.number().int().min(1).optional(),
     /** Sample grid: a path relative to the eval JSON, or a data: URI. */
     grid: z.string().optional(),
     /** Sampler name, e.g. "euler" or "few-step". */
@@ -65,6 +70,10 @@ export const evalJsonSchema = z
     featureNetDir: z.string().optional(),
     /** "teacher" or "student". */
     modelKind: z.enum(['teacher', 'student']).optional(),
+    /** A student's distillation method (e.g. "ladd"), from its config. */
+    method: z.string().optional(),
+    /** The model folder as given to `ladder eval` (its card is there). */
+    modelDir: z.string().optional(),
     /**
      * How the intervals were made: replicates, blocks of consecutive samples, coverage, and whether blocks were
      * drawn within each asked class (keeping the class counts).

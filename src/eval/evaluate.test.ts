@@ -122,10 +122,13 @@ describe('evaluateModel', () => {
     const one = await evaluateModel({ ...opts, batchSize: 12, outJson: join(root, 'chunks', 'one.json') });
     const many = await evaluateModel({ ...opts, batchSize: 5, outJson: join(root, 'chunks', 'many.json') });
     const metrics = (r: EvalResult) => {
-      const { msPerImage: _ms, grid: _grid, ...rest } = r;
+      const { msPerImage: _ms, timedBatches: _batches, grid: _grid, ...rest } = r;
       return rest;
     };
     assertDeepClose(many.results.map(metrics), one.results.map(metrics));
+    // Timed per batch (the median of 3 batches of 5, 5 and 2), and the folder recorded for the report's card link.
+    assert.deepEqual([one.results[0]!.timedBatches, many.results[0]!.timedBatches], [1, 3]);
+    assert.equal(many.modelDir, opts.modelDir);
     for (const steps of [1, 2]) {
       assertBytesClose(
         pngPixels(await readFile(join(root, 'chunks', `many-${steps}steps.png`))),

@@ -2,10 +2,12 @@
 // labels for every model, so comparisons are paired), times it, and scores the samples with a feature net: the
 // selection net by default, the report net for shipped numbers. FID comes with a bootstrap interval over the
 // generated samples and the finite-sample floor (real training images at the same count).
+
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { ensureWritableDir, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
+import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
 import { imageGridPng } from '../image/png.js';
@@ -261,7 +263,7 @@ async function runEvaluation(
       dim,
     };
     const grid = new GridCells(net, opts.gridPerClass ?? 8);
-    let sampling = 0;
+    const batchMs: number[] = [];
     let began = performance.now();
     for (const { start, tensor } of generate(steps, labels)) {
       let pixels: Float32Array;
@@ -270,15 +272,16 @@ async function runEvaluation(
       } finally {
         tensor.dispose();
       }
-      sampling += performance.now() - began;
       const count = pixels.length / (netH * netW * net.config.featureNet.imageShape[2]);
+      batchMs.push((performance.now() - began) / count);
       const part = await extractFeatures(net, pixels, count);
       fake.features.set(part.features, start * dim);
       fake.predicted.set(part.predicted, start);
       grid.add(pixels, labels.subarray(start, start + count));
       began = performance.now();
     }
-    const msPerImage = sampling / opts.samples;
+    // The median batch: one slow batch (a garbage collection, another process) does not move it.
+    const msPerImage = median(batchMs);
     const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20, bootstrap);
     const png = grid.png();
     if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
@@ -288,6 +291,7 @@ async function runEvaluation(
       nfe: nfe(steps, cfg),
       ...metrics,
       msPerImage,
+      timedBatches: batchMs.length,
       sampler,
       ...(png === undefined ? {} : { grid: relative(dirname(opts.outJson), gridPath(opts.outJson, steps)) }),
     });
@@ -321,6 +325,8 @@ async function runEvaluation(
       backend: currentBackend(),
       createdAt: new Date().toISOString(),
       modelKind: config.kind,
+      ...(config.distill === undefined ? {} : { method: config.distill.method }),
+      modelDir: opts.modelDir,
       batchSize,
       reference: { split: 'test', images: reference.count },
       kidSubsets: opts.kidSubsets ?? 20,

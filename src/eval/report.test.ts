@@ -130,6 +130,63 @@ describe('renderReport', () => {
     );
   });
 
+  it('sums up each method by its best 1-step and 4-step student against the teacher, first', async () => {
+    const teacher: EvalJson = { ...run('teacher', [result(32, 4)]), modelKind: 'teacher' };
+    const students: EvalJson[] = [
+      { ...run('ladd-a', [result(1, 9), result(4, 6)]), modelKind: 'student', method: 'ladd' },
+      { ...run('ladd-b', [result(1, 7)]), modelKind: 'student', method: 'ladd' },
+      { ...run('padd-a', [result(4, 5)]), modelKind: 'student', method: 'padd' },
+    ];
+    const html = await renderReport([...students, teacher]);
+    assert.ok(html.indexOf('<h2>Summary</h2>') < html.indexOf('<h2>Runs</h2>'), 'summary first');
+    const summary = html.slice(
+      html.indexOf('<table id="summary">'),
+      html.indexOf('</table>', html.indexOf('id="summary"')),
+    );
+    const ladd = summary.split('<tr>').find((r) => r.startsWith('<td>ladd<'))!;
+    assert.match(
+      ladd,
+      /<td>ladd-b<\/td><td class="num" data-value="7">7\.00<\/td><td class="num" data-value="1\.75">1\.75</,
+    );
+    assert.match(
+      ladd,
+      /<td>ladd-a<\/td><td class="num" data-value="6">6\.00<\/td><td class="num" data-value="1\.5">1\.50</,
+    );
+    const padd = summary.split('<tr>').find((r) => r.startsWith('<td>padd<'))!;
+    assert.match(padd, /^<td>padd<\/td><td>none<\/td>/, 'no 1-step PADD student');
+    assert.match(summary, /teacher \(32 steps\)/);
+    // Metrics rows: the teacher first, then the files' order, each model by NFE.
+    assert.deepEqual(
+      [
+        ...html.matchAll(
+          /<tr class="result"><td>([^<]+)<\/td><td>mnist<\/td><td><\/td><td class="num" data-value="(\d+)">/g,
+        ),
+      ].map((m) => `${m[1]} ${m[2]}`),
+      ['teacher 32', 'ladd-a 1', 'ladd-a 4', 'ladd-b 1', 'padd-a 4'],
+    );
+    assert.doesNotMatch(
+      await renderReport([teacher, run('plain', [result(1, 5)])]),
+      /Summary/,
+      'no method, no summary',
+    );
+  });
+
+  it('says the sample count and why cards differ, links cards, and draws FID on a log axis', async () => {
+    const withDir: EvalJson = {
+      ...run('student', [result(1, 5), result(4, 3)]),
+      modelDir: 'models/mnist/student',
+    };
+    const html = await renderReport([withDir], { reportDir: 'runs/demo' });
+    assert.match(html, /Samples: 1000 generated images per setting \(seed 0\)/);
+    assert.match(html, /cards and the README use 2000/);
+    assert.match(
+      html,
+      /<td>student \(<a href="\.\.\/\.\.\/models\/mnist\/student\/card\.json">card<\/a>\)<\/td>/,
+    );
+    assert.match(html, /FID \(feature net, log scale\)/);
+    assert.doesNotMatch(await renderReport([withDir]), /card<\/a>/, 'no report folder, no link');
+  });
+
   it('renders an empty report without charts', async () => {
     const html = await renderReport([]);
     assert.equal(count(html, '<svg'), 0);

@@ -1,5 +1,7 @@
-// One self-contained HTML report over eval JSON files: metrics table (FID with its bootstrap interval, the
-// finite-sample floor and the ratio to the teacher at full steps), vega-lite charts as inline SVG, sample grids.
+// One self-contained HTML report over eval JSON files: a summary (each method's best 1-step and 4-step student
+// against the teacher), the metrics table (FID with its bootstrap interval, the finite-sample floor and the ratio
+// to the teacher at full steps), vega-lite charts as inline SVG, sample grids.
+import { join, relative } from 'node:path';
 import type * as vl from 'vega-lite';
 import type { EvalJson, EvalResult } from './eval-json.js';
 import { BOOTSTRAP_LEVEL, percentileInterval } from './metrics.js';
@@ -12,6 +14,8 @@ export interface ReportOptions {
    * shown after the results, captioned with the key.
    */
   readonly grids?: Readonly<Record<string, Uint8Array>>;
+  /** Folder the report is written to: model names link to their cards relative to it. */
+  readonly reportDir?: string;
 }
 
 interface Row {
@@ -47,14 +51,20 @@ function seriesLabels(evals: readonly EvalJson[]): string[][] {
   });
 }
 
+/** Rows by model (teachers first, then the files' order), each model's settings by NFE. */
 function collectRows(evals: readonly EvalJson[]): Row[] {
   const labels = seriesLabels(evals);
+  const order = (run: EvalJson): number =>
+    (run.modelKind === 'teacher' ? -1 : 0) * evals.length + evals.indexOf(run);
   const rows = evals.flatMap((run, i) =>
     run.results.map((result, j) => ({ series: labels[i]![j]!, run, result })),
   );
   return rows.sort(
     (a, b) =>
-      a.series.localeCompare(b.series) || a.result.nfe - b.result.nfe || a.result.steps - b.result.steps,
+      order(a.run) - order(b.run) ||
+      a.series.localeCompare(b.series) ||
+      a.result.nfe - b.result.nfe ||
+      a.result.steps - b.result.steps,
   );
 }
 
@@ -92,6 +102,7 @@ function fidChart(rows: readonly Row[], x: 'nfe' | 'msPerImage', xTitle: string)
     steps: result.steps,
   }));
   const logScale = values.every((v) => v.x > 0); // a zero time cannot go on a log axis
+  const logFid = values.every((v) => v.fid > 0); // FIDs span a decade from the teacher to 1-step students
   return {
     width: 520,
     height: 320,
@@ -105,7 +116,12 @@ function fidChart(rows: readonly Row[], x: 'nfe' | 'msPerImage', xTitle: string)
         scale: { type: logScale ? 'log' : 'linear' },
         title: logScale ? `${xTitle} (log scale)` : xTitle,
       },
-      y: { field: 'fid', type: 'quantitative', title: 'FID (feature net)', scale: { zero: false } },
+      y: {
+        field: 'fid',
+        type: 'quantitative',
+        title: logFid ? 'FID (feature net, log scale)' : 'FID (feature net)',
+        scale: logFid ? { type: 'log' } : { zero: false },
+      },
       color: { field: 'series', type: 'nominal', title: 'model' }, // lines join points in x order
     },
   };
@@ -211,10 +227,16 @@ function metricHeaders(withRatio: boolean): string[] {
   ];
 }
 
-function runsTable(evals: readonly EvalJson[]): string {
+/** The model's name, linked to its card when the eval recorded its folder and the report's folder is known. */
+function modelCell(run: EvalJson, reportDir: string | undefined): string {
+  if (run.modelDir === undefined || reportDir === undefined) return `<td>${escapeHtml(run.model)}</td>`;
+  const card = relative(reportDir, join(run.modelDir, 'card.json')).split('\\').join('/');
+  return `<td>${escapeHtml(run.model)} (<a href="${escapeHtml(encodeURI(card))}">card</a>)</td>`;
+}
+
+function runsTable(evals: readonly EvalJson[], reportDir: string | undefined): string {
   const rows = evals.map((e) => {
     const cells = [
-      e.model,
       e.dataset,
       String(e.samples),
       String(e.seed),
@@ -222,10 +244,69 @@ function runsTable(evals: readonly EvalJson[]): string {
       e.backend ?? '',
       e.createdAt ?? '',
     ];
-    return `<tr>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
+    return `<tr>${modelCell(e, reportDir)}${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
   });
   const head = ['Model', 'Dataset', 'Samples', 'Seed', 'Scored by (feature net, role)', 'Backend', 'Created'];
   return `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/** Step counts the summary compares: the few-step students' usual targets. */
+const SUMMARY_STEPS = [1, 4] as const;
+
+/**
+ * Each method's best student (lowest FID) at 1 and at 4 steps against the teacher at full steps, from rows scored
+ * like the teacher's; undefined when there is no teacher or no student with a recorded method.
+ */
+function summaryTable(rows: readonly Row[], teacher: Row | undefined): string | undefined {
+  if (teacher === undefined) return undefined;
+  const methods = [...new Set(rows.flatMap((r) => (r.run.method === undefined ? [] : [r.run.method])))];
+  if (methods.length === 0) return undefined;
+  const cell = (row: Row | undefined): string => {
+    if (row === undefined) return '<td>none</td><td></td><td></td><td></td>';
+    const ratio = ratioToTeacher(row, teacher);
+    return [
+      `<td>${escapeHtml(row.series)}</td>`,
+      numberCell(row.result.fid, withInterval(row.result.fid, row.result.fidInterval, 2)),
+      ratio === undefined
+        ? '<td></td>'
+        : numberCell(ratio.ratio, withInterval(ratio.ratio, ratio.interval, 2)),
+      numberCell(row.result.classAccuracy, fixed(row.result.classAccuracy, 3)),
+    ].join('');
+  };
+  const best = (method: string, steps: number): Row | undefined =>
+    rows
+      .filter(
+        (r) =>
+          r.run.method === method && r.result.steps === steps && ratioToTeacher(r, teacher) !== undefined,
+      )
+      .reduce<Row | undefined>((b, r) => (b === undefined || r.result.fid < b.result.fid ? r : b), undefined);
+  const teacherRow = `<tr><td>teacher (${teacher.result.steps} steps)</td><td colspan="4">${escapeHtml(
+    teacher.series,
+  )}: FID ${escapeHtml(withInterval(teacher.result.fid, teacher.result.fidInterval, 2))}, class acc. ${fixed(
+    teacher.result.classAccuracy,
+    3,
+  )}</td><td colspan="4"></td></tr>`;
+  const body = methods.map(
+    (method) =>
+      `<tr><td>${escapeHtml(method)}</td>${SUMMARY_STEPS.map((k) => cell(best(method, k))).join('')}</tr>`,
+  );
+  const perSteps = SUMMARY_STEPS.map(
+    (k) => `<th>best ${k}-step student</th><th>FID [95%]</th><th>FID / teacher [95%]</th><th>Class acc.</th>`,
+  ).join('');
+  return `<table id="summary"><thead><tr><th>Method</th>${perSteps}</tr></thead><tbody>${teacherRow}${body.join('')}</tbody></table>`;
+}
+
+/** What the sample count means for comparisons with the cards and the README (2000 samples each). */
+function sampleCountNote(evals: readonly EvalJson[]): string {
+  const counts = [...new Set(evals.map((e) => e.samples))].sort((a, b) => a - b);
+  const seeds = [...new Set(evals.map((e) => e.seed))];
+  return (
+    `<p class="note">Samples: ${counts.join(', ')} generated images per setting (seed ${seeds.join(', ')}). FID is ` +
+    'biased upwards by roughly a constant over the sample count, so FIDs at fewer samples are higher than at ' +
+    "more: the models' cards and the README use 2000, and their numbers differ from these wherever the count " +
+    'does. Compare rows only at equal sample counts; the floor column is the score of real images at this count. ' +
+    'ms / image: the median over the batches of a setting, after a warm-up batch.</p>'
+  );
 }
 
 // What the numbers mean; a warning first when the evals were scored by different nets or roles.
@@ -335,8 +416,10 @@ export async function renderReport(evals: readonly EvalJson[], opts: ReportOptio
   const rows = collectRows(evals);
   const teacher = teacherAtFullSteps(rows);
   const sections: string[] = [];
-  sections.push(`<h2>Runs</h2>${runsTable(evals)}`);
-  sections.push(...notes(evals, teacher));
+  const summary = summaryTable(rows, teacher);
+  if (summary !== undefined) sections.push(`<h2>Summary</h2>${summary}`);
+  sections.push(`<h2>Runs</h2>${runsTable(evals, opts.reportDir)}`);
+  sections.push(sampleCountNote(evals), ...notes(evals, teacher));
   const head = metricHeaders(teacher !== undefined)
     .map((h) => `<th>${h}</th>`)
     .join('');
