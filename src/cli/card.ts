@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../core/fs.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
+import { type EvalJson, parseEvalJson } from '../eval/eval-json.js';
 import { writeImageGrid } from '../image/png.js';
 import { CARD_FILE, CONFIG_FILE, loadDiffusionModel, readJson } from '../models/folder.js';
 import {
@@ -17,13 +18,38 @@ import { diffusionModelSchema, parseConfig } from '../models/schema.js';
 
 export interface CardOptions {
   readonly model: string;
-  readonly steps: readonly number[];
+  /** Step counts to draw grids for and time (default DEFAULT_CARD_STEPS; none when only `eval` is given). */
+  readonly steps?: readonly number[];
   readonly cfg?: number;
   readonly seed: number;
-  /** Eval JSON files whose results are copied into the card. */
+  /** Eval JSON files whose numbers go into the card's metrics, one entry per feature-net role. */
   readonly eval: readonly string[];
   /** Also make `cfg` the model's default guidance scale (config.json `sampling.cfg`), e.g. after a CFG sweep. */
   readonly setDefaultCfg?: boolean;
+}
+
+export const DEFAULT_CARD_STEPS = [32, 4, 1] as const;
+
+/** What a card keeps of an eval: the scorer, the sample count and seed, and each setting's FID and accuracy. */
+export function cardMetrics(run: EvalJson, file: string) {
+  return {
+    net: run.featureNet,
+    role: run.featureNetRole ?? 'selection',
+    samples: run.samples,
+    seed: run.seed,
+    ...(run.fidFloor === undefined ? {} : { fidFloor: run.fidFloor }),
+    results: run.results.map((r) => ({
+      steps: r.steps,
+      cfg: r.cfg,
+      nfe: r.nfe,
+      fid: r.fid,
+      ...(r.fidInterval === undefined ? {} : { fidInterval: r.fidInterval }),
+      classAccuracy: r.classAccuracy,
+      ...(r.classAccuracyInterval === undefined ? {} : { classAccuracyInterval: r.classAccuracyInterval }),
+      msPerImage: r.msPerImage,
+    })),
+    evalFile: file,
+  };
 }
 
 /** Images per second when sampling `batch` images at once (one warm-up batch first). */
@@ -51,7 +77,9 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   const classes = model.config.unet.numClasses;
   const perClass = 8;
   const grids: Record<string, string> = {};
-  for (const steps of o.steps) {
+  // Recording an eval alone leaves the grids and the timing as they are.
+  const stepsList = o.steps ?? (o.eval.length > 0 ? [] : DEFAULT_CARD_STEPS);
+  for (const steps of stepsList) {
     // Rows are classes, columns seeds: the same noise for every step count, so the grids compare directly.
     const labels = Int32Array.from({ length: classes * perClass }, (_, i) => Math.floor(i / perClass));
     const images = generateImages(model, {
@@ -68,8 +96,19 @@ export async function cardCommand(o: CardOptions): Promise<void> {
     grids[`${steps}`] = file;
     process.stderr.write(`card: ${file}\n`);
   }
-  const throughput = samplingThroughput(model, Math.max(...o.steps), cfg, 100);
-  const evals = await Promise.all(o.eval.map((path) => readJson(path, 'eval JSON')));
+  const throughput =
+    stepsList.length === 0 ? undefined : samplingThroughput(model, Math.max(...stepsList), cfg, 100);
+  const metrics: Record<string, unknown> = {};
+  for (const path of o.eval) {
+    const run = parseEvalJson(await readJson(path, 'eval JSON'), path);
+    if (run.dataset !== model.config.dataset) {
+      throw new Error(
+        `${path} scores a ${run.dataset} model, but ${o.model} is a ${model.config.dataset} model`,
+      );
+    }
+    const entry = cardMetrics(run, path);
+    metrics[`${entry.role}Net`] = entry;
+  }
   if (o.setDefaultCfg) {
     const configPath = join(o.model, CONFIG_FILE);
     const config = parseConfig(diffusionModelSchema, await readJson(configPath, 'model config'), configPath);
@@ -77,11 +116,22 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   }
   const cardPath = join(o.model, CARD_FILE);
   const card = (await readJson(cardPath, 'model card')) as Record<string, unknown>;
+  // Older cards copied whole eval files: kept as metrics of their role (the selection net, before roles).
+  const { eval: copied, ...kept } = card;
+  const earlier: Record<string, unknown> = {};
+  for (const [i, raw] of (Array.isArray(copied) ? copied : []).entries()) {
+    const entry = cardMetrics(
+      parseEvalJson(raw, `${cardPath} eval[${i}]`),
+      `${CARD_FILE} (eval copied earlier)`,
+    );
+    earlier[`${entry.role}Net`] ??= entry;
+  }
   await writeJsonAtomic(cardPath, {
-    ...card,
-    samples: { seed: o.seed, cfg, sampler: defaultSampler(model.config), grids },
-    throughput,
-    ...(evals.length > 0 ? { eval: evals } : {}),
+    ...kept,
+    ...(throughput === undefined
+      ? {}
+      : { samples: { seed: o.seed, cfg, sampler: defaultSampler(model.config), grids }, throughput }),
+    metrics: { ...earlier, ...((card.metrics as Record<string, unknown> | undefined) ?? {}), ...metrics },
   });
-  process.stdout.write(`${JSON.stringify(throughput)}\n`);
+  if (throughput !== undefined) process.stdout.write(`${JSON.stringify(throughput)}\n`);
 }

@@ -9,7 +9,7 @@ import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
 import { TrainingInterrupted } from '../train/loop.js';
 import { BENCH_GROUPS, benchUnetStep } from './bench.js';
-import { cardCommand } from './card.js';
+import { cardCommand, DEFAULT_CARD_STEPS } from './card.js';
 import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
@@ -190,10 +190,18 @@ program
     'measure a model folder: sample grids per step count and throughput, recorded in its card.json',
   )
   .requiredOption('--model <dir>', 'model folder (teacher or student)')
-  .option('--steps <list>', 'step counts to draw grids for', list(int('--steps', 1)), [32, 4, 1])
+  .option(
+    '--steps <list>',
+    `step counts to draw grids for and time (default: ${DEFAULT_CARD_STEPS.join(',')}; none when only --eval is given)`,
+    list(int('--steps', 1)),
+  )
   .option('--cfg <w>', `guidance scale, 0 to ${MAX_CFG} (default: the model's own)`, cfgScale('--cfg'))
   .option('--seed <n>', 'random seed', int('--seed'), 0)
-  .option('--eval <files...>', 'eval JSON files to copy into the card', [])
+  .option(
+    '--eval <files...>',
+    "eval JSON files whose FIDs and accuracies go into the card's metrics (one entry per feature-net role)",
+    [],
+  )
   .option(
     '--set-default-cfg',
     "make --cfg the model's default guidance scale (e.g. the best of a CFG sweep)",
@@ -202,7 +210,7 @@ program
   .action(async (o) =>
     cardCommand({
       model: o.model,
-      steps: o.steps,
+      ...(o.steps === undefined ? {} : { steps: o.steps }),
       seed: o.seed,
       eval: o.eval,
       setDefaultCfg: o.setDefaultCfg,

@@ -20,6 +20,8 @@ import { type LadderServer, startServer } from './server.js';
 const MODELS = fileURLToPath(new URL('../../models', import.meta.url));
 /** The screenshot a person can look at: digits of CLASS from the shipped 1-step student. */
 export const SHIPPED_SCREENSHOT = join(tmpdir(), 'ladder-serve-shipped.png');
+/** The page with every class, one labelled row each, and the model's card numbers. */
+export const ROWS_SCREENSHOT = join(tmpdir(), 'ladder-serve-rows.png');
 const STUDENT = 'mnist/ladd';
 const CLASS = 3;
 const TILE = 28;
@@ -95,5 +97,58 @@ describe('ladder serve with the shipped models in Chromium', { skip }, () => {
     const hits = predicted.filter((c) => c === CLASS).length;
     // The student's class accuracy is about 97%: allow a few misses, not a wrong class.
     assert.ok(hits >= Math.ceil(0.75 * n), `${hits} of ${n} tiles read as ${CLASS}: ${predicted.join(',')}`);
+  });
+
+  it("shows the picked model's card numbers, labels rows by class, and compares with the best 1-step student", async () => {
+    await page.selectOption('#model', 'mnist/ladd-1step');
+    const info = (await page.textContent('#model-info')) ?? '';
+    assert.match(
+      info,
+      /^LADD student · 1 step · 1 network pass per image · FID \d+\.\d\d, class accuracy \d+\.\d% \(report net, 2000 samples, from its card\)$/,
+    );
+    await page.selectOption('#model', 'mnist/teacher');
+    assert.match(
+      (await page.textContent('#model-info')) ?? '',
+      /teacher · 32 steps · 64 network passes per image · FID/,
+    );
+    await page.fill('#guidance', '3');
+    await page.dispatchEvent('#guidance', 'change');
+    assert.match((await page.textContent('#model-info')) ?? '', /at its own guidance 1\.25/);
+
+    await page.selectOption('#model', STUDENT);
+    await page.selectOption('#steps', '1');
+    await page.selectOption('#class', 'all');
+    await page.selectOption('#rows', '1');
+    await page.click('#run');
+    await page.waitForFunction(() => Number(document.getElementById('stats')?.dataset.frames) >= 2, null, {
+      timeout: 120_000,
+    });
+    await page.click('#run'); // stop
+    await page.screenshot({ path: ROWS_SCREENSHOT, fullPage: true });
+    const labels = await page.$$eval('#row-labels li', (items) => items.map((li) => li.textContent));
+    assert.deepEqual(labels, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    const size = await page.evaluate(() => {
+      const canvas = document.getElementById('grid') as HTMLCanvasElement;
+      return [canvas.width, canvas.height];
+    });
+    assert.deepEqual(size, [8 * TILE, 10 * TILE], 'one row of 8 per class');
+
+    const index = (await (await fetch(new URL('api/models', server!.url))).json()) as {
+      models: {
+        path: string;
+        kind?: string;
+        steps?: number[];
+        quality?: { role: string; results: { steps: number; fid: number }[] };
+      }[];
+    };
+    const oneStep = index.models
+      .filter((m) => m.kind === 'student' && m.steps?.includes(1) && m.quality?.role === 'report')
+      .map((m) => ({
+        path: m.path,
+        fid: m.quality!.results.find((r) => r.steps === 1)?.fid ?? Number.POSITIVE_INFINITY,
+      }))
+      .sort((a, b) => a.fid - b.fid);
+    assert.ok(oneStep.length >= 2, 'shipped students with report-net cards');
+    assert.equal(await page.inputValue('#compare-student'), oneStep[0]!.path);
   });
 });

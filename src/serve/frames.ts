@@ -49,8 +49,17 @@ export class GeneratorWorker {
     steps: number,
     seed: number,
     columns: number,
+    cfg?: number,
   ): Promise<GeneratedGrid> {
-    const reply = await this.request({ type: 'generate', url, labels, steps, seed, columns });
+    const reply = await this.request({
+      type: 'generate',
+      url,
+      labels,
+      steps,
+      seed,
+      columns,
+      ...(cfg === undefined ? {} : { cfg }),
+    });
     return reply as GeneratedGrid;
   }
 }
@@ -109,13 +118,17 @@ export interface FrameRequest {
   readonly labels: Int32Array;
   readonly steps: number;
   readonly columns: number;
+  /** Seed of the first frame; each later frame takes the next (default 0). */
+  readonly seed?: number;
+  /** Guidance scale (default: the model's own). */
+  readonly cfg?: number;
 }
 
 /** Generates frame after frame (a new seed each) into a canvas until stopped. */
 export class FrameLoop {
   private run = 0; // each start gets a new number, so a frame still in flight from an earlier run ends there
   private running = false;
-  private seed = 0;
+  private sinceChange = 0; // frames since the request last changed: the seed's offset
   constructor(
     private readonly worker: GeneratorWorker,
     private readonly canvas: HTMLCanvasElement,
@@ -135,13 +148,16 @@ export class FrameLoop {
     let previous = '';
     const frame = async () => {
       if (run !== this.run) return;
-      const { url, labels, steps, columns } = next();
-      const key = `${url} ${steps} ${labels.join()}`;
-      if (key !== previous) this.stats.reset('starting…');
+      const { url, labels, steps, columns, seed = 0, cfg } = next();
+      const key = `${url} ${steps} ${cfg} ${seed} ${labels.join()}`;
+      if (key !== previous) {
+        this.stats.reset('starting…');
+        this.sinceChange = 0;
+      }
       previous = key;
       const began = performance.now();
       try {
-        const grid = await this.worker.generate(url, labels, steps, this.seed++, columns);
+        const grid = await this.worker.generate(url, labels, steps, seed + this.sinceChange++, columns, cfg);
         if (run !== this.run) return;
         draw(this.canvas, grid);
         this.stats.add(grid.images, performance.now() - began, grid.ms);

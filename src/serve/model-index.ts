@@ -4,10 +4,11 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { z } from 'zod';
 import { decodeSafetensors } from '../io/safetensors-format.js';
 import { CARD_FILE, CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
 import { autoencoderModelSchema, diffusionModelSchema, parseConfig } from '../models/schema.js';
-import type { ModelEntry, ModelInfo } from './protocol.js';
+import type { ModelEntry, ModelInfo, ModelQuality } from './protocol.js';
 
 const SKIPPED_DIRS = new Set(['checkpoints', 'node_modules']);
 // Only a model folder's own files are served, never its checkpoints or logs.
@@ -191,6 +192,7 @@ export class ModelIndexer {
     folders.add(aePath);
     await this.checkWeights(join(aeDir, WEIGHTS_FILE), `autoencoder ${aePath}: `);
     const teacherPath = config.distill && this.servedPath(resolve(dir, config.distill.teacher));
+    const quality = await this.cardQuality(join(dir, CARD_FILE));
     return {
       path,
       name: path.split('/').pop() || path,
@@ -202,7 +204,25 @@ export class ModelIndexer {
       steps: config.sampling.steps,
       cfg: config.sampling.cfg,
       classNames: config.classNames,
+      ...(quality === undefined ? {} : { quality }),
     };
+  }
+
+  /**
+   * The card's FIDs on the report net, else on the selection net; undefined without a card or metrics. A card
+   * that cannot be read does not hide the model: it is only logged.
+   */
+  private async cardQuality(file: string): Promise<ModelQuality | undefined> {
+    if (!existsSync(file)) return undefined;
+    let card: unknown;
+    try {
+      card = JSON.parse(await readFile(await this.realFile(file), 'utf8'));
+    } catch (err) {
+      this.log(`${relative(this.root, file)}: not shown on the page (${(err as Error).message})`);
+      return undefined;
+    }
+    const metrics = cardMetricsSchema.safeParse(card).data?.metrics;
+    return metrics?.reportNet ?? metrics?.selectionNet;
   }
 
   /** `file`'s real path, or `file` when missing (its reader says so); a Problem when a link leads out. */
@@ -257,6 +277,16 @@ export class ModelIndexer {
     if (verdict.error !== undefined) throw verdict.error;
   }
 }
+
+const cardQualitySchema = z.object({
+  role: z.string(),
+  samples: z.number(),
+  results: z.array(z.object({ steps: z.number(), fid: z.number(), classAccuracy: z.number() })),
+});
+/** The part of a card the page shows (`ladder card --eval` writes it). */
+const cardMetricsSchema = z.object({
+  metrics: z.object({ reportNet: cardQualitySchema.optional(), selectionNet: cardQualitySchema.optional() }),
+});
 
 async function readJson(file: string): Promise<unknown> {
   let text: string;

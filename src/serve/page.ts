@@ -44,6 +44,47 @@ function labelsFor(classValue: string, count: number, numClasses: number): Int32
   return new Int32Array(count).fill(Number(classValue));
 }
 
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
+
+/** Grid rows by class: `rowsPerClass` rows of `columns` images for each class shown, and each row's class. */
+function classRows(
+  classValue: string,
+  rowsPerClass: number,
+  columns: number,
+  numClasses: number,
+): { labels: Int32Array; rowClasses: number[] } {
+  const classes = classValue === 'all' ? [...Array(Math.max(1, numClasses)).keys()] : [Number(classValue)];
+  const rowClasses = classes.flatMap((k) => Array<number>(rowsPerClass).fill(k));
+  return { labels: Int32Array.from(rowClasses.flatMap((k) => Array<number>(columns).fill(k))), rowClasses };
+}
+
+/** What the model's card says at `steps`, or why nothing is shown. */
+function qualityText(model: ModelInfo, steps: number, cfg: number): string {
+  const result = model.quality?.results.find((r) => r.steps === steps);
+  if (model.quality === undefined || result === undefined)
+    return `its card has no FID at ${plural(steps, 'step')}`;
+  const atDefault = cfg === model.cfg ? '' : ` at its own guidance ${model.cfg}`;
+  return (
+    `FID ${result.fid.toFixed(2)}, class accuracy ${(100 * result.classAccuracy).toFixed(1)}%${atDefault} ` +
+    `(${model.quality.role} net, ${model.quality.samples} samples, from its card)`
+  );
+}
+
+/** The served student made for 1 step with the lowest 1-step FID in its card (cards of one net role only). */
+function best1StepStudent(students: readonly ModelInfo[]): ModelInfo | undefined {
+  const scored = students.flatMap((m) => {
+    const r = m.quality?.results.find((x) => x.steps === 1);
+    return r === undefined ? [] : [{ m, role: m.quality!.role, fid: r.fid }];
+  });
+  const role = scored.some((x) => x.role === 'report') ? 'report' : 'selection';
+  return scored
+    .filter((x) => x.role === role)
+    .reduce<(typeof scored)[number] | undefined>(
+      (b, x) => (b === undefined || x.fid < b.fid ? x : b),
+      undefined,
+    )?.m;
+}
+
 /** Runs the page: fetches the model index, starts the workers, and wires the controls. */
 export async function startPage(): Promise<void> {
   const params = new URLSearchParams(location.search);
@@ -86,23 +127,43 @@ export async function startPage(): Promise<void> {
   const classSelect = byId('class', HTMLSelectElement);
   const stepsSelect = byId('steps', HTMLSelectElement);
   const rowsSelect = byId('rows', HTMLSelectElement);
+  const guidanceInput = byId('guidance', HTMLInputElement);
+  const seedInput = byId('seed', HTMLInputElement);
   const runButton = byId('run', HTMLButtonElement);
+  const downloadButton = byId('download', HTMLButtonElement);
+  const modelInfo = byId('model-info', HTMLElement);
+  const rowLabels = byId('row-labels', HTMLOListElement);
+  const gridCanvas = byId('grid', HTMLCanvasElement);
   const onLoopError = (message: string) => {
     stopAll();
     showError(message);
   };
-  const main = new FrameLoop(
-    workers[0]!,
-    byId('grid', HTMLCanvasElement),
-    new Stats(byId('stats', HTMLElement)),
-    onLoopError,
-  );
+  const main = new FrameLoop(workers[0]!, gridCanvas, new Stats(byId('stats', HTMLElement)), onLoopError);
   const columns = 8;
   setOptions(
     modelSelect,
     models.map((m) => [m.path, `${m.path} (${methodName(m)})`]),
     models.find((m) => m.kind === 'student')?.path,
   );
+  // Guidance and seed as typed, or the model's own guidance and seed 0 when the field is empty or out of range.
+  const guidanceFor = (model: ModelInfo): number => {
+    const value = guidanceInput.valueAsNumber;
+    return Number.isFinite(value) && value >= 0 && value <= 100 ? value : model.cfg;
+  };
+  const seed = (): number => {
+    const value = seedInput.valueAsNumber;
+    return Number.isInteger(value) && value >= 0 ? value : 0;
+  };
+  const onSettings = () => {
+    const model = byPath(modelSelect.value);
+    if (model === undefined) return;
+    const steps = Number(stepsSelect.value);
+    const cfg = guidanceFor(model);
+    const passes = cfg === 1 ? steps : 2 * steps;
+    modelInfo.textContent =
+      `${methodName(model)} · ${plural(steps, 'step')} · ${plural(passes, 'network pass', 'network passes')} ` +
+      `per image · ${qualityText(model, steps, cfg)}`;
+  };
   const onModel = () => {
     const model = byPath(modelSelect.value);
     if (model === undefined) return;
@@ -114,9 +175,28 @@ export async function startPage(): Promise<void> {
     );
     const classes = model.classNames.map((name, i): [string, string] => [String(i), name]);
     setOptions(classSelect, [['all', 'all'], ...classes], classSelect.value);
+    guidanceInput.value = String(model.cfg);
+    onSettings();
   };
   modelSelect.onchange = onModel;
+  stepsSelect.onchange = onSettings;
+  guidanceInput.onchange = onSettings;
   onModel();
+  // One label per grid row, beside the canvas (rewritten only when the rows change).
+  const showRowLabels = (names: readonly string[]) => {
+    if (rowLabels.dataset.names === names.join('\n')) return;
+    rowLabels.dataset.names = names.join('\n');
+    rowLabels.replaceChildren(
+      ...names.map((name) => Object.assign(document.createElement('li'), { textContent: name })),
+    );
+  };
+  downloadButton.onclick = () => {
+    const link = Object.assign(document.createElement('a'), {
+      href: gridCanvas.toDataURL('image/png'),
+      download: `ladder-${modelSelect.value.replaceAll('/', '-')}-${stepsSelect.value}steps.png`,
+    });
+    link.click();
+  };
 
   // The comparison: a teacher at 32 steps beside a 1-step student, each in its own worker, both running.
   const compareButton = byId('compare-run', HTMLButtonElement);
@@ -146,7 +226,9 @@ export async function startPage(): Promise<void> {
     // No distilled student yet: the teacher itself at one step, named as what it is.
     if (teacher !== undefined)
       options.push([`teacher:${teacher.path}`, `${teacher.path} at 1 step (not a student)`]);
-    setOptions(studentSelect, options, students.find((m) => m.method === 'ladd')?.path);
+    // Default: the best 1-step student by its card, else a LADD student.
+    const preferred = best1StepStudent(students) ?? students.find((m) => m.method === 'ladd');
+    setOptions(studentSelect, options, preferred?.path);
     onStudent();
   };
   const onStudent = () => {
@@ -177,9 +259,22 @@ export async function startPage(): Promise<void> {
     runButton.textContent = 'Stop';
     main.start(() => {
       const model = byPath(modelSelect.value)!;
-      const count = Number(rowsSelect.value) * columns;
-      const labels = labelsFor(classSelect.value, count, model.classNames.length);
-      return { url: absolute(model), labels, steps: Number(stepsSelect.value), columns };
+      const { labels, rowClasses } = classRows(
+        classSelect.value,
+        Number(rowsSelect.value),
+        columns,
+        model.classNames.length,
+      );
+      showRowLabels(rowClasses.map((k) => model.classNames[k] ?? String(k)));
+      downloadButton.disabled = false;
+      return {
+        url: absolute(model),
+        labels,
+        steps: Number(stepsSelect.value),
+        columns,
+        seed: seed(),
+        cfg: guidanceFor(model),
+      };
     });
   };
   compareButton.onclick = () => {

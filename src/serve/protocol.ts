@@ -18,6 +18,20 @@ export interface ModelInfo {
   readonly steps: readonly number[];
   readonly cfg: number;
   readonly classNames: readonly string[];
+  /** FIDs and class accuracies from the model's card (the report net's when it has them). */
+  readonly quality?: ModelQuality;
+}
+
+/** What a model card says of a model's quality, by sampling step count. */
+export interface ModelQuality {
+  /** The feature net's role: "report" or "selection". */
+  readonly role: string;
+  readonly samples: number;
+  readonly results: readonly {
+    readonly steps: number;
+    readonly fid: number;
+    readonly classAccuracy: number;
+  }[];
 }
 
 /** A folder that holds a model config but cannot be used; `error` says why and what to do. */
@@ -52,6 +66,8 @@ export type WorkerRequest =
       readonly labels: Int32Array;
       readonly steps: number;
       readonly seed: number;
+      /** Guidance scale (default: the model's own). */
+      readonly cfg?: number;
       /** Grid columns of the returned picture. */
       readonly columns: number;
     };

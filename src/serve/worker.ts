@@ -41,7 +41,7 @@ async function handle(scope: WorkerScope, request: WorkerRequest): Promise<void>
   const images = generateImages(model, {
     labels: request.labels,
     steps: request.steps,
-    cfg: model.config.sampling.cfg,
+    cfg: request.cfg ?? model.config.sampling.cfg,
     sampler: defaultSampler(model.config),
     seed: request.seed,
   });
