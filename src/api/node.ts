@@ -41,10 +41,13 @@ export async function loadPipeline(source: string | URL, opts: LoadPipelineOptio
   }
   if (isRemote(source)) {
     const url = String(source);
+    // The card first: a broken card then fails before any weights are loaded.
+    const card = await fetchCard(url);
     const model = await fetchDiffusionModel(url);
-    return new Pipeline(model, pipelineInfo(model, url, await fetchCard(url)), encodePng);
+    return new Pipeline(model, pipelineInfo(model, url, card), encodePng);
   }
   const dir = resolveModelFolder(String(source).startsWith('file:') ? fileURLToPath(source) : String(source));
+  const card = await readCard(dir);
   const model = await loadDiffusionModel(dir);
-  return new Pipeline(model, pipelineInfo(model, String(source), await readCard(dir)), encodePng);
+  return new Pipeline(model, pipelineInfo(model, String(source), card), encodePng);
 }

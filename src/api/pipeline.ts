@@ -5,7 +5,6 @@
 import { signedToByte } from '../image/bytes.js';
 import {
   checkChunkFits,
-  checkFiniteValues,
   DEFAULT_BATCH,
   type DiffusionModel,
   defaultSampler,
@@ -173,7 +172,7 @@ export class Pipeline {
   ) {}
 
   /** The options `generate` passes to the sampler for `request` (defaults filled in, everything checked). */
-  resolve(request: GenerateRequest = {}): GenerateOptions & { classes: number[] } {
+  resolve(request: GenerateRequest = {}): GenerateOptions & { classes: number[]; batchSize: number } {
     const { config } = this.model;
     const classes = resolveRequestClasses(request.classes, config.classNames, config.unet.numClasses);
     const n = checkInteger('n', request.n ?? 1, 1);
@@ -188,7 +187,17 @@ export class Pipeline {
     const seed = checkInteger('seed', request.seed ?? 0, 0);
     const batchSize = checkInteger('batchSize', request.batchSize ?? DEFAULT_BATCH, 1);
     const labels = Int32Array.from(classes.flatMap((k) => Array<number>(n).fill(k)));
-    return { classes, labels, steps, cfg, sampler, seed, batchSize, modelName: this.info.source };
+    return {
+      classes,
+      labels,
+      steps,
+      cfg,
+      sampler,
+      seed,
+      batchSize,
+      modelName: this.info.source,
+      checkFinite: true,
+    };
   }
 
   /** Network evaluations per image for `request` (steps, doubled by guidance). */
@@ -199,18 +208,22 @@ export class Pipeline {
 
   /**
    * `n` images of each requested class, in class order. Backend memory is freed before it returns; NaN or
-   * infinite output is an error, not an image.
+   * infinite latents or images are an error, not an image (one small read back per chunk checks them).
    */
   async generate(request: GenerateRequest = {}): Promise<GeneratedImage[]> {
-    if (this.disposed) throw new Error(`the pipeline of ${this.info.source} was disposed: load it again`);
+    this.checkNotDisposed();
     const opts = this.resolve(request);
     const { width, height, channels, classNames } = this.info;
-    checkChunkFits(this.model, {
-      latentSize: [this.model.config.latentShape[0], this.model.config.latentShape[1]],
-      batchSize: Math.min(opts.batchSize ?? DEFAULT_BATCH, opts.labels.length),
-      cfg: opts.cfg,
-      decode: true,
-    });
+    checkChunkFits(
+      this.model,
+      {
+        latentSize: [this.model.config.latentShape[0], this.model.config.latentShape[1]],
+        batchSize: Math.min(opts.batchSize, opts.labels.length),
+        cfg: opts.cfg,
+        decode: true,
+      },
+      { batch: 'batchSize', latentSize: 'the latent size' },
+    );
     const size = width * height * channels;
     const images: GeneratedImage[] = [];
     for (const { start, tensor } of imageChunks(this.model, opts)) {
@@ -220,7 +233,7 @@ export class Pipeline {
       } finally {
         tensor.dispose();
       }
-      checkFiniteValues(values, 'images', opts);
+      this.checkNotDisposed(); // dispose() may have run while the chunk was read back
       for (let i = 0; i * size < values.length; i++) {
         const pixels = new Uint8Array(size);
         for (let j = 0; j < size; j++) pixels[j] = signedToByte(values[i * size + j]!);
@@ -239,6 +252,10 @@ export class Pipeline {
       }
     }
     return images;
+  }
+
+  private checkNotDisposed(): void {
+    if (this.disposed) throw new Error(`the pipeline of ${this.info.source} was disposed: load it again`);
   }
 
   /** Frees the model's weights; the pipeline cannot generate afterwards. */

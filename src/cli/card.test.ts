@@ -56,7 +56,7 @@ interface Card {
 const readCard = async () => JSON.parse(await readFile(join(teacher, 'card.json'), 'utf8')) as Card;
 
 describe('ladder card --eval', () => {
-  it('keeps the whole eval files older cards copied as metrics of their role, without their replicates', async () => {
+  it('leaves the whole eval files older cards copied (their history) as they are', async () => {
     const { featureNetRole: _role, ...beforeRoles } = evalJson('selection', 9);
     await writeFile(
       join(teacher, 'card.json'),
@@ -66,9 +66,9 @@ describe('ladder card --eval', () => {
     await writeFile(report, JSON.stringify(evalJson('report', 5)));
     await cardCommand({ model: teacher, seed: 0, eval: [report] });
     const card = (await readCard()) as Card & { eval?: unknown; command?: string };
-    assert.equal(card.eval, undefined);
+    assert.deepEqual(card.eval, [beforeRoles]);
     assert.equal(card.command, 'ladder train-teacher');
-    assert.equal(card.metrics.selectionNet!.results[0]!.fid, 9);
+    assert.deepEqual(Object.keys(card.metrics), ['reportNet']);
     assert.equal(card.metrics.reportNet!.results[0]!.fid, 5);
   });
 
@@ -86,7 +86,29 @@ describe('ladder card --eval', () => {
     ]);
     assert.equal(card.metrics.reportNet!.samples, 2000);
     assert.equal(card.metrics.selectionNet!.results[0]!.fid, 7.4);
-    assert.ok(!JSON.stringify(card).includes('fidReplicates'));
+    assert.ok(!JSON.stringify(card.metrics).includes('fidReplicates'));
+    // Another setting scored the same way joins the role's entry; a setting scored again takes the new numbers.
+    const more = evalJson('selection', 12);
+    const oneStep = join(root, 'selection-1step.json');
+    await writeFile(
+      oneStep,
+      JSON.stringify({ ...more, results: [{ ...more.results[0]!, steps: 1, nfe: 1 }] }),
+    );
+    const again = join(root, 'selection-again.json');
+    await writeFile(again, JSON.stringify(evalJson('selection', 7)));
+    await cardCommand({ model: teacher, seed: 0, eval: [oneStep, again] });
+    const merged = (await readCard()).metrics.selectionNet! as Card['metrics'][string] & {
+      evalFiles: string[];
+    };
+    assert.deepEqual(
+      merged.results.map((r) => r.fid),
+      [12, 7],
+    );
+    assert.deepEqual(merged.evalFiles, [
+      '../selection.json',
+      '../selection-1step.json',
+      '../selection-again.json',
+    ]);
     assert.equal(card.samples, undefined, 'no grids drawn');
     assert.ok(!existsSync(join(teacher, 'grid-32step-cfg1.png')));
   });

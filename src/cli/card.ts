@@ -1,6 +1,6 @@
 // `ladder card`: measures a model folder (sample grids at several step counts, sampling throughput) and records
 // the results in its card.json, next to how the model was made.
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { writeJsonAtomic } from '../core/fs.js';
 import * as tf from '../core/tf.js';
 import { currentBackend } from '../engine/backend.js';
@@ -31,7 +31,7 @@ export interface CardOptions {
 export const DEFAULT_CARD_STEPS = [32, 4, 1] as const;
 
 /** What a card keeps of an eval: the scorer, the sample count and seed, and each setting's FID and accuracy. */
-export function cardMetrics(run: EvalJson, file: string) {
+export function cardMetrics(run: EvalJson, evalFile: string) {
   return {
     net: run.featureNet,
     role: run.featureNetRole ?? 'selection',
@@ -48,7 +48,33 @@ export function cardMetrics(run: EvalJson, file: string) {
       ...(r.classAccuracyInterval === undefined ? {} : { classAccuracyInterval: r.classAccuracyInterval }),
       msPerImage: r.msPerImage,
     })),
-    evalFile: file,
+    evalFiles: [evalFile],
+  };
+}
+
+type CardMetrics = ReturnType<typeof cardMetrics>;
+
+/**
+ * Adds `entry` to the card's metrics under its role: an eval with the same net, sample count and seed adds its
+ * settings (a setting measured again, same steps and guidance, takes the new numbers); any other replaces the
+ * role's entry, as a new protocol.
+ */
+export function mergeCardMetrics(metrics: Record<string, unknown>, entry: CardMetrics): void {
+  const key = `${entry.role}Net`;
+  const old = metrics[key] as Partial<CardMetrics> | undefined;
+  const same =
+    old !== undefined && old.net === entry.net && old.samples === entry.samples && old.seed === entry.seed;
+  if (!same) {
+    metrics[key] = entry;
+    return;
+  }
+  const setting = (r: { steps: number; cfg?: number }) => `${r.steps} ${r.cfg}`;
+  const added = new Set(entry.results.map(setting));
+  metrics[key] = {
+    ...old,
+    ...entry,
+    results: [...(old.results ?? []).filter((r) => !added.has(setting(r))), ...entry.results],
+    evalFiles: [...(old.evalFiles ?? []), ...entry.evalFiles],
   };
 }
 
@@ -98,7 +124,12 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   }
   const throughput =
     stepsList.length === 0 ? undefined : samplingThroughput(model, Math.max(...stepsList), cfg, 100);
-  const metrics: Record<string, unknown> = {};
+  const cardPath = join(o.model, CARD_FILE);
+  const card = (await readJson(cardPath, 'model card')) as Record<string, unknown>;
+  // Older cards hold whole eval files under `eval` (a history, before roles and replicates): left as they are.
+  const metrics: Record<string, unknown> = {
+    ...((card.metrics as Record<string, unknown> | undefined) ?? {}),
+  };
   for (const path of o.eval) {
     const run = parseEvalJson(await readJson(path, 'eval JSON'), path);
     if (run.dataset !== model.config.dataset) {
@@ -106,32 +137,19 @@ export async function cardCommand(o: CardOptions): Promise<void> {
         `${path} scores a ${run.dataset} model, but ${o.model} is a ${model.config.dataset} model`,
       );
     }
-    const entry = cardMetrics(run, path);
-    metrics[`${entry.role}Net`] = entry;
+    mergeCardMetrics(metrics, cardMetrics(run, relative(o.model, path)));
   }
   if (o.setDefaultCfg) {
     const configPath = join(o.model, CONFIG_FILE);
     const config = parseConfig(diffusionModelSchema, await readJson(configPath, 'model config'), configPath);
     await writeJsonAtomic(configPath, { ...config, sampling: { ...config.sampling, cfg } });
   }
-  const cardPath = join(o.model, CARD_FILE);
-  const card = (await readJson(cardPath, 'model card')) as Record<string, unknown>;
-  // Older cards copied whole eval files: kept as metrics of their role (the selection net, before roles).
-  const { eval: copied, ...kept } = card;
-  const earlier: Record<string, unknown> = {};
-  for (const [i, raw] of (Array.isArray(copied) ? copied : []).entries()) {
-    const entry = cardMetrics(
-      parseEvalJson(raw, `${cardPath} eval[${i}]`),
-      `${CARD_FILE} (eval copied earlier)`,
-    );
-    earlier[`${entry.role}Net`] ??= entry;
-  }
   await writeJsonAtomic(cardPath, {
-    ...kept,
+    ...card,
     ...(throughput === undefined
       ? {}
       : { samples: { seed: o.seed, cfg, sampler: defaultSampler(model.config), grids }, throughput }),
-    metrics: { ...earlier, ...((card.metrics as Record<string, unknown> | undefined) ?? {}), ...metrics },
+    metrics,
   });
   if (throughput !== undefined) process.stdout.write(`${JSON.stringify(throughput)}\n`);
 }

@@ -280,8 +280,11 @@ async function runEvaluation(
       grid.add(pixels, labels.subarray(start, start + count));
       began = performance.now();
     }
-    // The median batch: one slow batch (a garbage collection, another process) does not move it.
-    const msPerImage = median(batchMs);
+    // The median batch: one slow batch (a garbage collection, another process) does not move it. A short last
+    // batch pays the per-call overhead over fewer images: left out when full ones were timed.
+    const full = batchMs.slice(0, Math.floor(opts.samples / batchSize));
+    const timed = full.length > 0 ? full : batchMs;
+    const msPerImage = median(timed);
     const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20, bootstrap);
     const png = grid.png();
     if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
@@ -291,7 +294,7 @@ async function runEvaluation(
       nfe: nfe(steps, cfg),
       ...metrics,
       msPerImage,
-      timedBatches: batchMs.length,
+      timedBatches: timed.length,
       sampler,
       ...(png === undefined ? {} : { grid: relative(dirname(opts.outJson), gridPath(opts.outJson, steps)) }),
     });

@@ -230,8 +230,11 @@ function metricHeaders(withRatio: boolean): string[] {
 /** The model's name, linked to its card when the eval recorded its folder and the report's folder is known. */
 function modelCell(run: EvalJson, reportDir: string | undefined): string {
   if (run.modelDir === undefined || reportDir === undefined) return `<td>${escapeHtml(run.model)}</td>`;
-  const card = relative(reportDir, join(run.modelDir, 'card.json')).split('\\').join('/');
-  return `<td>${escapeHtml(run.model)} (<a href="${escapeHtml(encodeURI(card))}">card</a>)</td>`;
+  const card = relative(reportDir, join(run.modelDir, 'card.json'))
+    .split(/[\\/]/)
+    .map(encodeURIComponent)
+    .join('/');
+  return `<td>${escapeHtml(run.model)} (<a href="${escapeHtml(card)}">card</a>)</td>`;
 }
 
 function runsTable(evals: readonly EvalJson[], reportDir: string | undefined): string {
@@ -261,8 +264,10 @@ function summaryTable(rows: readonly Row[], teacher: Row | undefined): string | 
   if (teacher === undefined) return undefined;
   const methods = [...new Set(rows.flatMap((r) => (r.run.method === undefined ? [] : [r.run.method])))];
   if (methods.length === 0) return undefined;
-  const cell = (row: Row | undefined): string => {
-    if (row === undefined) return '<td>none</td><td></td><td></td><td></td>';
+  const cell = (row: Row | undefined, students: number): string => {
+    // "none": no student of the method at these steps; "not comparable": none scored as the teacher was.
+    if (row === undefined)
+      return `<td>${students === 0 ? 'none' : 'not comparable'}</td><td></td><td></td><td></td>`;
     const ratio = ratioToTeacher(row, teacher);
     return [
       `<td>${escapeHtml(row.series)}</td>`,
@@ -273,12 +278,11 @@ function summaryTable(rows: readonly Row[], teacher: Row | undefined): string | 
       numberCell(row.result.classAccuracy, fixed(row.result.classAccuracy, 3)),
     ].join('');
   };
+  const atSteps = (method: string, steps: number): Row[] =>
+    rows.filter((r) => r.run.method === method && r.result.steps === steps);
   const best = (method: string, steps: number): Row | undefined =>
-    rows
-      .filter(
-        (r) =>
-          r.run.method === method && r.result.steps === steps && ratioToTeacher(r, teacher) !== undefined,
-      )
+    atSteps(method, steps)
+      .filter((r) => ratioToTeacher(r, teacher) !== undefined)
       .reduce<Row | undefined>((b, r) => (b === undefined || r.result.fid < b.result.fid ? r : b), undefined);
   const teacherRow = `<tr><td>teacher (${teacher.result.steps} steps)</td><td colspan="4">${escapeHtml(
     teacher.series,
@@ -288,7 +292,7 @@ function summaryTable(rows: readonly Row[], teacher: Row | undefined): string | 
   )}</td><td colspan="4"></td></tr>`;
   const body = methods.map(
     (method) =>
-      `<tr><td>${escapeHtml(method)}</td>${SUMMARY_STEPS.map((k) => cell(best(method, k))).join('')}</tr>`,
+      `<tr><td>${escapeHtml(method)}</td>${SUMMARY_STEPS.map((k) => cell(best(method, k), atSteps(method, k).length)).join('')}</tr>`,
   );
   const perSteps = SUMMARY_STEPS.map(
     (k) => `<th>best ${k}-step student</th><th>FID [95%]</th><th>FID / teacher [95%]</th><th>Class acc.</th>`,
@@ -305,7 +309,10 @@ function sampleCountNote(evals: readonly EvalJson[]): string {
     'biased upwards by roughly a constant over the sample count, so FIDs at fewer samples are higher than at ' +
     "more: the models' cards and the README use 2000, and their numbers differ from these wherever the count " +
     'does. Compare rows only at equal sample counts; the floor column is the score of real images at this count. ' +
-    'ms / image: the median over the batches of a setting, after a warm-up batch.</p>'
+    (evals.some((e) => e.results.some((r) => r.timedBatches !== undefined))
+      ? 'ms / image: the median over the full batches of a setting, after a warm-up batch (in eval files that ' +
+        'record timedBatches; older ones hold the mean over all batches).</p>'
+      : 'ms / image: the mean over all batches of a setting.</p>')
   );
 }
 

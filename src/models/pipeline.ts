@@ -247,20 +247,25 @@ export function formatBytes(bytes: number): string {
 export function checkChunkFits(
   model: DiffusionModel,
   plan: { latentSize: readonly [number, number]; batchSize: number; cfg: number; decode: boolean },
+  /** How the caller's user sets each: the command's flags, or the library's option names. */
+  names: { readonly batch: string; readonly latentSize: string } = {
+    batch: '--batch',
+    latentSize: '--latent-size',
+  },
 ): void {
   const perImage = bytesPerImage(model, plan.latentSize, plan.cfg, plan.decode);
   const cap = formatBytes(MAX_CHUNK_BYTES);
   if (perImage > MAX_CHUNK_BYTES) {
     throw new Error(
       `latent size ${plan.latentSize.join('x')} needs about ${formatBytes(perImage)} per image to generate, ` +
-        `above the ${cap} a chunk may use: choose a smaller --latent-size`,
+        `above the ${cap} a chunk may use: choose a smaller ${names.latentSize}`,
     );
   }
   if (plan.batchSize * perImage > MAX_CHUNK_BYTES) {
     throw new Error(
-      `--batch ${plan.batchSize} needs about ${formatBytes(plan.batchSize * perImage)} ` +
+      `${names.batch} ${plan.batchSize} needs about ${formatBytes(plan.batchSize * perImage)} ` +
         `(${formatBytes(perImage)} per image), above the ${cap} a chunk may use: ` +
-        `use --batch ${Math.floor(MAX_CHUNK_BYTES / perImage)} or less`,
+        `use ${names.batch} ${Math.floor(MAX_CHUNK_BYTES / perImage)} or less`,
     );
   }
 }

@@ -37,7 +37,8 @@ export function shippedModels(): string[] {
 /** The shipped model folder called `name`, or undefined when there is none. */
 export function shippedModel(name: string): string | undefined {
   const dir = resolve(SHIPPED_MODELS_DIR, name);
-  const inside = !relative(SHIPPED_MODELS_DIR, dir).startsWith('..');
+  const rel = relative(SHIPPED_MODELS_DIR, dir);
+  const inside = !rel.startsWith('..') && !isAbsolute(rel);
   return inside && existsSync(join(dir, CONFIG_FILE)) ? dir : undefined;
 }
 

@@ -113,7 +113,7 @@ describe('ladder serve with the shipped models in Chromium', { skip }, () => {
     );
     await page.fill('#guidance', '3');
     await page.dispatchEvent('#guidance', 'change');
-    assert.match((await page.textContent('#model-info')) ?? '', /at its own guidance 1\.25/);
+    assert.match((await page.textContent('#model-info')) ?? '', /at guidance 1\.25/);
 
     await page.selectOption('#model', STUDENT);
     await page.selectOption('#steps', '1');

@@ -221,8 +221,13 @@ export class ModelIndexer {
       this.log(`${relative(this.root, file)}: not shown on the page (${(err as Error).message})`);
       return undefined;
     }
-    const metrics = cardMetricsSchema.safeParse(card).data?.metrics;
-    return metrics?.reportNet ?? metrics?.selectionNet;
+    const parsed = cardMetricsSchema.safeParse(card).data;
+    const legacy = parsed?.eval?.at(-1); // cards before roles: the newest eval copied in, on the selection net
+    return (
+      parsed?.metrics?.reportNet ??
+      parsed?.metrics?.selectionNet ??
+      (legacy === undefined ? undefined : { role: 'selection', ...legacy })
+    );
   }
 
   /** `file`'s real path, or `file` when missing (its reader says so); a Problem when a link leads out. */
@@ -278,14 +283,16 @@ export class ModelIndexer {
   }
 }
 
-const cardQualitySchema = z.object({
-  role: z.string(),
-  samples: z.number(),
-  results: z.array(z.object({ steps: z.number(), fid: z.number(), classAccuracy: z.number() })),
-});
-/** The part of a card the page shows (`ladder card --eval` writes it). */
+const qualityResults = z.array(
+  z.object({ steps: z.number(), cfg: z.number(), fid: z.number(), classAccuracy: z.number() }),
+);
+const cardQualitySchema = z.object({ role: z.string(), samples: z.number(), results: qualityResults });
+/** The part of a card the page shows: `ladder card --eval`'s metrics, or the eval files older cards copied. */
 const cardMetricsSchema = z.object({
-  metrics: z.object({ reportNet: cardQualitySchema.optional(), selectionNet: cardQualitySchema.optional() }),
+  metrics: z
+    .object({ reportNet: cardQualitySchema.optional(), selectionNet: cardQualitySchema.optional() })
+    .optional(),
+  eval: z.array(z.object({ samples: z.number(), results: qualityResults })).optional(),
 });
 
 async function readJson(file: string): Promise<unknown> {

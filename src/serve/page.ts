@@ -63,7 +63,7 @@ function qualityText(model: ModelInfo, steps: number, cfg: number): string {
   const result = model.quality?.results.find((r) => r.steps === steps);
   if (model.quality === undefined || result === undefined)
     return `its card has no FID at ${plural(steps, 'step')}`;
-  const atDefault = cfg === model.cfg ? '' : ` at its own guidance ${model.cfg}`;
+  const atDefault = cfg === result.cfg ? '' : ` at guidance ${result.cfg}`;
   return (
     `FID ${result.fid.toFixed(2)}, class accuracy ${(100 * result.classAccuracy).toFixed(1)}%${atDefault} ` +
     `(${model.quality.role} net, ${model.quality.samples} samples, from its card)`

@@ -29,6 +29,7 @@ export interface ModelQuality {
   readonly samples: number;
   readonly results: readonly {
     readonly steps: number;
+    readonly cfg: number;
     readonly fid: number;
     readonly classAccuracy: number;
   }[];
