@@ -69,7 +69,7 @@ async function waitForCheckpoint(dir: string, atLeast: number): Promise<number> 
 const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'ladder-run-safety-'));
 
 describe('run folders through the CLI', () => {
-  it('20 steps, then --steps 21 --resume, gives the same weights as 21 steps in one go; the step-20 model is kept', async () => {
+  it('20 steps, then --iterations 21 --resume, gives the same weights as 21 steps in one go; the step-20 model is kept', async () => {
     const root = await tmp();
     const whole = ladder(teacherArgs(join(root, 'whole'), 21));
     assert.equal(whole.status, 0, whole.stderr);
@@ -78,7 +78,7 @@ describe('run folders through the CLI', () => {
     const step20 = await readFile(join(split, 'weights.safetensors'));
     const resumed = ladder(teacherArgs(split, 21, '--resume'));
     assert.equal(resumed.status, 0, resumed.stderr);
-    assert.match(resumed.stderr, /continuing the model finished at step 20 to --steps 21/);
+    assert.match(resumed.stderr, /continuing the model finished at step 20 to --iterations 21/);
     const a = await readFile(join(root, 'whole', 'weights.safetensors'));
     const b = await readFile(join(split, 'weights.safetensors'));
     assert.ok(a.equals(b), 'the resumed model differs from the uninterrupted one');
@@ -111,7 +111,7 @@ describe('run folders through the CLI', () => {
     assert.equal(again.status, 1);
     assert.match(
       again.stderr,
-      /finished at step 3; --resume never rewrites a finished model: pass --steps above 3/,
+      /finished at step 3; --resume never rewrites a finished model: pass --iterations above 3/,
     );
     const lower = ladder(teacherArgs(out, 2, '--resume'));
     assert.equal(lower.status, 1);
@@ -129,7 +129,7 @@ describe('run folders through the CLI', () => {
     await done;
     const past = ladder(teacherArgs(unfinished, 2, '--resume'));
     assert.equal(past.status, 1);
-    assert.match(past.stderr, /already at step \d+, past --steps 2: pass --steps \d+ or more/);
+    assert.match(past.stderr, /already at step \d+, past --iterations 2: pass --iterations \d+ or more/);
   });
 
   it('Ctrl-C checkpoints and exits 130 saying where; a second process on the folder is refused; a dead one is taken over', async () => {

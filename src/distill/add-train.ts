@@ -83,7 +83,7 @@ export function checkFeatureNet(
 
 export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult> {
   const config = resolveAddConfig(opts.config);
-  await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let featureNet: LoadedFeatureNet | undefined;
   let players: Record<string, Player> = {};

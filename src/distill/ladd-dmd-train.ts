@@ -20,7 +20,7 @@ export interface DistillLaddDmdOptions extends Omit<DistillLaddOptions, 'config'
 
 export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<DistillResult> {
   const config = resolveLaddDmdConfig(opts.config);
-  await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let players: Record<string, Player> = {};
   try {

@@ -47,7 +47,7 @@ export function laddSetup<C extends LaddConfig>(
 
 export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResult> {
   const config = resolveLaddConfig(opts.config);
-  await prepareRunDir(opts.outDir, opts.resume, config.iterations, '--iterations');
+  await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
   let players: Record<string, Player> = {};
   try {

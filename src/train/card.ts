@@ -21,14 +21,9 @@ export interface RunSettings {
  * Fails fast, before any slow work, when `outDir` cannot be written or is in use by another process (and locks it
  * for this one). A finished model there (`config.json`) is never rewritten: a new run refuses the folder, and
  * --resume refuses it unless `totalSteps` goes past the step it was trained to; the finished model is then moved
- * aside when the new one is written (saveModelFolder). `stepsFlag` is the flag that sets `totalSteps`.
+ * aside when the new one is written (saveModelFolder). `totalSteps` is what --iterations sets.
  */
-export async function prepareRunDir(
-  outDir: string,
-  resume: boolean,
-  totalSteps: number,
-  stepsFlag = '--steps',
-): Promise<void> {
+export async function prepareRunDir(outDir: string, resume: boolean, totalSteps: number): Promise<void> {
   await ensureWritableDir(outDir);
   lockRunDir(outDir);
   if (!existsSync(join(outDir, CONFIG_FILE))) return;
@@ -43,11 +38,11 @@ export async function prepareRunDir(
   if (finishedAt >= totalSteps) {
     throw new Error(
       `${outDir} holds a model finished at step ${finishedAt}; --resume never rewrites a finished model: ` +
-        `pass ${stepsFlag} above ${finishedAt} to train it further (it is then kept in ${outDir}.replaced-step-${finishedAt})`,
+        `pass --iterations above ${finishedAt} to train it further (it is then kept in ${outDir}.replaced-step-${finishedAt})`,
     );
   }
   process.stderr.write(
-    `note: continuing the model finished at step ${finishedAt} to ${stepsFlag} ${totalSteps}; when the new one is ` +
+    `note: continuing the model finished at step ${finishedAt} to --iterations ${totalSteps}; when the new one is ` +
       `written, the old one moves to ${outDir}.replaced-step-${finishedAt}\n`,
   );
 }

@@ -24,8 +24,6 @@ export interface TrainOptions {
   /** Run folder: holds `checkpoints/` and `log.jsonl`. */
   readonly outDir: string;
   readonly totalSteps: number;
-  /** The flag that sets `totalSteps`, for messages (default `--steps`; distillation uses `--iterations`). */
-  readonly stepsFlag?: string;
   readonly seed: number;
   readonly checkpointEvery: number;
   /** Checkpoint folders kept on disk (the newest ones). */
@@ -200,7 +198,6 @@ export async function train(
   opts: TrainOptions,
 ): Promise<TrainResult> {
   const { outDir, totalSteps, checkpointEvery, logEvery, keepCheckpoints = 2, maxRollbacks = 5 } = opts;
-  const stepsFlag = opts.stepsFlag ?? '--steps';
   await ensureWritableDir(outDir);
   lockRunDir(outDir);
   const logPath = join(outDir, 'log.jsonl');
@@ -217,8 +214,8 @@ export async function train(
   }
   if (existing !== undefined && existing > totalSteps) {
     throw new Error(
-      `the run in ${outDir} is already at step ${existing}, past ${stepsFlag} ${totalSteps}: ` +
-        `pass ${stepsFlag} ${existing} or more to resume it`,
+      `the run in ${outDir} is already at step ${existing}, past --iterations ${totalSteps}: ` +
+        `pass --iterations ${existing} or more to resume it`,
     );
   }
   if (existing === undefined && opts.resume) {

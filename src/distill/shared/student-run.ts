@@ -51,7 +51,6 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
   const result = await train(players, run.step, {
     outDir: opts.outDir,
     totalSteps: config.iterations,
-    stepsFlag: '--iterations',
     seed: opts.seed,
     checkpointEvery: opts.checkpointEvery,
     logEvery: opts.logEvery ?? 10,
