@@ -53,9 +53,9 @@ describe('ladder demo --from-scratch: the plan', () => {
   it('--quick shrinks every step with flags of its own verb', () => {
     const plan = fromScratchPlan({ dataset: 'mnist', root: R, quick: true });
     const step = (name: string) => plan.find((s) => s.name === name)?.args.join(' ') ?? '';
-    assert.match(step('teacher'), /--steps 2 --batch 8 --limit 64/);
+    assert.match(step('teacher'), /--iterations 2 --batch 8 --limit 64/);
     assert.match(step('features'), /--test-limit 64/);
-    assert.match(step('report-features'), /--seed 7 --steps 2 --batch 8 --limit 64 --test-limit 64/);
+    assert.match(step('report-features'), /--seed 7 --iterations 2 --batch 8 --limit 64 --test-limit 64/);
     assert.match(step('synthetic'), /--n 20 --steps 2/);
     // --steps of distill is LADD's student step count, not a run length: quick runs set --iterations only.
     assert.match(step('ladd'), /--iterations 2 --batch 2/);
