@@ -120,9 +120,13 @@ describe('ladder serve with the shipped models in Chromium', { skip }, () => {
     await page.selectOption('#class', 'all');
     await page.selectOption('#rows', '1');
     await page.click('#run');
-    await page.waitForFunction(() => Number(document.getElementById('stats')?.dataset.frames) >= 2, null, {
-      timeout: 120_000,
-    });
+    // The frame count left by the previous test stays until this run's first frame resets it: wait for a grid
+    // of this run's shape instead (a wrong layout times out here).
+    await page.waitForFunction(
+      () => (document.getElementById('grid') as HTMLCanvasElement).height === 280,
+      null,
+      { timeout: 120_000 },
+    );
     await page.click('#run'); // stop
     await page.screenshot({ path: ROWS_SCREENSHOT, fullPage: true });
     const labels = await page.$$eval('#row-labels li', (items) => items.map((li) => li.textContent));
