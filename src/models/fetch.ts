@@ -50,7 +50,10 @@ async function fetchOk(fetchFn: Fetch, url: URL, what: string): Promise<Response
 
 async function fetchConfig(fetchFn: Fetch, folder: URL, what: string): Promise<unknown> {
   const url = new URL('config.json', folder);
-  const text = await (await fetchOk(fetchFn, url, `${what} config`)).text();
+  return parseJsonAt(url, await (await fetchOk(fetchFn, url, `${what} config`)).text());
+}
+
+function parseJsonAt(url: URL, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -132,10 +135,5 @@ export async function fetchCard(
   }
   if (response.status === 404) return undefined;
   if (!response.ok) throw new Error(`card ${cardUrl.href}: HTTP ${response.status}`);
-  const text = await response.text();
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`${cardUrl.href} is not valid JSON: ${(err as Error).message}`);
-  }
+  return parseJsonAt(cardUrl, await response.text()) as Record<string, unknown>;
 }
