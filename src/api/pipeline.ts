@@ -2,6 +2,7 @@
 // pixel arrays, with the model's own steps, guidance and sampler unless asked otherwise. Browser-safe: the Node
 // entry (index.ts) and the web entry (web.ts) add loading, backends and PNG encoding around it.
 
+import { datasetId } from '../data/image-dataset.js';
 import { signedToByte } from '../image/bytes.js';
 import {
   checkChunkFits,
@@ -114,7 +115,7 @@ export function pipelineInfo(
     source,
     kind: config.kind,
     ...(config.distill === undefined ? {} : { method: config.distill.method }),
-    dataset: config.dataset,
+    dataset: datasetId(config.dataset),
     classNames: config.classNames,
     steps: config.sampling.steps,
     guidance: config.sampling.cfg,

@@ -2,7 +2,7 @@ import { mapInBatches, sliceTensor } from '../core/batched.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
-import type { DatasetName } from '../data/image-dataset.js';
+import { type DatasetSpec, datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
@@ -20,7 +20,7 @@ import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 
 export interface TrainAutoencoderOptions {
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetSpec;
   readonly outDir: string;
   readonly steps: number;
   readonly batchSize: number;
@@ -43,13 +43,33 @@ export const AUTOENCODER_DEFAULTS = {
   groups: 8,
 } as const;
 
+/**
+ * Refuses a folder's image size that the encoder's halvings do not divide (built-in sets keep their sizes: MNIST's
+ * 28 is restored exactly through 14 and 7).
+ */
+function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec): void {
+  if (typeof spec === 'string') return;
+  const factor = 2 ** (widths.length - 1);
+  const [height, width] = spec.size;
+  if (height % factor === 0 && width % factor === 0) return;
+  const round = (n: number) => Math.max(factor, Math.round(n / factor) * factor);
+  const suggestion = height === width ? String(round(height)) : `${round(width)}x${round(height)}`;
+  throw new Error(
+    `--size ${height === width ? height : `${width}x${height}`} is not a multiple of ${factor}: the autoencoder ` +
+      `halves the image ${widths.length - 1} times (--channels ${widths.join(',')}); use --size ${suggestion}`,
+  );
+}
+
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainResult> {
-  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
+  const widths = opts.arch?.channels ?? AUTOENCODER_DEFAULTS.channels;
+  checkDownsamplingDivides(widths, opts.dataset);
+  // The data first: a folder that cannot be used leaves no run folder behind.
   const data = await loadDataset(
     opts.dataset,
     'train',
     opts.limit === undefined ? {} : { limit: opts.limit },
   );
+  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const cfg: AutoencoderConfig = {
     imageShape: [data.height, data.width, data.channels],
     ...AUTOENCODER_DEFAULTS,
@@ -98,16 +118,16 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   const shift = means.reduce((a, b) => a + b, 0) / means.length;
   const variance = means.reduce((a, b) => a + (b - shift) ** 2, 0) / means.length;
   const finalCfg: AutoencoderConfig = { ...cfg, latentShift: shift, latentScale: 1 / Math.sqrt(variance) };
-  const psnr = await reconstructionPsnr(ema, finalCfg, opts.dataset);
+  const psnr = await reconstructionPsnr(ema, finalCfg, data.spec);
   const config: AutoencoderModelConfig = {
     format: 'ladder-model',
     version: 1,
     kind: 'autoencoder',
-    dataset: opts.dataset,
+    dataset: data.spec,
     autoencoder: finalCfg,
   };
   const card = makeCard(
-    { seed: opts.seed, dataset: opts.dataset, batchSize: opts.batchSize },
+    { seed: opts.seed, dataset: datasetLabel(data.spec), batchSize: opts.batchSize },
     result,
     { testPsnrDb: Number(psnr.toFixed(2)), latentStd: Number(Math.sqrt(variance).toFixed(4)) },
     { params: countParams(ema), weights: 'EMA (decay 0.999)', latentShape: latentShape(cfg) },
@@ -121,7 +141,7 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
 export async function reconstructionPsnr(
   params: Parameters<typeof decodeRaw>[0],
   cfg: AutoencoderConfig,
-  dataset: DatasetName,
+  dataset: DatasetSpec,
   limit = 2000,
 ): Promise<number> {
   const test = await loadDataset(dataset, 'test', { limit });

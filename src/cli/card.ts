@@ -3,6 +3,7 @@
 import { join, relative } from 'node:path';
 import { writeJsonAtomic } from '../core/fs.js';
 import * as tf from '../core/tf.js';
+import { datasetId } from '../data/image-dataset.js';
 import { currentBackend } from '../engine/backend.js';
 import { type EvalJson, parseEvalJson } from '../eval/eval-json.js';
 import { writeImageGrid } from '../image/png.js';
@@ -132,9 +133,9 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   };
   for (const path of o.eval) {
     const run = parseEvalJson(await readJson(path, 'eval JSON'), path);
-    if (run.dataset !== model.config.dataset) {
+    if (run.dataset !== datasetId(model.config.dataset)) {
       throw new Error(
-        `${path} scores a ${run.dataset} model, but ${o.model} is a ${model.config.dataset} model`,
+        `${path} scores a ${run.dataset} model, but ${o.model} is a ${datasetId(model.config.dataset)} model`,
       );
     }
     mergeCardMetrics(metrics, cardMetrics(run, relative(o.model, path)));

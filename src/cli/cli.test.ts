@@ -84,7 +84,15 @@ describe('ladder CLI', () => {
     assert.match(sample, /--out <file>[\s\S]*?\(required\)/);
     assert.doesNotMatch(sample, /--steps <n>[^-]*\(required\)/);
     assert.match(sample, /Global Options:[\s\S]*--backend <name>/);
-    assert.match(ladder('train-ae', '--help').stdout, /--data <name>\s+dataset: mnist, fashion-mnist, emoji/);
+    const trainAe = ladder('train-ae', '--help').stdout;
+    assert.match(
+      trainAe,
+      /--data <name\|folder>\s+dataset: mnist, fashion-mnist, emoji, emoji-noto, or a folder/,
+    );
+    assert.match(
+      trainAe,
+      /--size <n\|WxH>[\s\S]*--fit <mode>[\s\S]*--background <colour>[\s\S]*--image-channels <n>/,
+    );
   });
 
   it('warns when sampling at a latent size the model was not trained at', () => {

@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../core/fs.js';
-import type { DatasetName } from '../data/image-dataset.js';
 import { type EvalJson, FEATURE_NET_ROLES, parseEvalJson } from '../eval/eval-json.js';
 import {
   BOOTSTRAP_BLOCKS,
@@ -19,10 +18,10 @@ import { DEFAULT_BATCH, MAX_CFG } from '../models/pipeline.js';
 import { FEATURE_NET_DEFAULTS } from '../nn/feature-net.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
 import {
+  addDataFlags,
   addTrainingFlags,
   cfgScale,
-  DATASET_HELP,
-  dataset,
+  datasetSpecOf,
   num as finite,
   int,
   list,
@@ -82,10 +81,13 @@ export async function reportCommand(
 /** Adds `train-features`, `eval` and `report` to the `ladder` program. */
 export function registerEvalCommands(program: Command): void {
   addTrainingFlags(
-    program
-      .command('train-features')
-      .description('train the feature net (classifier) used for FID/KID, precision/recall and class accuracy')
-      .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
+    addDataFlags(
+      program
+        .command('train-features')
+        .description(
+          'train the feature net (classifier) used for FID/KID, precision/recall and class accuracy',
+        ),
+    )
       .requiredOption(
         '--out <dir>',
         'model folder to write, e.g. models/mnist/features (holds checkpoints while training)',
@@ -130,7 +132,7 @@ export function registerEvalCommands(program: Command): void {
   ).action(async (o) => {
     await runOrProfile(o.out, o.profile, (outDir) =>
       trainFeatureNet({
-        dataset: o.data,
+        dataset: datasetSpecOf(o),
         outDir,
         steps: o.iterations,
         batchSize: o.batch,

@@ -40,14 +40,19 @@ describe('ladder demo --from-scratch: the plan', () => {
     );
   });
 
-  it("takes ADD's feature net from MNIST when Fashion-MNIST is evaluated, and refuses emoji", () => {
+  it("takes ADD's feature net from the partner dataset: MNIST for Fashion-MNIST, Noto for Twemoji", () => {
     const plan = fromScratchPlan({ dataset: 'fashion-mnist', root: R, quick: false });
     assert.equal(
       plan[3]?.args.join(' '),
       'train-features --data mnist --channels 48,96 --feature-dim 128 --out root/mnist/features',
     );
     assert.ok(plan[7]?.args.join(' ').includes('--feature-net root/mnist/features'));
-    assert.throws(() => fromScratchPlan({ dataset: 'emoji', root: R, quick: false }), /--data emoji.*mnist/);
+    const emoji = fromScratchPlan({ dataset: 'emoji', root: R, quick: false });
+    assert.ok(
+      emoji[3]?.args.join(' ').startsWith('train-features --data emoji-noto'),
+      emoji[3]?.args.join(' '),
+    );
+    assert.ok(emoji[7]?.args.join(' ').includes('--feature-net root/emoji-noto/features'));
   });
 
   it('--quick shrinks every step with flags of its own verb', () => {

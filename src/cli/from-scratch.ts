@@ -21,12 +21,14 @@ export const QUICK_PADD_SCHEDULE = '4:mse,2,1';
 
 /**
  * ADD's discriminator backbone: a feature net trained on another dataset with the same image size as the evaluated
- * one, so the student cannot learn to please the evaluation's net; emoji (32x32 RGB) has no such partner.
+ * one, so the student cannot learn to please the evaluation's net. The emoji pair are two artworks (Twemoji, Noto)
+ * of the same catalogue.
  */
-const ADD_FEATURES_DATASET: Record<DatasetName, DatasetName | undefined> = {
+const ADD_FEATURES_DATASET: Record<DatasetName, DatasetName> = {
   mnist: 'fashion-mnist',
   'fashion-mnist': 'mnist',
-  emoji: undefined,
+  emoji: 'emoji-noto',
+  'emoji-noto': 'emoji',
 };
 
 /** One command of the pipeline. */
@@ -59,12 +61,6 @@ const hasConfig = (dir: string) => (): boolean => existsSync(join(dir, CONFIG_FI
  */
 export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   const other = ADD_FEATURES_DATASET[o.dataset];
-  if (other === undefined) {
-    throw new Error(
-      `--from-scratch does not support --data ${o.dataset}: ADD needs a feature net of another dataset with the ` +
-        'same image size, and none has 32x32 RGB images; use --data mnist or --data fashion-mnist',
-    );
-  }
   const dir = (name: string) => join(o.root, o.dataset, name);
   const ae = dir('autoencoder');
   const teacher = dir('teacher');

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Help, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
-import type { DatasetName } from '../data/image-dataset.js';
+import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
@@ -14,14 +14,15 @@ import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
 import {
+  addDataFlags,
   addIterationsFlag,
   addTrainingFlags,
   cfgScale,
-  DATASET_HELP,
-  dataset,
+  datasetSpecOf,
   decay,
   int,
   list,
+  oneOf,
   probability,
   runOrProfile,
   widths,
@@ -63,7 +64,12 @@ program
       'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD, LADD-DMD) with the ' +
       'ladder commands and their defaults, resuming what an earlier run left',
   )
-  .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
+  .option(
+    '--data <name>',
+    `dataset: ${DATASET_NAMES.join(', ')}`,
+    oneOf('dataset', DATASET_NAMES),
+    'mnist' as DatasetName,
+  )
   .option(
     '--models <dir>',
     `folder of model folders (<dir>/<dataset>/<name>) (default: "${DEMO_DEFAULTS.models}"; ` +
@@ -94,10 +100,11 @@ program
   .action(async (o) => demoCommand(demoOptions({ ...o, ...program.opts<{ backend?: string }>() })));
 
 addTrainingFlags(
-  program
-    .command('train-ae')
-    .description('train the latent autoencoder on a dataset and write its model folder')
-    .option('--data <name>', DATASET_HELP, dataset, 'mnist' as DatasetName)
+  addDataFlags(
+    program
+      .command('train-ae')
+      .description('train the latent autoencoder on a dataset and write its model folder'),
+  )
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
     .option(
       '--channels <list>',
@@ -109,7 +116,7 @@ addTrainingFlags(
 ).action(async (o) => {
   await runOrProfile(o.out, o.profile, (outDir) =>
     trainAutoencoder({
-      dataset: o.data,
+      dataset: datasetSpecOf(o),
       outDir,
       steps: o.iterations,
       batchSize: o.batch,

@@ -1,10 +1,16 @@
 // Flag parsers shared by every command: each checks its value and names the flag in the error.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
+import {
+  DATASET_NAMES,
+  type DatasetSpec,
+  FIT_MODES,
+  type FitMode,
+  type FolderDatasetSpec,
+} from '../data/image-dataset.js';
 import type { EngineProfile } from '../engine/profile.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { shippedModel } from '../models/shipped.js';
@@ -127,9 +133,116 @@ export const oneOf =
     return value as T;
   };
 
-export const dataset: Parser<DatasetName> = oneOf('dataset', DATASET_NAMES);
-/** Help text of every --data <name> flag: the datasets it takes. */
-export const DATASET_HELP = `dataset: ${DATASET_NAMES.join(', ')}`;
+/** Help text of every --data flag: the datasets it takes. */
+const DATASET_HELP = `dataset: ${DATASET_NAMES.join(', ')}, or a folder of PNG/JPEG/WebP images (one subfolder per class, or none)`;
+
+/** Image size of a folder dataset when --size is not given. */
+export const DEFAULT_FOLDER_SIZE = 32;
+
+/** `32` (square) or `48x32` (width x height, as image tools write it), as [height, width]. */
+export const imageSize: Parser<[number, number]> = (value) => {
+  const match = /^(\d+)(?:x(\d+))?$/.exec(value.trim());
+  const width = Number(match?.[1]);
+  const height = Number(match?.[2] ?? match?.[1]);
+  if (!match || !(width >= 1 && height >= 1 && width <= 4096 && height <= 4096)) {
+    throw new InvalidArgumentError(`--size must be N or WxH in pixels (e.g. 32 or 48x32), got "${value}"`);
+  }
+  return [height, width];
+};
+
+const NAMED_COLOURS: Record<string, [number, number, number]> = {
+  white: [255, 255, 255],
+  black: [0, 0, 0],
+  grey: [128, 128, 128],
+  gray: [128, 128, 128],
+};
+
+/** A colour: white, black, grey, #rgb or #rrggbb. */
+export const colour: Parser<[number, number, number]> = (value) => {
+  const named = NAMED_COLOURS[value.toLowerCase()];
+  if (named !== undefined) return named;
+  const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(value)?.[1];
+  if (hex === undefined) {
+    throw new InvalidArgumentError(
+      `--background must be white, black, grey, #rgb or #rrggbb, got "${value}"`,
+    );
+  }
+  const full = hex.length === 3 ? [...hex].map((c) => c + c).join('') : hex;
+  return [0, 2, 4].map((i) => Number.parseInt(full.slice(i, i + 2), 16)) as [number, number, number];
+};
+
+/** The --data flag and the folder-decoding flags; read them back with `datasetSpecOf`. */
+export function addDataFlags(command: Command, defaultName = 'mnist'): Command {
+  return command
+    .option('--data <name|folder>', DATASET_HELP, defaultName)
+    .option(
+      '--size <n|WxH>',
+      `folder data: resize every image to N x N or W x H pixels (default ${DEFAULT_FOLDER_SIZE})`,
+      imageSize,
+    )
+    .addOption(
+      new Option(
+        '--fit <mode>',
+        'folder data: cover crops the centre, contain pads with the background (default: cover)',
+      ).choices(FIT_MODES),
+    )
+    .option(
+      '--background <colour>',
+      'folder data: colour that transparency is flattened onto and contain pads with (white, black, grey, #rrggbb)',
+      colour,
+    )
+    .addOption(
+      new Option(
+        '--image-channels <n>',
+        'folder data: 1 (grey) or 3 (RGB) (default: 1 only if every image is grey)',
+      ).argParser((v) => Number(oneOf('--image-channels value', ['1', '3'])(v)) as 1 | 3),
+    );
+}
+
+export interface DataFlags {
+  readonly data: string;
+  readonly size?: [number, number];
+  readonly fit?: FitMode;
+  readonly background?: [number, number, number];
+  readonly imageChannels?: 1 | 3;
+}
+
+/**
+ * The dataset the flags select: a built-in name, or an existing folder (a path that is not a built-in name, or
+ * any path written with a slash). Folder-only flags with a built-in name are refused rather than ignored.
+ */
+export function datasetSpecOf(o: DataFlags): DatasetSpec {
+  const isPath = o.data.includes('/') || o.data.includes('\\');
+  if (!isPath && (DATASET_NAMES as readonly string[]).includes(o.data)) {
+    const folderOnly = [
+      o.size && '--size',
+      o.fit && '--fit',
+      o.background && '--background',
+      o.imageChannels && '--image-channels',
+    ].filter(Boolean);
+    if (folderOnly.length > 0) {
+      throw new InvalidArgumentError(
+        `${folderOnly.join(', ')} apply to folder datasets only; ${o.data} has a fixed size and colour`,
+      );
+    }
+    return o.data as DatasetSpec;
+  }
+  if (!existsSync(o.data)) {
+    throw new InvalidArgumentError(
+      `--data ${o.data}: no such folder, and not a built-in dataset (${DATASET_NAMES.join(', ')})`,
+    );
+  }
+  if (!statSync(o.data).isDirectory())
+    throw new InvalidArgumentError(`--data ${o.data} is a file: give the folder that holds the images`);
+  const spec: FolderDatasetSpec = {
+    folder: resolve(o.data),
+    size: o.size ?? [DEFAULT_FOLDER_SIZE, DEFAULT_FOLDER_SIZE],
+    fit: o.fit ?? 'cover',
+    background: o.background ?? NAMED_COLOURS.white!,
+    ...(o.imageChannels === undefined ? {} : { channels: o.imageChannels }),
+  };
+  return spec;
+}
 export const sampler: Parser<SamplerKind> = oneOf('sampler', SAMPLER_KINDS);
 
 /** Defaults of the flags every training command shares. */

@@ -25,14 +25,20 @@ export const MAX_OUTPUT_BYTES = 2e9;
 const GRID_SCALE = 2;
 const GRID_PAD = 2; // imageGridPng's default gap
 
-/** An inclusive class range, e.g. [0, 9] for "0-9". */
-export type ClassRange = readonly [number, number];
+/** An inclusive class range, e.g. [0, 9] for "0-9", or a class name. */
+export type ClassRange = readonly [number, number] | string;
 
-/** Parses "0-9", "1,3,7" or "0-4,8" into ranges (each lo <= hi); the model's class count is checked later. */
+/**
+ * Parses "0-9", "1,3,7", "0-4,8" or class names ("cats,dogs") into ranges (each lo <= hi) and names; the model's
+ * classes are checked later.
+ */
 export function parseClassRanges(spec: string): ClassRange[] {
   return spec.split(',').map((part) => {
     const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
-    if (!m) throw new InvalidArgumentError(`--classes: cannot read "${part}" (use e.g. 0-9 or 1,3,7)`);
+    if (!m) {
+      if (part.trim() === '') throw new InvalidArgumentError(`--classes: empty item in "${spec}"`);
+      return part.trim();
+    }
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
     if (lo > hi)
@@ -42,11 +48,26 @@ export function parseClassRanges(spec: string): ClassRange[] {
 }
 
 /** The class indices of `ranges` (default: all of the model's), checked against the model's classes. */
-export function resolveClasses(ranges: readonly ClassRange[] | undefined, numClasses: number): number[] {
+export function resolveClasses(
+  ranges: readonly ClassRange[] | undefined,
+  numClasses: number,
+  classNames: readonly string[] = [],
+): number[] {
   // An unconditional model (0 classes) samples with label 0, as its training did.
   if (ranges === undefined) return numClasses > 0 ? [...Array(numClasses).keys()] : [0];
   const out: number[] = [];
-  for (const [lo, hi] of ranges) {
+  for (const range of ranges) {
+    if (typeof range === 'string') {
+      const index = classNames.indexOf(range);
+      if (index < 0) {
+        throw new Error(
+          `--classes: the model has no class "${range}"; its classes: ${classNames.map((n, i) => `${i} ${n}`).join(', ')}`,
+        );
+      }
+      out.push(index);
+      continue;
+    }
+    const [lo, hi] = range;
     for (let c = lo; c <= hi; c++) {
       if (c >= Math.max(1, numClasses))
         throw new Error(`--classes: class ${c} does not exist (the model has ${numClasses})`);
@@ -118,7 +139,7 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   refuseOverwrite(ext === '.npy' ? [o.out, labelsFile(o.out)] : [o.out], o.force, '--out');
   const model = await loadDiffusionModel(o.model);
   const { config } = model;
-  const classes = resolveClasses(o.classes, config.unet.numClasses);
+  const classes = resolveClasses(o.classes, config.unet.numClasses, config.classNames);
   const count = ext === '.png' ? classes.length * o.n : o.n;
   const cfg = o.cfg ?? config.sampling.cfg;
   const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
@@ -176,6 +197,8 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
       pad: GRID_PAD,
     });
     await writeFileAtomic(o.out, png);
+    const names = classes.map((k) => config.classNames[k] ?? String(k));
+    process.stderr.write(`rows: ${names.map((n, row) => `${row + 1} ${n}`).join(', ')}\n`);
   } else {
     await writeFileAtomic(o.out, encodeNpy(pixels, [count, h, w, c]));
     await writeFileAtomic(labelsFile(o.out), encodeNpy(labels, [count]));
@@ -202,7 +225,7 @@ export function registerSampleCommand(program: Command): void {
     .option('--sampler <kind>', 'euler, heun, dpmpp-2m or few-step (students default to few-step)', sampler)
     .option(
       '--classes <range>',
-      "classes, e.g. 0-9 or 1,3,7 (default: all the model's classes)",
+      "classes by index or name, e.g. 0-9, 1,3,7 or cats,dogs (default: all the model's classes)",
       parseClassRanges,
     )
     .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n', 1), 8)

@@ -89,6 +89,25 @@ describe('loadDataset', () => {
     }
   });
 
+  it('loads the Noto artwork of the same catalogue: same classes, the same emoji in each split, other pixels', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'ladder-emoji-'));
+    try {
+      const [twemoji, noto] = await Promise.all(
+        (['emoji', 'emoji-noto'] as const).map((name) => loadDataset(name, 'test', { cacheDir })),
+      );
+      assertWellFormed(noto!);
+      assert.match(noto!.credit ?? '', /Noto Emoji .*Apache License 2\.0/);
+      assert.deepEqual(noto!.classNames, twemoji!.classNames);
+      assert.equal(noto!.count, twemoji!.count);
+      assert.deepEqual(noto!.labels, twemoji!.labels);
+      let differing = 0;
+      for (let i = 0; i < noto!.images.length; i++) if (noto!.images[i] !== twemoji!.images[i]) differing++;
+      assert.ok(differing > noto!.images.length / 2, `${differing} of ${noto!.images.length} values differ`);
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
   it('names the known datasets for an unknown one and checks options', async () => {
     await assert.rejects(
       loadDataset('cifar', 'train'),

@@ -1,8 +1,11 @@
-// Image datasets by name: MNIST, Fashion-MNIST and Twemoji, as NHWC float arrays in [-1, 1].
+// Image datasets: built-in ones by name (MNIST, Fashion-MNIST, Twemoji, Noto emoji) and folders of the user's
+// images, as NHWC float arrays in [-1, 1].
 import { loadEmoji } from './emoji.js';
+import { loadFolderDataset } from './folder.js';
 import {
   DATASET_NAMES,
   type DatasetName,
+  type DatasetSpec,
   type ImageDataset,
   type LoadDatasetOptions,
   type Split,
@@ -12,26 +15,30 @@ import { loadFashionMnist, loadMnist } from './mnist.js';
 export const isDatasetName = (name: string): name is DatasetName =>
   (DATASET_NAMES as readonly string[]).includes(name);
 
-/** Loads a dataset split by name; the error for a missing dataset says what to install. */
+/** Loads a dataset split (a built-in name or a folder spec); the error for a missing dataset says what to install. */
 export async function loadDataset(
-  name: string,
+  spec: DatasetSpec | string,
   split: Split,
   opts: LoadDatasetOptions = {},
 ): Promise<ImageDataset> {
-  if (!isDatasetName(name))
-    throw new Error(`unknown dataset "${name}": choose one of ${DATASET_NAMES.join(', ')}`);
+  if (typeof spec === 'string' && !isDatasetName(spec))
+    throw new Error(
+      `unknown dataset "${spec}": choose one of ${DATASET_NAMES.join(', ')}, or a folder of images`,
+    );
   if (split !== 'train' && split !== 'test')
     throw new Error(`unknown split "${String(split)}": use train or test`);
   const { limit } = opts;
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
     throw new Error(`dataset limit must be a positive integer, got ${limit}`);
   }
-  switch (name) {
+  if (typeof spec !== 'string') return loadFolderDataset(spec, split, opts);
+  switch (spec) {
     case 'mnist':
       return loadMnist(split, limit);
     case 'fashion-mnist':
       return loadFashionMnist(split, limit);
     case 'emoji':
-      return loadEmoji(split, opts);
+    case 'emoji-noto':
+      return loadEmoji(spec, split, opts);
   }
 }

@@ -1,5 +1,6 @@
-// Twemoji from npm emoji-datasource-twitter: 64x64 RGBA PNGs on white, averaged down to 32x32 RGB,
-// labelled by emoji category. Twemoji graphics (c) Twitter, Inc and contributors, licensed CC BY 4.0.
+// Colour emoji from the npm emoji-datasource packages: 64x64 RGBA PNGs on white, averaged down to 32x32 RGB,
+// labelled by emoji category. Two artworks of the same catalogue: Twemoji (the evaluated set) and Noto (a set
+// of other drawings, for feature nets that must not see the evaluation's images).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -12,6 +13,31 @@ import type { ImageDataset, LoadDatasetOptions, Split } from './image-dataset.js
 
 export const EMOJI_CREDIT =
   'Twemoji graphics by Twitter, Inc and other contributors, CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)';
+export const NOTO_EMOJI_CREDIT =
+  'Noto Emoji graphics by Google, Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0)';
+
+/** One artwork of the emoji catalogue: its npm package, image folder and licence credit. */
+interface EmojiSet {
+  readonly name: 'emoji' | 'emoji-noto';
+  readonly packageName: string;
+  readonly imageFolder: string;
+  readonly credit: string;
+}
+
+const EMOJI_SETS: Record<EmojiSet['name'], EmojiSet> = {
+  emoji: {
+    name: 'emoji',
+    packageName: 'emoji-datasource-twitter',
+    imageFolder: 'twitter',
+    credit: EMOJI_CREDIT,
+  },
+  'emoji-noto': {
+    name: 'emoji-noto',
+    packageName: 'emoji-datasource-google',
+    imageFolder: 'google',
+    credit: NOTO_EMOJI_CREDIT,
+  },
+};
 
 const SOURCE_PX = 64;
 const TARGET_PX = 32;
@@ -46,12 +72,12 @@ function isTestEmoji(unified: string): boolean {
   return hash % TEST_BUCKETS === 0;
 }
 
-function packageRoot(): string {
+function packageRoot(set: EmojiSet): string {
   try {
-    return dirname(createRequire(import.meta.url).resolve('emoji-datasource-twitter/package.json'));
+    return dirname(createRequire(import.meta.url).resolve(`${set.packageName}/package.json`));
   } catch {
     throw new Error(
-      'emoji not found: the npm package emoji-datasource-twitter is missing; run `npm install emoji-datasource-twitter`',
+      `${set.name} not found: the npm package ${set.packageName} is missing; run \`npm install ${set.packageName}\``,
     );
   }
 }
@@ -93,8 +119,8 @@ function downsampleOnWhite(rgba: Uint8Array, out: Float32Array, offset: number):
   }
 }
 
-async function buildTable(root: string): Promise<EmojiTable> {
-  const imageDir = join(root, 'img', 'twitter', String(SOURCE_PX));
+async function buildTable(root: string, set: EmojiSet): Promise<EmojiTable> {
+  const imageDir = join(root, 'img', set.imageFolder, String(SOURCE_PX));
   const cataloguePath = join(root, 'emoji.json');
   const entries = parseCatalogue(JSON.parse(await readFile(cataloguePath, 'utf8')), cataloguePath, imageDir);
   const classNames = [...new Set(entries.map((e) => e.category))].sort();
@@ -108,7 +134,7 @@ async function buildTable(root: string): Promise<EmojiTable> {
     try {
       png = decodePng(await readFile(path));
     } catch (err) {
-      throw new Error(`${path}: ${(err as Error).message}; reinstall emoji-datasource-twitter`);
+      throw new Error(`${path}: ${(err as Error).message}; reinstall ${set.packageName}`);
     }
     if (png.width !== SOURCE_PX || png.height !== SOURCE_PX) {
       throw new Error(`${path} is ${png.width}x${png.height}, expected ${SOURCE_PX}x${SOURCE_PX}`);
@@ -143,8 +169,13 @@ async function readCache(path: string, source: string): Promise<EmojiTable | und
   }
 }
 
-async function buildAndCache(root: string, cachePath: string, source: string): Promise<EmojiTable> {
-  const table = await buildTable(root);
+async function buildAndCache(
+  root: string,
+  set: EmojiSet,
+  cachePath: string,
+  source: string,
+): Promise<EmojiTable> {
+  const table = await buildTable(root, set);
   const n = table.labels.length;
   const bytes = encodeSafetensors(
     {
@@ -152,23 +183,32 @@ async function buildAndCache(root: string, cachePath: string, source: string): P
       labels: { dtype: 'I32', shape: [n], data: table.labels },
       isTest: { dtype: 'U8', shape: [n], data: table.isTest },
     },
-    { source, format: CACHE_FORMAT, classNames: JSON.stringify(table.classNames), credit: EMOJI_CREDIT },
+    { source, format: CACHE_FORMAT, classNames: JSON.stringify(table.classNames), credit: set.credit },
   );
   await writeFileAtomic(cachePath, bytes);
   return table;
 }
 
-/** Twemoji by category (9 classes), 32x32 RGB, with a fixed ~90/10 train/test split. Cached under `.cache/`. */
-export async function loadEmoji(split: Split, opts: LoadDatasetOptions = {}): Promise<ImageDataset> {
-  const root = packageRoot();
+/**
+ * Emoji by category (9 classes), 32x32 RGB: Twemoji (`emoji`) or Noto (`emoji-noto`), with a fixed ~90/10
+ * train/test split by a hash of the code points (the same emoji fall in the same split in both sets). Cached
+ * under `.cache/`.
+ */
+export async function loadEmoji(
+  name: EmojiSet['name'],
+  split: Split,
+  opts: LoadDatasetOptions = {},
+): Promise<ImageDataset> {
+  const set = EMOJI_SETS[name];
+  const root = packageRoot(set);
   const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version?: string };
   const version = manifest.version ?? 'unknown';
-  const source = `emoji-datasource-twitter@${version}`;
+  const source = `${set.packageName}@${version}`;
   const cachePath = join(
     opts.cacheDir ?? join(REPO_ROOT, '.cache'),
-    `emoji-${version}-${TARGET_PX}px.safetensors`,
+    `${set.name}-${version}-${TARGET_PX}px.safetensors`,
   );
-  const table = (await readCache(cachePath, source)) ?? (await buildAndCache(root, cachePath, source));
+  const table = (await readCache(cachePath, source)) ?? (await buildAndCache(root, set, cachePath, source));
   const wanted = split === 'test' ? 1 : 0;
   const picked: number[] = [];
   for (let i = 0; i < table.isTest.length && picked.length < (opts.limit ?? Number.POSITIVE_INFINITY); i++) {
@@ -179,7 +219,8 @@ export async function loadEmoji(split: Split, opts: LoadDatasetOptions = {}): Pr
   for (const [j, i] of picked.entries())
     images.set(table.images.subarray(i * pixels, (i + 1) * pixels), j * pixels);
   return {
-    name: 'emoji',
+    spec: set.name,
+    name: set.name,
     split,
     images,
     labels: Int32Array.from(picked, (i) => table.labels[i]!),
@@ -189,6 +230,6 @@ export async function loadEmoji(split: Split, opts: LoadDatasetOptions = {}): Pr
     channels: 3,
     numClasses: table.classNames.length,
     classNames: table.classNames,
-    credit: EMOJI_CREDIT,
+    credit: set.credit,
   };
 }

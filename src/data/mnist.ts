@@ -66,6 +66,7 @@ export async function loadMnist(split: Split, limit?: number): Promise<ImageData
     limit,
   );
   return {
+    spec: 'mnist',
     name: 'mnist',
     split,
     images: bytesToSigned(idx.pixels),
@@ -99,6 +100,7 @@ export async function loadFashionMnist(split: Split, limit?: number): Promise<Im
     limit,
   );
   return {
+    spec: 'fashion-mnist',
     name: 'fashion-mnist',
     split,
     images: bytesToSigned(idx.pixels),

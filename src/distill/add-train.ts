@@ -5,6 +5,7 @@
 import { Rng, randn } from '../core/rng.js';
 import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
+import { datasetLabel, sameDataset } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { currentBackend } from '../engine/backend.js';
@@ -70,9 +71,9 @@ export function checkFeatureNet(
         `${pixels.join('x')}: use a feature net made for ${pixels.join('x')} images`,
     );
   }
-  if (F.dataset === teacher.config.dataset && !allowSameDataset) {
+  if (sameDataset(F.dataset, teacher.config.dataset) && !allowSameDataset) {
     throw new Error(
-      `${featureNet.dir} is a feature net trained on ${F.dataset}, the dataset of the teacher (${teacher.dir}). ` +
+      `${featureNet.dir} is a feature net trained on ${datasetLabel(F.dataset)}, the dataset of the teacher (${teacher.dir}). ` +
         "ADD's discriminator must not see the data through the kind of network the evaluation measures with " +
         '(the FID-like scores and class accuracy use a net trained on the same dataset), or the student can learn ' +
         'to please the metric instead of matching the data. Use a feature net trained on another dataset (the ' +

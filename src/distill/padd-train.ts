@@ -5,6 +5,7 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
+import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import type { EngineProfile } from '../engine/profile.js';
@@ -246,7 +247,7 @@ async function runStage(
       { iterations: 0, seconds: 0 },
     );
     const card = makeCard(
-      { seed: opts.seed, dataset: t.dataset, batchSize: config.batchSize },
+      { seed: opts.seed, dataset: datasetLabel(t.dataset), batchSize: config.batchSize },
       {
         completedSteps: total.iterations,
         interrupted: false,

@@ -4,11 +4,18 @@
 // generated samples and the finite-sample floor (real training images at the same count).
 
 import { existsSync } from 'node:fs';
-import { basename, dirname, extname, join, relative } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { ensureWritableDir, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
+import {
+  type DatasetSpec,
+  datasetFlags,
+  datasetId,
+  datasetLabel,
+  sameDataset,
+} from '../data/image-dataset.js';
 import { currentBackend } from '../engine/backend.js';
 import { imageGridPng } from '../image/png.js';
 import { type LoadedFeatureNet, loadFeatureNet } from '../models/feature-net.js';
@@ -140,7 +147,7 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
       decode: true,
     });
     const role = opts.featureNetRole ?? 'selection';
-    const featuresDir = opts.featuresDir ?? featuresDirFor(model.config.dataset, role);
+    const featuresDir = opts.featuresDir ?? defaultFeaturesDir(model, role);
     if (role === 'report') checkReportNet(featuresDir, model.config.dataset);
     net = await loadFeatureNet(featuresDir);
     checkCompatible(model, net);
@@ -153,9 +160,22 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
 }
 
 // The report net is made separately from the pipeline's models: say how when it is missing or unfinished.
-function checkReportNet(dir: string, dataset: string): void {
+/**
+ * The feature net of `role` for a model: the shipped one of a built-in dataset, or for a folder dataset the one
+ * beside the model's folder (models/<name>/features next to models/<name>/teacher).
+ */
+function defaultFeaturesDir(model: LoadedDiffusionModel, role: FeatureNetRole): string {
+  const { dataset } = model.config;
+  return typeof dataset === 'string'
+    ? featuresDirFor(dataset, role)
+    : join(dirname(resolve(model.dir)), FEATURES_FOLDERS[role]);
+}
+
+function checkReportNet(dir: string, dataset: DatasetSpec): void {
   if (existsSync(join(dir, CONFIG_FILE))) return;
-  const make = ['ladder train-features --data', dataset, '--out', dir, ...reportNetFlags()].join(' ');
+  const make = ['ladder train-features', ...datasetFlags(dataset), '--out', dir, ...reportNetFlags()].join(
+    ' ',
+  );
   const problem = existsSync(dir)
     ? `holds no finished feature net (no ${CONFIG_FILE}; still training?): finish it with \`${make} --resume\``
     : `does not exist: make it with \`${make}\``;
@@ -179,10 +199,11 @@ function checkOutputs(opts: EvaluateOptions, stepsList: readonly number[]): void
 }
 
 function checkCompatible(model: LoadedDiffusionModel, net: LoadedFeatureNet): void {
-  const fix = `pass --features with a feature net trained on ${model.config.dataset} (ladder train-features --data ${model.config.dataset})`;
-  if (net.config.dataset !== model.config.dataset) {
+  const dataset = datasetLabel(model.config.dataset);
+  const fix = `pass --features with a feature net trained on ${dataset} (ladder train-features ${datasetFlags(model.config.dataset).join(' ')})`;
+  if (!sameDataset(net.config.dataset, model.config.dataset)) {
     throw new Error(
-      `feature net ${net.dir} was trained on ${net.config.dataset}, but model ${model.dir} generates ${model.config.dataset} images: ${fix}`,
+      `feature net ${net.dir} was trained on ${datasetLabel(net.config.dataset)}, but model ${model.dir} generates ${dataset} images: ${fix}`,
     );
   }
   const imageShape = model.autoencoder.config.autoencoder.imageShape;
@@ -307,7 +328,7 @@ async function runEvaluation(
   const out = parseEvalJson(
     {
       model: opts.name ?? opts.modelDir,
-      dataset: config.dataset,
+      dataset: datasetId(config.dataset),
       samples: opts.samples,
       seed: opts.seed,
       featureNet: net.name,

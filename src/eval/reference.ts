@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
-import type { DatasetName, Split } from '../data/image-dataset.js';
+import { type DatasetSpec, datasetId, datasetLabel, type Split } from '../data/image-dataset.js';
 import { decodeSafetensors, encodeSafetensors, type TensorRecord } from '../io/safetensors.js';
 import type { LoadedFeatureNet } from '../models/feature-net.js';
 import { extractFeatures } from './features.js';
@@ -30,7 +30,7 @@ const FLOOR_ROWS_SEED = 0;
 
 /** Real images of one split seen through a feature net. */
 export interface ReferenceSet {
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetSpec;
   readonly split: Split;
   /** Mean and covariance of `features`. */
   readonly stats: FeatureStats;
@@ -57,7 +57,10 @@ const limitPart = (opts: ReferenceOptions): string => (opts.limit === undefined 
 
 /** The cache file for (net's dataset, split, limit, net weights). */
 export function referenceCachePath(net: LoadedFeatureNet, split: Split, opts: ReferenceOptions = {}): string {
-  return join(cacheFolder(opts), `${net.config.dataset}-${split}${limitPart(opts)}-${net.hash}.safetensors`);
+  return join(
+    cacheFolder(opts),
+    `${datasetId(net.config.dataset)}-${split}${limitPart(opts)}-${net.hash}.safetensors`,
+  );
 }
 
 /**
@@ -95,7 +98,12 @@ async function writeCache(ref: ReferenceSet, net: LoadedFeatureNet): Promise<voi
     features: { dtype: 'F32', shape: [ref.count, ref.dim], data: ref.features },
     labels: { dtype: 'I32', shape: [ref.count], data: ref.labels },
   };
-  const metadata = { format: CACHE_FORMAT, dataset: ref.dataset, split: ref.split, featureNet: net.name };
+  const metadata = {
+    format: CACHE_FORMAT,
+    dataset: datasetId(ref.dataset),
+    split: ref.split,
+    featureNet: net.name,
+  };
   await writeFileAtomic(ref.path, encodeSafetensors(records, metadata));
 }
 
@@ -103,7 +111,7 @@ async function writeCache(ref: ReferenceSet, net: LoadedFeatureNet): Promise<voi
 async function readCache(
   path: string,
   net: LoadedFeatureNet,
-  dataset: DatasetName,
+  dataset: DatasetSpec,
   split: Split,
 ): Promise<ReferenceSet | undefined> {
   if (!existsSync(path)) return undefined;
@@ -113,7 +121,7 @@ async function readCache(
     if (
       metadata.format !== CACHE_FORMAT ||
       metadata.featureNet !== net.name ||
-      metadata.dataset !== dataset ||
+      metadata.dataset !== datasetId(dataset) ||
       metadata.split !== split
     ) {
       throw new Error('it was made for another feature net, dataset or format');
@@ -162,7 +170,7 @@ export function fidFloorCachePath(
   split: Split,
   opts: ReferenceOptions = {},
 ): string {
-  const name = `${net.config.dataset}-floor-train${samples}-vs-${split}${limitPart(opts)}-${net.hash}.json`;
+  const name = `${datasetId(net.config.dataset)}-floor-train${samples}-vs-${split}${limitPart(opts)}-${net.hash}.json`;
   return join(cacheFolder(opts), name);
 }
 
@@ -185,7 +193,7 @@ export async function loadFidFloor(
   const train = await loadDataset(net.config.dataset, 'train');
   if (train.count < samples) {
     process.stderr.write(
-      `note: no FID floor: the ${net.config.dataset} training split has ${train.count} images, fewer than the ${samples} samples\n`,
+      `note: no FID floor: the ${datasetLabel(net.config.dataset)} training split has ${train.count} images, fewer than the ${samples} samples\n`,
     );
     return undefined;
   }

@@ -330,7 +330,9 @@ function notes(evals: readonly EvalJson[], teacher: Row | undefined): string[] {
   out.push(
     `<p class="note">FID, KID and precision/recall use features of ladder's own classifier (${escapeHtml(
       scorers.join('; ') || 'none',
-    )}), not Inception: compare numbers only within this report or with the same feature net. The selection net ` +
+    )}), not Inception. The features are dataset-specific: the classifier was trained on the evaluated dataset, so ` +
+      'an FID here says nothing about another dataset, and a number is comparable only within this report or with ' +
+      'the same feature net. The selection net ' +
       'scores every measurement along the way (sweeps, checkpoint choice); the report net, another architecture and ' +
       'seed, scores the numbers to report. [95%]: bootstrap percentile interval over the generated samples (blocks ' +
       'of consecutive samples resampled within each class, the reference held fixed; FID replicates shifted by ' +

@@ -3,7 +3,7 @@ import { writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
-import type { DatasetName, ImageDataset } from '../data/image-dataset.js';
+import { type DatasetSpec, datasetLabel, type ImageDataset } from '../data/image-dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
 import { loadFeatureNet, saveFeatureNet } from '../models/feature-net.js';
 import { CARD_FILE } from '../models/folder.js';
@@ -24,7 +24,7 @@ import { extractFeatures } from './features.js';
 import { classAccuracy } from './metrics.js';
 
 export interface TrainFeaturesOptions {
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetSpec;
   readonly outDir: string;
   readonly steps: number;
   readonly batchSize: number;
@@ -123,12 +123,19 @@ export async function labelledAccuracy(
 }
 
 export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<TrainResult> {
-  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
+  // The data first: a folder that cannot be used leaves no run folder behind.
   const data = await loadDataset(
     opts.dataset,
     'train',
     opts.limit === undefined ? {} : { limit: opts.limit },
   );
+  if (data.numClasses < 2) {
+    throw new Error(
+      `a feature net is a classifier and ${datasetLabel(data.spec)} has one class (no class subfolders): train it on ` +
+        'a labelled set of similar images, and pass that net to eval with --features',
+    );
+  }
+  await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const shape = [data.height, data.width, data.channels] as const;
   const cfg: FeatureNetConfig = {
     imageShape: shape,
@@ -177,7 +184,7 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<Train
     format: 'ladder-model',
     version: 1,
     kind: 'features',
-    dataset: opts.dataset,
+    dataset: data.spec,
     classNames: [...data.classNames],
     featureNet: cfg,
   };
@@ -188,7 +195,7 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<Train
   const net = await loadFeatureNet(opts.outDir);
   try {
     const testSet = await loadDataset(
-      opts.dataset,
+      data.spec,
       'test',
       opts.testLimit === undefined ? {} : { limit: opts.testLimit },
     );
@@ -198,7 +205,7 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<Train
       ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
     });
     const card = makeCard(
-      { seed: opts.seed, dataset: opts.dataset, batchSize: opts.batchSize },
+      { seed: opts.seed, dataset: datasetLabel(data.spec), batchSize: opts.batchSize },
       result,
       { testAccuracy, testImages: testSet.count, testErrors: Math.round((1 - testAccuracy) * testSet.count) },
       {

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
+import { datasetId } from '../data/image-dataset.js';
 import { saveTensors } from '../io/safetensors.js';
 import { initFeatureNet } from '../nn/feature-net.js';
 import type { Params } from '../nn/params.js';
@@ -64,5 +65,5 @@ export async function loadFeatureNet(dir: string): Promise<LoadedFeatureNet> {
     .update(await readFile(weightsPath))
     .digest('hex')
     .slice(0, 16);
-  return { dir, config, params, hash, name: `${config.dataset}-features@${hash}` };
+  return { dir, config, params, hash, name: `${datasetId(config.dataset)}-features@${hash}` };
 }

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { copyFile, mkdtemp } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -33,6 +33,19 @@ describe('model folders', () => {
     await assert.rejects(
       loadDiffusionModel(join(root, 'student')),
       /student\/weights\.safetensors holds teacher weights but .*student\/config\.json describes a student/,
+    );
+  });
+
+  it('refuses a model whose autoencoder makes latents of another size (another image size or channel count)', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ladder-folder-'));
+    const teacherDir = await writeTinyTeacher(root);
+    const configFile = join(teacherDir, 'config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    const [h, w, c] = config.latentShape;
+    await writeFile(configFile, JSON.stringify({ ...config, latentShape: [h + 1, w, c] }));
+    await assert.rejects(
+      loadDiffusionModel(teacherDir),
+      new RegExp(`trained on ${h + 1}x${w}x${c} latents, but its autoencoder .* makes ${h}x${w}x${c}`),
     );
   });
 });

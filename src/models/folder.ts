@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { ensureWritableDir, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
-import { initAutoencoder } from '../nn/autoencoder.js';
+import { initAutoencoder, latentShape } from '../nn/autoencoder.js';
 import { acceptWeights } from '../nn/check-shapes.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { initUNet } from '../nn/unet.js';
@@ -140,6 +140,15 @@ export async function loadDiffusionModel(dir: string): Promise<LoadedDiffusionMo
     );
   }
   const autoencoder = await loadAutoencoder(aeDir);
+  const aeLatents = latentShape(autoencoder.config.autoencoder);
+  if (aeLatents.join('x') !== config.latentShape.join('x')) {
+    const images = autoencoder.config.autoencoder.imageShape.join('x');
+    throw new Error(
+      `${dir} was trained on ${config.latentShape.join('x')} latents, but its autoencoder ${aeDir} makes ` +
+        `${aeLatents.join('x')} (from ${images} images): the model belongs to another image size or channel count; ` +
+        `point "autoencoder" in ${join(dir, CONFIG_FILE)} at the autoencoder it was trained with`,
+    );
+  }
   const params = await loadCheckedWeights(dir, initUNet(config.unet, new Rng(0)), config.kind);
   return { dir, config, params, autoencoder };
 }

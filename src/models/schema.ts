@@ -1,5 +1,6 @@
 // Model folder configs (config.json): typed plain data, validated with zod at every IO boundary.
 import { z } from 'zod';
+import { DATASET_NAMES, type DatasetName, FIT_MODES } from '../data/image-dataset.js';
 import type { FormulationConfig } from '../diffusion/formulation.js';
 import type { AutoencoderConfig } from '../nn/autoencoder.js';
 import type { FeatureNetConfig } from '../nn/feature-net.js';
@@ -7,7 +8,20 @@ import type { UNetConfig } from '../nn/unet.js';
 
 const positiveInt = z.number().int().positive();
 const shape3 = z.tuple([positiveInt, positiveInt, positiveInt]);
-const datasetName = z.enum(['mnist', 'fashion-mnist', 'emoji']);
+const byte = z.number().int().min(0).max(255);
+/** A built-in dataset's name, or a folder of images with the options it was decoded with. */
+const datasetSpec = z.union([
+  z.enum(DATASET_NAMES as [DatasetName, ...DatasetName[]]),
+  z
+    .object({
+      folder: z.string().min(1),
+      size: z.tuple([positiveInt, positiveInt]).readonly(),
+      fit: z.enum(FIT_MODES as ['cover', 'contain']),
+      background: z.tuple([byte, byte, byte]).readonly(),
+      channels: z.union([z.literal(1), z.literal(3)]),
+    })
+    .strict(),
+]);
 
 /** The distillation methods a student folder can name (`distill.method`). */
 export const DISTILL_METHODS = ['ladd', 'padd', 'add', 'ladd-dmd'] as const;
@@ -53,7 +67,7 @@ export const autoencoderConfigSchema = z
   })
   .strict() satisfies z.ZodType<AutoencoderConfig>;
 
-const header = { format: z.literal('ladder-model'), version: z.literal(1), dataset: datasetName };
+const header = { format: z.literal('ladder-model'), version: z.literal(1), dataset: datasetSpec };
 
 export const autoencoderModelSchema = z
   .object({ ...header, kind: z.literal('autoencoder'), autoencoder: autoencoderConfigSchema })

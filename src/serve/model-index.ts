@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
+import { datasetId } from '../data/image-dataset.js';
 import { decodeSafetensors } from '../io/safetensors-format.js';
 import { CARD_FILE, CONFIG_FILE, WEIGHTS_FILE } from '../models/folder.js';
 import { autoencoderModelSchema, diffusionModelSchema, parseConfig } from '../models/schema.js';
@@ -196,7 +197,7 @@ export class ModelIndexer {
     return {
       path,
       name: path.split('/').pop() || path,
-      dataset: config.dataset,
+      dataset: datasetId(config.dataset),
       kind: config.kind,
       ...(config.distill === undefined ? {} : { method: config.distill.method }),
       ...(teacherPath === undefined ? {} : { teacher: teacherPath }),

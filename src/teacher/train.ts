@@ -2,6 +2,7 @@ import { relative, resolve } from 'node:path';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
+import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
 import { denoisingLoss } from '../diffusion/loss.js';
@@ -70,6 +71,9 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     numClasses: data.numClasses,
     embedDim: 4 * base.channels[0]!,
     ...base,
+    // The default attends at level 1; a one-level net given with --channels has none.
+    attentionLevels:
+      opts.unet?.attentionLevels ?? base.attentionLevels.filter((level) => level < base.channels.length),
   };
   const f = makeFormulation(opts.formulation);
 
@@ -137,7 +141,7 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     sampling: { steps: [32], cfg: 3 },
   };
   const card = makeCard(
-    { seed: opts.seed, dataset: ae.config.dataset, batchSize: b },
+    { seed: opts.seed, dataset: datasetLabel(ae.config.dataset), batchSize: b },
     result,
     {},
     {

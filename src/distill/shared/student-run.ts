@@ -1,5 +1,6 @@
 // The part every one-student distillation run (LADD, ADD, LADD-DMD) shares: train the players with the shared loop, then
 // write the student's model folder (EMA weights when EMA is on) with its card.
+import { datasetLabel } from '../../data/image-dataset.js';
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { saveModelFolder } from '../../models/folder.js';
 import type { DistillMethod } from '../../models/schema.js';
@@ -65,7 +66,7 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
   const student = players.generator!;
   const weights = student.ema?.params ?? student.params;
   const card = makeCard(
-    { seed: opts.seed, dataset: teacher.config.dataset, batchSize: config.batchSize },
+    { seed: opts.seed, dataset: datasetLabel(teacher.config.dataset), batchSize: config.batchSize },
     result,
     {},
     {

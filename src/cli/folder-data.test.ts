@@ -1,0 +1,209 @@
+// A folder of the user's own images through the real command line: a tiny pipeline end to end, and the bad inputs.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+interface Run {
+  readonly status: number | null;
+  readonly stderr: string;
+}
+
+const ladder = (...args: string[]): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject).on('close', (status) => resolve({ status, stderr }));
+  });
+
+const ok = (run: Run): void => assert.equal(run.status, 0, run.stderr);
+
+/** A 20x30 RGB PNG: a disc (class "discs") or a bar (class "bars") of a random colour on white. */
+async function drawing(path: string, kind: 'discs' | 'bars', seed: number): Promise<void> {
+  const [w, h] = [20, 30];
+  const colour = [(seed * 73) % 256, (seed * 151) % 256, (seed * 29) % 256];
+  const data = Buffer.alloc(w * h * 3, 255);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const inside = kind === 'discs' ? (x - 10) ** 2 + (y - 15) ** 2 < 49 : Math.abs(x - 10) < 3;
+      if (inside) data.set(colour, (y * w + x) * 3);
+    }
+  }
+  await writeFile(
+    path,
+    await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toBuffer(),
+  );
+}
+
+let root = '';
+let images = '';
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ladder-folder-cli-'));
+  images = join(root, 'shapes');
+  for (const kind of ['discs', 'bars'] as const) {
+    await mkdir(join(images, kind), { recursive: true });
+    for (let i = 0; i < 20; i++)
+      await drawing(join(images, kind, `${i}.png`), kind, i + (kind === 'bars' ? 50 : 0));
+  }
+});
+
+describe('ladder on a folder of images', () => {
+  it('trains an autoencoder, a feature net and a teacher on 16x24 RGB, then samples and evaluates', async () => {
+    const data = ['--data', images, '--size', '16x24'];
+    const tiny = ['--iterations', '2', '--batch', '4', '--checkpoint-every', '1'];
+    const ae = join(root, 'models', 'autoencoder');
+    ok(await ladder('train-ae', ...data, '--channels', '8,8,8', ...tiny, '--out', ae));
+    const aeConfig = JSON.parse(await readFile(join(ae, 'config.json'), 'utf8'));
+    assert.deepEqual(aeConfig.autoencoder.imageShape, [24, 16, 3]);
+    assert.deepEqual(aeConfig.dataset, {
+      folder: images,
+      size: [24, 16],
+      fit: 'cover',
+      background: [255, 255, 255],
+      channels: 3,
+    });
+    const features = join(root, 'models', 'features');
+    ok(
+      await ladder(
+        'train-features',
+        ...data,
+        '--channels',
+        '8',
+        '--feature-dim',
+        '8',
+        ...tiny,
+        '--out',
+        features,
+      ),
+    );
+    const teacher = join(root, 'models', 'teacher');
+    ok(
+      await ladder(
+        'train-teacher',
+        '--ae',
+        ae,
+        '--channels',
+        '8,8',
+        '--blocks',
+        '1',
+        ...tiny,
+        '--out',
+        teacher,
+      ),
+    );
+    const teacherConfig = JSON.parse(await readFile(join(teacher, 'config.json'), 'utf8'));
+    assert.deepEqual(teacherConfig.classNames, ['bars', 'discs']);
+    assert.deepEqual(teacherConfig.latentShape, [6, 4, 4]);
+
+    const grid = join(root, 'discs.png');
+    const sampled = await ladder(
+      'sample',
+      '--model',
+      teacher,
+      '--steps',
+      '2',
+      '--classes',
+      'discs',
+      '--n',
+      '3',
+      '--out',
+      grid,
+    );
+    ok(sampled);
+    assert.match(sampled.stderr, /rows: 1 discs/);
+    const meta = await sharp(await readFile(grid)).metadata();
+    assert.deepEqual(
+      [meta.channels, meta.height],
+      [3, 24 * 2 + 2 * 2],
+      'one RGB row of 24-pixel images, doubled',
+    );
+
+    // The feature net beside the teacher is eval's default for a folder dataset.
+    const evalJson = join(root, 'eval', 'teacher.json');
+    ok(
+      await ladder(
+        'eval',
+        '--model',
+        teacher,
+        '--steps',
+        '2',
+        '--samples',
+        '12',
+        '--bootstrap',
+        '0',
+        '--json',
+        evalJson,
+      ),
+    );
+    const result = JSON.parse(await readFile(evalJson, 'utf8'));
+    assert.match(result.dataset, /^shapes-[0-9a-f]{8}$/);
+    assert.ok(Number.isFinite(result.results[0].fid), JSON.stringify(result.results[0]));
+  });
+
+  it('refuses bad folders and sizes with a message, and writes no run folder', async () => {
+    const cases: [string, string[], RegExp][] = [];
+    await mkdir(join(root, 'empty'));
+    cases.push([
+      'empty folder',
+      ['--data', join(root, 'empty')],
+      /is empty: put PNG, JPEG or WebP images in it/,
+    ]);
+    await mkdir(join(root, 'notes'));
+    await writeFile(join(root, 'notes', 'readme.txt'), 'x');
+    cases.push([
+      'no images',
+      ['--data', join(root, 'notes')],
+      /holds no PNG, JPEG or WebP images, only readme\.txt/,
+    ]);
+    await mkdir(join(root, 'broken'));
+    for (let i = 0; i < 5; i++) await drawing(join(root, 'broken', `${i}.png`), 'discs', i);
+    await writeFile(join(root, 'broken', 'cut.png'), 'PNG?');
+    cases.push([
+      'unreadable files',
+      ['--data', join(root, 'broken')],
+      /1 of 6 files .* could not be read as images .*cut\.png/,
+    ]);
+    await mkdir(join(root, 'classes', 'a'), { recursive: true });
+    await mkdir(join(root, 'classes', 'b'), { recursive: true });
+    await drawing(join(root, 'classes', 'a', '0.png'), 'bars', 1);
+    cases.push([
+      'empty class',
+      ['--data', join(root, 'classes')],
+      /class folder .*b has no PNG, JPEG or WebP images/,
+    ]);
+    cases.push([
+      'size not a multiple',
+      ['--data', images, '--size', '30'],
+      /--size 30 is not a multiple of 4.*use --size 32/,
+    ]);
+    cases.push([
+      'folder flags on mnist',
+      ['--data', 'mnist', '--size', '32'],
+      /--size apply to folder datasets only/,
+    ]);
+    cases.push([
+      'missing folder',
+      ['--data', join(root, 'nowhere')],
+      /no such folder, and not a built-in dataset/,
+    ]);
+    cases.push(['bad size', ['--data', images, '--size', '16by24'], /--size must be N or WxH/]);
+    for (const [name, args, message] of cases) {
+      const run = await ladder('train-ae', ...args, '--iterations', '1', '--out', join(root, 'out', name));
+      assert.equal(run.status, 1, `${name}: ${run.stderr}`);
+      assert.match(run.stderr, message, name);
+      assert.ok(!existsSync(join(root, 'out', name)), `${name}: no run folder`);
+    }
+  });
+});
