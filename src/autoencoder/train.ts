@@ -63,12 +63,14 @@ function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec):
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainResult> {
   const widths = opts.arch?.channels ?? AUTOENCODER_DEFAULTS.channels;
   checkDownsamplingDivides(widths, opts.dataset);
-  // The data first: a folder that cannot be used leaves no run folder behind.
+  // The data first (both splits: the test split scores the finished model), so a folder that cannot be used
+  // leaves no run folder behind.
   const data = await loadDataset(
     opts.dataset,
     'train',
     opts.limit === undefined ? {} : { limit: opts.limit },
   );
+  await loadDataset(opts.dataset, 'test', { limit: 1 });
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const cfg: AutoencoderConfig = {
     imageShape: [data.height, data.width, data.channels],

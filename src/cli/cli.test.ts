@@ -87,7 +87,7 @@ describe('ladder CLI', () => {
     const trainAe = ladder('train-ae', '--help').stdout;
     assert.match(
       trainAe,
-      /--data <name\|folder>\s+dataset: mnist, fashion-mnist, emoji, emoji-noto, or a folder/,
+      /--data <name\|folder>\s+dataset: mnist, fashion-mnist, emoji, emoji-noto, or\s+a\s+folder/,
     );
     assert.match(
       trainAe,

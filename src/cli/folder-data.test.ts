@@ -183,6 +183,11 @@ describe('ladder on a folder of images', () => {
       ['--data', join(root, 'classes')],
       /class folder .*b has no PNG, JPEG or WebP images/,
     ]);
+    await mkdir(join(root, 'singles', 'a'), { recursive: true });
+    await mkdir(join(root, 'singles', 'b'), { recursive: true });
+    await drawing(join(root, 'singles', 'a', '0.png'), 'bars', 2);
+    await drawing(join(root, 'singles', 'b', '0.png'), 'discs', 3);
+    cases.push(['no test images', ['--data', join(root, 'singles')], /the test split of .*singles is empty/]);
     cases.push([
       'size not a multiple',
       ['--data', images, '--size', '30'],

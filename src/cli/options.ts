@@ -137,10 +137,10 @@ export const oneOf =
 const DATASET_HELP = `dataset: ${DATASET_NAMES.join(', ')}, or a folder of PNG/JPEG/WebP images (one subfolder per class, or none)`;
 
 /** Image size of a folder dataset when --size is not given. */
-export const DEFAULT_FOLDER_SIZE = 32;
+const DEFAULT_FOLDER_SIZE = 32;
 
 /** `32` (square) or `48x32` (width x height, as image tools write it), as [height, width]. */
-export const imageSize: Parser<[number, number]> = (value) => {
+const imageSize: Parser<[number, number]> = (value) => {
   const match = /^(\d+)(?:x(\d+))?$/.exec(value.trim());
   const width = Number(match?.[1]);
   const height = Number(match?.[2] ?? match?.[1]);
@@ -158,7 +158,7 @@ const NAMED_COLOURS: Record<string, [number, number, number]> = {
 };
 
 /** A colour: white, black, grey, #rgb or #rrggbb. */
-export const colour: Parser<[number, number, number]> = (value) => {
+const colour: Parser<[number, number, number]> = (value) => {
   const named = NAMED_COLOURS[value.toLowerCase()];
   if (named !== undefined) return named;
   const hex = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(value)?.[1];

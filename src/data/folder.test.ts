@@ -136,6 +136,21 @@ describe('folder datasets', () => {
     assert.deepEqual(contained.classNames, ['shapes'], 'no subfolders: one class named after the folder');
   });
 
+  it('numbers numeric class folders in numeric order and stores every class among the first images', async () => {
+    for (const name of ['2', '10', '1']) {
+      await mkdir(join(root, 'numbered', name), { recursive: true });
+      for (let i = 0; i < 10; i++)
+        await imageFile(join(root, 'numbered', name, `${i}.png`), 2, 2, solid([i, 0, 0, 255]));
+    }
+    const first = await loadDataset(spec('numbered', { size: [2, 2] }), 'train', {
+      cacheDir,
+      progress: false,
+      limit: 9,
+    });
+    assert.deepEqual(first.classNames, ['1', '2', '10']);
+    assert.equal(new Set(first.labels).size, 3, `labels of the first 9: ${[...first.labels]}`);
+  });
+
   it('is grey when every image is grey, unless RGB is asked for', async () => {
     await mkdir(join(root, 'grey'), { recursive: true });
     for (let i = 0; i < 4; i++)

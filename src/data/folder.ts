@@ -19,6 +19,7 @@ const GREY_TOLERANCE = 2;
 const METADATA_FILE = 'metadata.jsonl';
 const DECODE_CONCURRENCY = 4;
 const NAMES_SHOWN = 5;
+const UNREADABLE_LISTED = 50;
 // Bump when decoding, the split or the file layout changes, so stale caches are rebuilt.
 const CACHE_FORMAT = 'ladder-folder-1';
 
@@ -71,12 +72,18 @@ async function walk(dir: string): Promise<string[]> {
  * loose images beside class folders.
  */
 async function listFolder(folder: string): Promise<Listing> {
-  if (!existsSync(folder)) throw new Error(`dataset folder ${folder} does not exist`);
+  if (!existsSync(folder)) {
+    throw new Error(
+      `dataset folder ${folder} does not exist (if it moved, point "dataset.folder" in the model's config.json at ` +
+        'its new place)',
+    );
+  }
   const entries = (await readdir(folder, { withFileTypes: true })).filter((e) => !isHidden(e.name));
+  // Numeric order, so folders 0..10 are classes 0..10 (not 0, 1, 10, 2, ...).
   const classDirs = entries
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
-    .sort();
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const looseFiles = entries.filter((e) => e.isFile()).map((e) => e.name);
   const looseImages = looseFiles.filter(isImageFile).sort();
 
@@ -141,10 +148,16 @@ async function readMetadata(
   return texts;
 }
 
-/** The cache key: a hash of every image's name and bytes, the captions, the options and the format. */
-async function contentKey(folder: string, listing: Listing, spec: FolderDatasetSpec): Promise<string> {
+/** The cache key: a hash of every image's name and bytes, the captions, the options, the decoder and the format. */
+async function contentKey(
+  folder: string,
+  listing: Listing,
+  spec: FolderDatasetSpec,
+  decoderVersion: string,
+): Promise<string> {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify([CACHE_FORMAT, spec.size, spec.fit, spec.background, listing.classNames]));
+  const options = [CACHE_FORMAT, decoderVersion, spec.size, spec.fit, spec.background, listing.classNames];
+  hash.update(JSON.stringify(options));
   for (const image of listing.images) {
     hash.update(`\0${image.label}\0${image.name}\0`);
     hash.update(await readFile(join(folder, image.name)));
@@ -154,7 +167,7 @@ async function contentKey(folder: string, listing: Listing, spec: FolderDatasetS
   return hash.digest('hex').slice(0, 16);
 }
 
-/** FNV-1a of the image's name: the split depends on names only, not on file order or what else is there. */
+/** FNV-1a of the image's name: the split and the stored order follow names, not the order files are listed in. */
 function nameHash(name: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
@@ -216,12 +229,12 @@ function isGrey(rgb: Uint8Array): boolean {
 }
 
 async function buildTable(
+  sharp: Sharp,
   folder: string,
   listing: Listing,
   spec: FolderDatasetSpec,
   progress: boolean,
 ): Promise<FolderTable> {
-  const sharp = await loadSharp();
   const [height, width] = spec.size;
   const pixels = height * width * 3;
   const decoded: (Uint8Array | undefined)[] = new Array(listing.images.length);
@@ -246,9 +259,11 @@ async function buildTable(
   unreadable.sort();
   const total = listing.images.length;
   if (unreadable.length > MAX_UNREADABLE_SHARE * total) {
+    const listed = unreadable.slice(0, UNREADABLE_LISTED);
+    const more = unreadable.length > listed.length ? `; and ${unreadable.length - listed.length} more` : '';
     throw new Error(
       `${unreadable.length} of ${total} files in ${folder} could not be read as images (more than ` +
-        `${MAX_UNREADABLE_SHARE * 100}%): ${unreadable.join('; ')}`,
+        `${MAX_UNREADABLE_SHARE * 100}%): ${listed.join('; ')}${more}. Delete or fix them, then run again`,
     );
   }
   if (unreadable.length > 0) {
@@ -256,9 +271,10 @@ async function buildTable(
       `note: skipped ${unreadable.length} unreadable file(s) of ${total} in ${folder}: ${someNames(unreadable)}\n`,
     );
   }
-  const kept = listing.images.flatMap((img, i) =>
-    decoded[i] === undefined ? [] : [{ img, rgb: decoded[i]! }],
-  );
+  // Stored in name-hash order, not class by class, so the first N images (--limit) hold every class.
+  const kept = listing.images
+    .flatMap((img, i) => (decoded[i] === undefined ? [] : [{ img, rgb: decoded[i]! }]))
+    .sort((a, b) => nameHash(a.img.name) - nameHash(b.img.name) || (a.img.name < b.img.name ? -1 : 1));
   const emptied = listing.classNames.filter((_, label) => !kept.some((k) => k.img.label === label));
   if (emptied.length > 0) {
     throw new Error(`class folder(s) ${someNames(emptied)} in ${folder} hold no readable image`);
@@ -340,11 +356,13 @@ export async function loadFolderDataset(
   const { folder } = spec;
   const [height, width] = spec.size;
   const listing = await listFolder(folder);
-  const key = await contentKey(folder, listing, spec);
+  const sharp = await loadSharp();
+  const decoder = `sharp ${sharp.versions.sharp} libvips ${sharp.versions.vips}`;
+  const key = await contentKey(folder, listing, spec, decoder);
   const cachePath = join(opts.cacheDir ?? join(REPO_ROOT, '.cache'), 'folders', `${key}.safetensors`);
   let table = await readCache(cachePath, key, height * width * 3);
   if (table === undefined) {
-    table = await buildTable(folder, listing, spec, opts.progress ?? true);
+    table = await buildTable(sharp, folder, listing, spec, opts.progress ?? true);
     await writeCache(cachePath, key, table, spec);
   }
   const channels = spec.channels ?? (table.grey ? 1 : 3);

@@ -115,7 +115,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
     const featureNetRecord = {
       dir: opts.featureNetDir,
       name: featureNet.name,
-      dataset: featureNet.config.dataset,
+      dataset: datasetLabel(featureNet.config.dataset),
     };
     players = addPlayers(setup, new Rng(opts.seed).fork());
     return await trainStudent(

@@ -123,12 +123,14 @@ export async function labelledAccuracy(
 }
 
 export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<TrainResult> {
-  // The data first: a folder that cannot be used leaves no run folder behind.
+  // The data first (both splits: the test split scores the finished net), so a folder that cannot be used leaves
+  // no run folder behind.
   const data = await loadDataset(
     opts.dataset,
     'train',
     opts.limit === undefined ? {} : { limit: opts.limit },
   );
+  await loadDataset(opts.dataset, 'test', { limit: 1 });
   if (data.numClasses < 2) {
     throw new Error(
       `a feature net is a classifier and ${datasetLabel(data.spec)} has one class (no class subfolders): train it on ` +
