@@ -4,13 +4,14 @@
 // report, and prints a compact table.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DatasetName } from '../data/image-dataset.js';
+import { type DatasetSpec, datasetFlags, datasetLabel } from '../data/image-dataset.js';
 import type { EvalJson } from '../eval/eval-json.js';
 import { evaluateModel, featuresDirFor } from '../eval/evaluate.js';
 import { readJson } from '../models/folder.js';
 import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { reportCommand } from './eval.js';
 import {
+  datasetFolderName,
   FROM_SCRATCH_ROOT,
   fromScratchPlan,
   QUICK_REFERENCE_LIMIT,
@@ -18,9 +19,10 @@ import {
   runPipeline,
   showCommand,
 } from './from-scratch.js';
+import { type DataFlags, datasetSpecOf } from './options.js';
 
 export interface DemoOptions {
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetSpec;
   /** Folder holding the model folders (`<models>/<dataset>/<name>`). */
   readonly models: string;
   readonly out: string;
@@ -47,8 +49,7 @@ export const DEMO_DEFAULTS = {
 } as const;
 
 /** The demo's flags as commander parsed them: unset ones are undefined. */
-export interface DemoFlags {
-  readonly data: DatasetName;
+export interface DemoFlags extends DataFlags {
   readonly models?: string;
   readonly out?: string;
   readonly samples?: number;
@@ -69,7 +70,7 @@ export function demoOptions(f: DemoFlags): DemoOptions {
     : DEMO_DEFAULTS.fromScratchModels;
   const models = f.models ?? (f.fromScratch ? fromScratchModels : DEMO_DEFAULTS.models);
   return {
-    dataset: f.data,
+    dataset: datasetSpecOf(f),
     models,
     out: f.out ?? (f.fromScratch ? join(models, 'demo') : DEMO_DEFAULTS.out),
     samples: f.samples ?? (f.quick ? DEMO_DEFAULTS.quickSamples : DEMO_DEFAULTS.samples),
@@ -96,7 +97,7 @@ const DEMO_STUDENT_MAX_STEPS = 4;
  * intermediate stage-8) are not few-step students and are left out.
  */
 async function findModels(o: DemoOptions): Promise<DemoModel[]> {
-  const root = join(o.models, o.dataset);
+  const root = join(o.models, datasetFolderName(o.dataset));
   const subfolders = async (dir: string) =>
     (await readdir(dir, { withFileTypes: true }))
       .filter((x) => x.isDirectory())
@@ -169,11 +170,17 @@ async function buildFromScratch(o: DemoOptions, settings: FromScratchSettings): 
     'demo',
     '--from-scratch',
     ...(settings.quick ? ['--quick'] : []),
-    '--data',
-    o.dataset,
+    ...datasetFlags(o.dataset),
     '--models',
     o.models,
   ]);
+  if (!steps.some((step) => step.name === 'add')) {
+    process.stderr.write(
+      `note: ADD is left out: its discriminator needs a feature net trained on other images of the same size ` +
+        `(train one with \`ladder train-features --data <other folder> ...\`, then \`ladder distill --method add ` +
+        `--feature-net <it>\`)\n`,
+    );
+  }
   await runPipeline(steps, {
     rerun: `\`${rerun}\``,
     ...(settings.backend === undefined ? {} : { backend: settings.backend }),
@@ -201,14 +208,14 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
         outJson,
         // The shipped report: scored by the report net of the models folder (a from-scratch run's own).
         featureNetRole: 'report',
-        featuresDir: featuresDirFor(o.dataset, 'report', o.models),
+        featuresDir: featuresDirFor(datasetFolderName(o.dataset), 'report', o.models),
         ...(o.fromScratch?.quick ? { referenceLimit: QUICK_REFERENCE_LIMIT } : {}),
       }),
     );
     files.push(outJson);
   }
   const report = join(o.out, 'report.html');
-  await reportCommand(files, report, `ladder demo: ${o.dataset}`);
+  await reportCommand(files, report, `ladder demo: ${datasetLabel(o.dataset)}`);
   const seconds = (performance.now() - began) / 1000;
   process.stdout.write(`${table(evals)}\n\nreport: ${report}\ntook ${(seconds / 60).toFixed(1)} min\n`);
 }

@@ -55,6 +55,27 @@ describe('ladder demo --from-scratch: the plan', () => {
     assert.ok(emoji[7]?.args.join(' ').includes('--feature-net root/emoji-noto/features'));
   });
 
+  it('plans a folder of images without ADD, with its decoding flags at every step that reads the data', () => {
+    const dataset = {
+      folder: '/data/icons',
+      size: [32, 48] as const,
+      fit: 'contain' as const,
+      background: [0, 0, 0] as const,
+    };
+    const plan = fromScratchPlan({ dataset, root: R, quick: false });
+    const names = plan.map((s) => s.name);
+    assert.ok(!names.includes('add') && !names.includes('add-features'), names.join(', '));
+    assert.ok(names.includes('ladd') && names.includes('ladd-dmd') && names.includes('padd'));
+    const flags = '--data /data/icons --size 48x32 --fit contain --background #000000';
+    assert.equal(plan[0]?.args.join(' '), `train-ae ${flags} --out root/icons/autoencoder`);
+    assert.ok(
+      plan
+        .find((s) => s.name === 'report-features')
+        ?.args.join(' ')
+        .startsWith(`train-features ${flags}`),
+    );
+  });
+
   it('--quick shrinks every step with flags of its own verb', () => {
     const plan = fromScratchPlan({ dataset: 'mnist', root: R, quick: true });
     const step = (name: string) => plan.find((s) => s.name === name)?.args.join(' ') ?? '';

@@ -2,8 +2,8 @@
 // and skipped or resumed according to what its output folder already holds.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { DatasetName } from '../data/image-dataset.js';
+import { basename, join } from 'node:path';
+import { type DatasetName, type DatasetSpec, datasetFlags } from '../data/image-dataset.js';
 import { PADD_DEFAULTS, parsePaddSchedule } from '../distill/padd-config.js';
 import { stageDir } from '../distill/padd-train.js';
 import { featuresDirFor } from '../eval/evaluate.js';
@@ -46,7 +46,7 @@ export interface PipelineStep {
 }
 
 export interface PlanOptions {
-  readonly dataset: DatasetName;
+  readonly dataset: DatasetSpec;
   /** Folder of the model folders: the pipeline writes `<root>/<dataset>/<name>`. */
   readonly root: string;
   /** Tiny runs (a few steps on a few images) for tests and smoke runs. */
@@ -55,17 +55,23 @@ export interface PlanOptions {
 
 const hasConfig = (dir: string) => (): boolean => existsSync(join(dir, CONFIG_FILE));
 
+/** The folder under a models root that holds a dataset's models: the built-in name, or the image folder's name. */
+export const datasetFolderName = (spec: DatasetSpec): string =>
+  typeof spec === 'string' ? spec : basename(spec.folder);
+
 /**
  * The pipeline's steps in order: autoencoder, selection feature net, teacher, ADD's feature net, synth, LADD, PADD,
  * ADD, then the report feature net that scores the demo's report.
  */
 export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
-  const other = ADD_FEATURES_DATASET[o.dataset];
-  const dir = (name: string) => join(o.root, o.dataset, name);
+  // A folder has no partner set of the same size: ADD is left out (its note says how to run it).
+  const other = typeof o.dataset === 'string' ? ADD_FEATURES_DATASET[o.dataset] : undefined;
+  const name = datasetFolderName(o.dataset);
+  const data = datasetFlags(o.dataset);
+  const dir = (model: string) => join(o.root, name, model);
   const ae = dir('autoencoder');
   const teacher = dir('teacher');
   const synthetic = dir('synthetic.safetensors');
-  const addFeatures = join(o.root, other, 'features');
   const schedule = o.quick ? QUICK_PADD_SCHEDULE : PADD_DEFAULTS.schedule;
   // Small sizes per verb; only flags each verb accepts (the test checks them against its --help).
   const quick = (...flags: string[]): string[] => (o.quick ? flags : []);
@@ -81,24 +87,27 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   });
   const paddOut = dir('padd');
   return [
-    model('autoencoder', ae, ['train-ae', '--data', o.dataset, ...trainQuick]),
-    model('features', featuresDirFor(o.dataset, 'selection', o.root), [
+    model('autoencoder', ae, ['train-ae', ...data, ...trainQuick]),
+    model('features', featuresDirFor(name, 'selection', o.root), [
       'train-features',
-      '--data',
-      o.dataset,
+      ...data,
       ...featuresQuick,
     ]),
     model('teacher', teacher, ['train-teacher', '--ae', ae, ...trainQuick]),
-    model('add-features', addFeatures, [
-      'train-features',
-      '--data',
-      other,
-      '--channels',
-      '48,96',
-      '--feature-dim',
-      '128',
-      ...featuresQuick,
-    ]),
+    ...(other === undefined
+      ? []
+      : [
+          model('add-features', join(o.root, other, 'features'), [
+            'train-features',
+            '--data',
+            other,
+            '--channels',
+            '48,96',
+            '--feature-dim',
+            '128',
+            ...featuresQuick,
+          ]),
+        ]),
     {
       name: 'synthetic',
       args: [
@@ -138,17 +147,21 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
       // A PADD run is finished when every stage of its ladder is.
       done: () => parsePaddSchedule(schedule).every((stage) => hasConfig(stageDir(paddOut, stage))()),
     },
-    model('add', dir('add'), [
-      'distill',
-      '--method',
-      'add',
-      '--teacher',
-      teacher,
-      '--feature-net',
-      addFeatures,
-      ...distillQuick,
-      ...quick('--limit', '64'),
-    ]),
+    ...(other === undefined
+      ? []
+      : [
+          model('add', dir('add'), [
+            'distill',
+            '--method',
+            'add',
+            '--teacher',
+            teacher,
+            '--feature-net',
+            join(o.root, other, 'features'),
+            ...distillQuick,
+            ...quick('--limit', '64'),
+          ]),
+        ]),
     model('ladd-dmd', dir('ladd-dmd'), [
       'distill',
       '--method',
@@ -159,10 +172,9 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
       ...quick('--limit', '64'),
     ]),
     // Last: no step before it can have been tuned against it.
-    model('report-features', featuresDirFor(o.dataset, 'report', o.root), [
+    model('report-features', featuresDirFor(name, 'report', o.root), [
       'train-features',
-      '--data',
-      o.dataset,
+      ...data,
       ...reportNetFlags(),
       ...featuresQuick,
     ]),

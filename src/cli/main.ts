@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, Help, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
-import { DATASET_NAMES, type DatasetName } from '../data/image-dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
@@ -22,7 +21,6 @@ import {
   decay,
   int,
   list,
-  oneOf,
   probability,
   runOrProfile,
   widths,
@@ -57,19 +55,16 @@ const program = new Command('ladder')
     await initBackend(cmd.opts<{ backend?: string }>().backend);
   });
 
-program
-  .command('demo')
-  .description(
-    'the main job: evaluate the shipped teacher and students and write runs/demo/report.html; with --from-scratch, ' +
-      'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD, LADD-DMD) with the ' +
-      'ladder commands and their defaults, resuming what an earlier run left',
-  )
-  .option(
-    '--data <name>',
-    `dataset: ${DATASET_NAMES.join(', ')}`,
-    oneOf('dataset', DATASET_NAMES),
-    'mnist' as DatasetName,
-  )
+addDataFlags(
+  program
+    .command('demo')
+    .description(
+      'the main job: evaluate the shipped teacher and students and write runs/demo/report.html; with --from-scratch, ' +
+        'first train every model (autoencoder, feature nets, teacher, synthetic latents, LADD, PADD, ADD, LADD-DMD) ' +
+        'with the ladder commands and their defaults, resuming what an earlier run left (a folder of images: all ' +
+        'but ADD, which needs a feature net of other images)',
+    ),
+)
   .option(
     '--models <dir>',
     `folder of model folders (<dir>/<dataset>/<name>) (default: "${DEMO_DEFAULTS.models}"; ` +
