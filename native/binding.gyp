@@ -10,7 +10,8 @@
         "src/ops_shape.cc",
         "src/ops_index.cc",
         "src/ops_nn.cc",
-        "src/ops_fused.cc"
+        "src/ops_fused.cc",
+        "src/distributed.cc"
       ],
       "include_dirs": ["<!@(node -p \"process.env.LADDER_TORCH_INCLUDE_DIRS || '.'\")"],
       "defines": ["NAPI_VERSION=8"],

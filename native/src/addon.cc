@@ -413,6 +413,7 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
     register_index_ops();
     register_nn_ops();
     register_fused_ops();
+    register_distributed_ops();
   }
   napi_property_descriptor props[] = {
       {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},

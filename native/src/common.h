@@ -114,6 +114,7 @@ void register_shape_ops();
 void register_index_ops();
 void register_nn_ops();
 void register_fused_ops();
+void register_distributed_ops();
 
 // ---------------------------------------------------------------------------
 // Small helpers shared by op files.

@@ -15,6 +15,7 @@ import {
 } from '../nn/autoencoder.js';
 import { countParams, type Params } from '../nn/params.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
+import { isRankZero } from '../train/data-parallel.js';
 import { Ema } from '../train/ema.js';
 import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
@@ -90,10 +91,12 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   const result = await train(
     { autoencoder: player },
     (ctx) => {
+      // Drawn whole on every rank (the same stream), then this rank's rows (all of them in one process).
       const batch = loader.batchAt(ctx.step);
-      const eps = randn(ctx.rng, [opts.batchSize, lh, lw, lc]) as tf.Tensor4D;
-      const metrics = ctx.update('autoencoder', (p) => autoencoderLoss(p, cfg, batch.x, eps));
-      tf.dispose([batch.x, batch.labels, eps]);
+      const eps = ctx.shard(randn(ctx.rng, [opts.batchSize, lh, lw, lc]) as tf.Tensor4D);
+      const x = ctx.shard(batch.x);
+      const metrics = ctx.update('autoencoder', (p) => autoencoderLoss(p, cfg, x, eps));
+      tf.dispose([x, batch.labels, eps]);
       return metrics;
     },
     {
@@ -105,9 +108,10 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
       resume: opts.resume,
       ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-ae',
+      dataParallel: true,
     },
   );
-  if (result.interrupted) return result;
+  if (result.interrupted || !isRankZero()) return result;
 
   // Latent normalisation (SD3's shift and scale) measured on training images with the EMA weights.
   const ema = player.ema.params;

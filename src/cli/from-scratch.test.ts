@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,27 @@ describe('ladder demo --from-scratch: the plan', () => {
       emoji[3]?.args.join(' '),
     );
     assert.ok(emoji[7]?.args.join(' ').includes('--feature-net root/emoji-noto/features'));
+  });
+
+  it('sizes the emoji networks as the shipped emoji cards do; quick runs keep the small defaults', () => {
+    const cardCommand = (model: string): string =>
+      JSON.parse(readFileSync(new URL(`../../models/emoji/${model}/card.json`, import.meta.url), 'utf8'))
+        .command;
+    // The flags after --out in a card's command are the recipe's (its --out was the run folder).
+    const recipeOf = (command: string): string => command.replace(/.* --out \S+ ?/, '');
+    const plan = fromScratchPlan({ dataset: 'emoji', root: R, quick: false });
+    const args = (name: string): string => plan.find((s) => s.name === name)?.args.join(' ') ?? '';
+    for (const [step, model] of [
+      ['autoencoder', 'autoencoder'],
+      ['teacher', 'teacher'],
+      ['features', 'features'],
+      ['report-features', 'features-report'],
+    ] as const) {
+      const flags = recipeOf(cardCommand(model)).replace(/ --seed 0$/, '');
+      assert.ok(args(step).includes(flags), `${step}: ${args(step)} lacks ${flags}`);
+    }
+    const quick = fromScratchPlan({ dataset: 'emoji', root: R, quick: true });
+    assert.ok(!quick[0]?.args.includes('32,64,64'), quick[0]?.args.join(' '));
   });
 
   it('plans a folder of images without ADD, with its decoding flags at every step that reads the data', () => {

@@ -31,6 +31,39 @@ const ADD_FEATURES_DATASET: Record<DatasetName, DatasetName> = {
   'emoji-noto': 'emoji',
 };
 
+/** Flags of the pipeline's training steps that differ from the verbs' defaults for one dataset. */
+interface DatasetRecipe {
+  readonly autoencoder: readonly string[];
+  readonly teacher: readonly string[];
+  readonly features: readonly string[];
+  readonly reportFeatures: readonly string[];
+}
+
+/** The verbs' defaults are sized for 28x28 grey digits; the report net is another architecture and seed. */
+const DEFAULT_RECIPE: DatasetRecipe = {
+  autoencoder: [],
+  teacher: [],
+  features: [],
+  reportFeatures: reportNetFlags(),
+};
+
+/**
+ * 32x32 colour emoji: wider networks, a third encoder level (8x8 latents) and longer runs, the flags of the
+ * `models/emoji` cards. Both feature nets keep 64 features: about 200 reference images per set estimate a 128-dim
+ * covariance poorly.
+ */
+const EMOJI_RECIPE: DatasetRecipe = {
+  autoencoder: ['--channels', '32,64,64', '--iterations', '6000'],
+  teacher: ['--channels', '64,128', '--iterations', '3000'],
+  features: ['--channels', '32,64,64', '--kernel', '3', '--feature-dim', '64'],
+  reportFeatures: ['--channels', '32,64,128', '--kernel', '3', '--feature-dim', '64', '--seed', '7'],
+};
+
+const RECIPES: Partial<Record<DatasetName, DatasetRecipe>> = {
+  emoji: EMOJI_RECIPE,
+  'emoji-noto': EMOJI_RECIPE,
+};
+
 /** One command of the pipeline. */
 export interface PipelineStep {
   /** Short name in progress lines and errors. */
@@ -73,6 +106,8 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   const teacher = dir('teacher');
   const synthetic = dir('synthetic.safetensors');
   const schedule = o.quick ? QUICK_PADD_SCHEDULE : PADD_DEFAULTS.schedule;
+  // Quick runs keep the small default networks: they check the plumbing, not the recipe.
+  const recipe = (!o.quick && typeof o.dataset === 'string' && RECIPES[o.dataset]) || DEFAULT_RECIPE;
   // Small sizes per verb; only flags each verb accepts (the test checks them against its --help).
   const quick = (...flags: string[]): string[] => (o.quick ? flags : []);
   const trainQuick = quick('--iterations', '2', '--batch', '8', '--limit', '64');
@@ -87,13 +122,14 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
   });
   const paddOut = dir('padd');
   return [
-    model('autoencoder', ae, ['train-ae', ...data, ...trainQuick]),
+    model('autoencoder', ae, ['train-ae', ...data, ...recipe.autoencoder, ...trainQuick]),
     model('features', featuresDirFor(name, 'selection', o.root), [
       'train-features',
       ...data,
+      ...recipe.features,
       ...featuresQuick,
     ]),
-    model('teacher', teacher, ['train-teacher', '--ae', ae, ...trainQuick]),
+    model('teacher', teacher, ['train-teacher', '--ae', ae, ...recipe.teacher, ...trainQuick]),
     ...(other === undefined
       ? []
       : [
@@ -175,7 +211,7 @@ export function fromScratchPlan(o: PlanOptions): PipelineStep[] {
     model('report-features', featuresDirFor(name, 'report', o.root), [
       'train-features',
       ...data,
-      ...reportNetFlags(),
+      ...recipe.reportFeatures,
       ...featuresQuick,
     ]),
   ];
@@ -210,7 +246,7 @@ export interface RunPipelineOptions {
 }
 
 /** This process's own command: node, its flags (debugger and test-runner ones left out) and the entry script. */
-function selfLauncher(): string[] {
+export function selfLauncher(): string[] {
   const execArgs = process.execArgv.filter((a) => !a.startsWith('--inspect') && !a.startsWith('--test'));
   return [process.execPath, ...execArgs, process.argv[1] ?? ''];
 }

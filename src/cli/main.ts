@@ -6,12 +6,14 @@ import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js'
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
+import { launchEnv } from '../train/data-parallel.js';
 import { TrainingInterrupted } from '../train/loop.js';
 import { BENCH_GROUPS, benchUnetStep } from './bench.js';
 import { cardCommand, DEFAULT_CARD_STEPS } from './card.js';
 import { DEMO_DEFAULTS, demoCommand, demoOptions } from './demo.js';
 import { registerDistillCommands } from './distill.js';
 import { registerEvalCommands } from './eval.js';
+import { checkLaunchable, launchCommand, parseMaster } from './launch.js';
 import {
   addDataFlags,
   addIterationsFlag,
@@ -51,7 +53,8 @@ const program = new Command('ladder')
       return option.mandatory ? `${text} (required)` : text;
     },
   })
-  .hook('preAction', async (cmd) => {
+  .hook('preAction', async (cmd, action) => {
+    checkLaunchable(action.name(), launchEnv()?.worldSize);
     await initBackend(cmd.opts<{ backend?: string }>().backend);
   });
 
@@ -250,6 +253,34 @@ addIterationsFlag(
     });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   });
+
+program
+  .command('launch')
+  .description(
+    'data-parallel training: run a ladder training command in --nproc processes (per machine) that split each ' +
+      'batch and average gradients over PyTorch c10d (Gloo); torchrun-style variables, so torchrun works too',
+  )
+  .requiredOption('--nproc <n>', 'processes on this machine', int('--nproc', 1))
+  .option('--nnodes <n>', 'machines in the run', int('--nnodes', 1), 1)
+  .option('--node-rank <k>', "this machine's index, 0 to nnodes-1 (0 holds rank 0)", int('--node-rank', 0), 0)
+  .option(
+    '--master <addr:port>',
+    'rank 0 machine and a free port (default on one machine: 127.0.0.1 and a free port)',
+  )
+  .argument('<command...>', 'the ladder command after --, e.g. -- train-teacher --ae A --out B --batch 128')
+  .action(
+    async (command: string[], o: { nproc: number; nnodes: number; nodeRank: number; master?: string }) => {
+      const backend = program.opts<{ backend?: string }>().backend;
+      process.exitCode = await launchCommand({
+        nproc: o.nproc,
+        nnodes: o.nnodes,
+        nodeRank: o.nodeRank,
+        command,
+        ...(o.master === undefined ? {} : { master: parseMaster(o.master) }),
+        ...(backend === undefined ? {} : { backend }),
+      });
+    },
+  );
 
 registerDistillCommands(program);
 registerEvalCommands(program);

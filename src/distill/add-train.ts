@@ -126,6 +126,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
         players,
         step: addStep(setup, players),
         trainingSet: latents.description,
+        dataParallel: true,
         // Where an iteration's time goes on this backend (fresh players, so the trained ones are untouched).
         cardExtra: () => ({
           featureNet: featureNetRecord,
@@ -173,6 +174,7 @@ function timingContext(players: Readonly<Record<string, Player>>, step: number, 
   return {
     step,
     rng,
+    shard: (t) => t,
     update(name, lossFn) {
       const player = players[name]!;
       const names = Object.keys(player.params);

@@ -99,6 +99,7 @@ function stepLosses(setup: AddSetup): Record<string, number> {
   const ctx: StepContext = {
     step: 0,
     rng: new Rng(4),
+    shard: (t) => t,
     update(name, loss) {
       losses[name] = tf.tidy(() => {
         const out = loss(players[name as keyof typeof players].params);

@@ -135,22 +135,32 @@ export function distillationTarget(
  */
 export function addRound(
   setup: AddSetup,
-  ctx: Pick<StepContext, 'step' | 'rng'>,
+  ctx: Pick<StepContext, 'step' | 'rng'> & Partial<Pick<StepContext, 'shard'>>,
   phase: Phase,
   batch: number,
 ): AddRound {
   const { config: c, formulation: f, autoencoder: ae, featureNet: F, heads, data } = setup;
   const { rng } = ctx;
-  const b = c.batchSize;
   const adversarial = c.adversarialWeight > 0;
+  // Data-parallel: every draw is of the whole batch (the same stream on every rank); each rank keeps its rows.
+  // In one process `shard` keeps them all.
+  const shard = <T extends tf.Tensor>(t: T): T => (ctx.shard === undefined ? t : ctx.shard(t));
 
   // 1. Real x0 (a fresh batch of the encoded dataset for every update) and classes c; s uniform over the N student
   //    times; x_s = alpha_s x0 + sigma_s eps, the forward-noised real latent (pure noise at s = 1).
-  const { x: x0, labels } = data.batchAt(batch);
-  const shape = x0.shape.slice(1);
-  const times = sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, b);
-  const s = tf.tensor1d(times);
-  const eps = randn(rng, [b, ...shape]) as tf.Tensor4D;
+  const whole = data.batchAt(batch);
+  const shape = whole.x.shape.slice(1);
+  const times = sampleStudentTimes(rng, studentTimes(f, c.steps), c.probs, c.batchSize);
+  const s = shard(tf.tensor1d(times));
+  const eps = shard(randn(rng, [c.batchSize, ...shape]) as tf.Tensor4D);
+  // Step 4's draws, made here so that they follow the same ones in every phase's stream.
+  const wholeDistillation =
+    phase === 'generator' && c.distillationWeight > 0
+      ? drawDistillation(f, c, rng, [c.batchSize, ...shape])
+      : undefined;
+  const x0 = shard(whole.x);
+  const labels = shard(whole.labels);
+  const b = x0.shape[0]; // this process's rows
   const xs = addNoise(f, x0, eps, s);
 
   // 2. Student: xhat = xhat_theta(x_s, s, c), guidance-free (the class, never the null label).
@@ -171,7 +181,10 @@ export function addRound(
         const maps = pickFeatureMaps(taps.maps, heads);
         if (c.x0Conditioning === 'always') return [maps, taps.features] as const;
         const holdsX0 = times.map((t) => (f.alphaSigma(t).alpha > 0 ? 1 : 0));
-        return [maps, taps.features.mul(tf.tensor2d(holdsX0, [b, 1])) as tf.Tensor2D] as const;
+        return [
+          maps,
+          taps.features.mul(shard(tf.tensor2d(holdsX0, [c.batchSize, 1]))) as tf.Tensor2D,
+        ] as const;
       })
     : [[], tf.zeros([b, heads.imageDim]) as tf.Tensor2D];
   const judge = (headParams: Params, maps: readonly tf.Tensor4D[]): HeadLogits =>
@@ -180,10 +193,11 @@ export function addRound(
   // 4. Distillation (generator rounds): t ~ U[tMin, tMax], x_teacher = D_psi(sg(alpha_t xhat + sigma_t eps'), t, c)
   //    with CFG, L_distill = mean_b c(t_b) * mean ||xhat - sg(x_teacher)||^2.
   // 5. L_G = adversarialWeight * L_adv_G + lambda * L_distill: the shared step weights the GAN term and adds these.
-  const distillation =
-    phase === 'generator' && c.distillationWeight > 0
-      ? drawDistillation(f, c, rng, [b, ...shape])
-      : undefined;
+  const distillation = wholeDistillation && {
+    t: shard(wholeDistillation.t),
+    noise: shard(wholeDistillation.noise),
+    weights: shard(wholeDistillation.weights),
+  };
   const generatorTerms = (_: Params, xhat: tf.Tensor4D): Record<string, tf.Scalar> => {
     if (!distillation) return {};
     const target = distillationTarget(setup, xhat, distillation.t, distillation.noise, labels);

@@ -66,6 +66,7 @@ export async function distillLadd(opts: DistillLaddOptions): Promise<DistillResu
         players,
         step: laddStep(setup, players),
         trainingSet: latents.description,
+        dataParallel: true,
       },
       opts,
     );

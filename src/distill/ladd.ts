@@ -142,7 +142,7 @@ export function laddStudentInputs(
  */
 export function laddRound(
   setup: LaddSetup,
-  ctx: Pick<StepContext, 'step' | 'rng'>,
+  ctx: Pick<StepContext, 'step' | 'rng'> & Partial<Pick<StepContext, 'shard'>>,
   batch: number,
   studentNow?: Params,
 ): LaddRound {
@@ -151,19 +151,32 @@ export function laddRound(
   const b = c.batchSize;
 
   // 1. Data: a fresh batch of synthetic latents x0 and their classes c for every update of the step.
-  const { x: x0, labels } = data.batchAt(batch);
-  const shape = x0.shape.slice(1);
+  const whole = data.batchAt(batch);
+  const shape = whole.x.shape.slice(1);
 
   // 2. Student input x_s at a student time s (forward-noised data, or the student's own path).
-  const { s, xs } = laddStudentInputs(setup, ctx, x0, labels, studentNow);
+  const inputs = laddStudentInputs(setup, ctx, whole.x, whole.labels, studentNow);
 
   // 3. Discriminator noise level t_hat ~ logit-normal(tHatMean, tHatStd), shared by real and fake; fresh noise
   //    for each.
-  const tHat = tf.tensor1d(sampleLogitNormal(rng, b, c.tHatMean, c.tHatStd));
+  const tHatWhole = tf.tensor1d(sampleLogitNormal(rng, b, c.tHatMean, c.tHatStd));
+  const noiseWhole = { real: randn(rng, [b, ...shape]), fake: randn(rng, [b, ...shape]) };
+  const r1NoiseWhole = c.r1Weight > 0 ? (randn(rng, [b, ...shape]) as tf.Tensor4D) : undefined;
+
+  // Data-parallel: everything above is drawn for the whole batch (the same stream on every rank); each rank keeps
+  // its rows. In one process `shard` keeps them all.
+  const shard = <T extends tf.Tensor>(t: T): T => (ctx.shard === undefined ? t : ctx.shard(t));
+  const [x0, labels, s, xs, tHat] = [whole.x, whole.labels, inputs.s, inputs.xs, tHatWhole].map(shard) as [
+    tf.Tensor4D,
+    tf.Tensor1D,
+    tf.Tensor1D,
+    tf.Tensor4D,
+    tf.Tensor1D,
+  ];
+  const noise = { real: shard(noiseWhole.real), fake: shard(noiseWhole.fake) };
+  const r1Noise = r1NoiseWhole === undefined ? undefined : shard(r1NoiseWhole);
   const netTime = tHat.mul(f.netTime(1)) as tf.Tensor1D;
   const { alpha, sigma } = alphaSigmaTensors(f, tHat); // [B, 1, 1, 1] each
-  const noise = { real: randn(rng, [b, ...shape]), fake: randn(rng, [b, ...shape]) };
-  const r1Noise = c.r1Weight > 0 ? (randn(rng, [b, ...shape]) as tf.Tensor4D) : undefined;
 
   // 4. Student: x0_hat = D_theta(x_s, s, c), guidance-free (the class, never the null label).
   const fake = (studentParams: Params): tf.Tensor4D => setup.student(studentParams)(xs, s, labels);
@@ -205,6 +218,8 @@ export function laddRound(
 
 /** One LADD trainer step over the players of `laddPlayers`: D update(s), then the student update. */
 export function laddStep(setup: LaddSetup, players: Readonly<Record<string, Player>>): TrainStep {
+  // Each rank runs the student's sampler path on the whole batch before taking its rows (the path's draws must
+  // match one process's): backward simulation repeats that work on every rank.
   const options = { loss: 'hinge', discriminatorUpdates: setup.config.discriminatorUpdates } as const;
   return (ctx) =>
     adversarialStep(ctx, players, options, (_, batch) =>

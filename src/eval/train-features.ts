@@ -16,6 +16,7 @@ import {
 } from '../nn/feature-net.js';
 import { countParams, disposeParams, type Params } from '../nn/params.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
+import { isRankZero } from '../train/data-parallel.js';
 import { Ema } from '../train/ema.js';
 import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, type AdamConfig, AdamW } from '../train/optim.js';
@@ -158,10 +159,13 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<Train
       // 1. A batch in loader order, each image shifted with draws from the run's (checkpointed) stream.
       const indices = loader.indicesAt(ctx.step);
       const pixels = shiftedImages(data.images, indices, shape, opts.maxShift, ctx.rng);
-      const x = tf.tensor4d(pixels, [indices.length, ...shape]);
-      const labels = tf.tensor1d(
-        Int32Array.from(indices, (i) => data.labels[i]!),
-        'int32',
+      // Data-parallel: drawn whole on every rank (the same stream), then this rank's rows.
+      const x = ctx.shard(tf.tensor4d(pixels, [indices.length, ...shape]));
+      const labels = ctx.shard(
+        tf.tensor1d(
+          Int32Array.from(indices, (i) => data.labels[i]!),
+          'int32',
+        ),
       );
       // 2. One Adam step on the cross-entropy.
       const metrics = ctx.update('features', (p) => featureNetLoss(p, cfg, x, labels));
@@ -177,9 +181,10 @@ export async function trainFeatureNet(opts: TrainFeaturesOptions): Promise<Train
       resume: opts.resume,
       ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-features',
+      dataParallel: true,
     },
   );
-  if (result.interrupted) return result;
+  if (result.interrupted || !isRankZero()) return result;
 
   // 3. Ship the EMA weights; then read the folder back so accuracy and anchors use exactly what was written.
   const config: FeaturesModelConfig = {

@@ -13,6 +13,7 @@ import { encodeImages, latentShape } from '../nn/autoencoder.js';
 import { countParams } from '../nn/params.js';
 import { initUNet, type UNetConfig } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
+import { isRankZero } from '../train/data-parallel.js';
 import { Ema } from '../train/ema.js';
 import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
@@ -96,6 +97,7 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     { teacher: player },
     (ctx) => {
       // 2. x0, its class (dropped to the null class with p = labelDropout), t from the training density, noise.
+      // Drawn whole on every rank (the same stream), then this rank's rows (all of them in one process).
       const batch = loader.batchAt(ctx.step);
       // The dropout draws are made on the host and the labels replaced on the device: nothing is read back.
       const dropped = tf.tensor1d(
@@ -105,13 +107,13 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
       const labels = tf.tidy(() =>
         tf.where(dropped, tf.fill([b], unet.numClasses, 'int32'), batch.labels),
       ) as tf.Tensor1D;
-      const t = tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b));
-      const eps = randn(ctx.rng, [b, ...shape]) as tf.Tensor4D;
+      const t = ctx.shard(tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b)));
+      const eps = ctx.shard(randn(ctx.rng, [b, ...shape]) as tf.Tensor4D);
+      const x0 = ctx.shard(batch.x);
+      const c = ctx.shard(labels);
       // 3. Regress the net's output on the formulation's target (velocity, eps or v).
-      const metrics = ctx.update('teacher', (p) =>
-        denoisingLoss(f, unetNet(unet, p), batch.x, eps, t, labels),
-      );
-      tf.dispose([batch.x, batch.labels, dropped, labels, t, eps]);
+      const metrics = ctx.update('teacher', (p) => denoisingLoss(f, unetNet(unet, p), x0, eps, t, c));
+      tf.dispose([x0, batch.labels, dropped, c, t, eps]);
       return metrics;
     },
     {
@@ -123,9 +125,10 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
       resume: opts.resume,
       ...(opts.profile === undefined ? {} : { profile: opts.profile }),
       label: 'train-teacher',
+      dataParallel: true,
     },
   );
-  if (result.interrupted) return result;
+  if (result.interrupted || !isRankZero()) return result;
 
   const config: DiffusionModelConfig = {
     format: 'ladder-model',

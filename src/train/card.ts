@@ -7,6 +7,7 @@ import { currentBackend } from '../engine/backend.js';
 import { CONFIG_FILE } from '../models/folder.js';
 import { latestCheckpointStep } from './checkpoint.js';
 import { commandLine } from './command-line.js';
+import { isRankZero } from './data-parallel.js';
 import type { TrainResult } from './loop.js';
 import { lockRunDir } from './run-lock.js';
 
@@ -24,6 +25,7 @@ export interface RunSettings {
  * aside when the new one is written (saveModelFolder). `totalSteps` is what --iterations sets.
  */
 export async function prepareRunDir(outDir: string, resume: boolean, totalSteps: number): Promise<void> {
+  if (!isRankZero()) return; // a data-parallel run's folder is rank 0's
   await ensureWritableDir(outDir);
   lockRunDir(outDir);
   if (!existsSync(join(outDir, CONFIG_FILE))) return;

@@ -50,13 +50,15 @@ export function checkpointsDir(outDir: string): string {
   return join(outDir, 'checkpoints');
 }
 
-export async function saveCheckpoint(
-  outDir: string,
+/**
+ * Every player's weights, optimiser moments and EMA by name (`<player>/params|optim|ema/<name>`, the players' own
+ * tensors, not copies) and the trainer state with the optimisers' update counts as metadata: what a checkpoint holds
+ * and what rank 0 sends the other ranks of a data-parallel run.
+ */
+export function playersSnapshot(
   players: Readonly<Record<string, Player>>,
   state: TrainerState,
-  keep: number,
-): Promise<void> {
-  const root = checkpointsDir(outDir);
+): { tensors: Record<string, tf.Tensor>; metadata: Record<string, string> } {
   const tensors: Record<string, tf.Tensor> = {};
   for (const [name, p] of Object.entries(players)) {
     for (const [k, t] of Object.entries(p.params)) tensors[`${name}/params/${k}`] = t;
@@ -64,9 +66,19 @@ export async function saveCheckpoint(
     if (p.ema) for (const [k, t] of Object.entries(p.ema.params)) tensors[`${name}/ema/${k}`] = t;
   }
   const updates = Object.fromEntries(Object.entries(players).map(([n, p]) => [n, p.optimizer.updates]));
-  const meta = { trainer: JSON.stringify({ ...state, updates }) };
+  return { tensors, metadata: { trainer: JSON.stringify({ ...state, updates }) } };
+}
+
+export async function saveCheckpoint(
+  outDir: string,
+  players: Readonly<Record<string, Player>>,
+  state: TrainerState,
+  keep: number,
+): Promise<void> {
+  const root = checkpointsDir(outDir);
+  const { tensors, metadata } = playersSnapshot(players, state);
   const dir = stepDir(state.step);
-  await writeDirAtomic(join(root, dir), (tmp) => saveTensors(join(tmp, STATE_FILE), tensors, meta), {
+  await writeDirAtomic(join(root, dir), (tmp) => saveTensors(join(tmp, STATE_FILE), tensors, metadata), {
     replace: true,
   });
   await writeJsonAtomic(join(root, 'latest.json'), { step: state.step, dir });
@@ -148,7 +160,7 @@ export async function loadCheckpoint(
       unreadable.push(step);
       continue;
     }
-    const state = restore(file, loaded.tensors, loaded.metadata, players);
+    const state = restorePlayers(file, loaded.tensors, loaded.metadata, players);
     // Renamed out of the `step-` series, so neither the next resume nor the pruning of old checkpoints (which
     // keeps the newest names) takes them for good ones; kept for a look, not deleted.
     for (const bad of unreadable) {
@@ -160,7 +172,11 @@ export async function loadCheckpoint(
   throw new Error('unreachable');
 }
 
-function restore(
+/**
+ * Puts a snapshot's tensors (taking them over) into the players and returns its trainer state. `file` names the
+ * snapshot's source in errors.
+ */
+export function restorePlayers(
   file: string,
   tensors: Record<string, tf.Tensor>,
   metadata: Record<string, string>,

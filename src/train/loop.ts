@@ -7,6 +7,7 @@ import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { type EngineProfile, type ProfileRun, startProfile } from '../engine/profile.js';
+import type { Collectives } from '../engine/torch/collectives.js';
 import type { Params } from '../nn/params.js';
 import {
   latestCheckpointStep,
@@ -17,7 +18,15 @@ import {
   type TrainerState,
 } from './checkpoint.js';
 import { commandLine } from './command-line.js';
-import { createProgress } from './progress.js';
+import {
+  anyRank,
+  averageGradients,
+  launchEnv,
+  processGroupFromEnv,
+  shardRows,
+  syncFromRankZero,
+} from './data-parallel.js';
+import { createProgress, type Progress } from './progress.js';
 import { lockRunDir } from './run-lock.js';
 
 export interface TrainOptions {
@@ -44,6 +53,13 @@ export interface TrainOptions {
    * holds native calls, reads and time per step.
    */
   readonly profile?: number;
+  /**
+   * The trainer splits its batches with `StepContext.shard`, so it can run data-parallel: under `ladder launch`
+   * (WORLD_SIZE > 1) its ranks average gradients and rank 0 alone writes. Trainers without it refuse a launch.
+   */
+  readonly dataParallel?: boolean;
+  /** The process group (tests); default: the launch environment's. */
+  readonly group?: Collectives;
 }
 
 /** Loss of one player's update; `aux` scalars are logged (the trainer disposes them). */
@@ -69,6 +85,11 @@ export interface StepContext {
    * them from the step or dispose them. Other players' weights may be read (they get no gradient and do not change).
    */
   update(player: string, loss: (params: Params) => LossOutput | tf.Scalar): StepMetrics;
+  /**
+   * This process's rows of a global batch tensor, drawn whole (the same on every rank); takes `t` over. Without
+   * data parallelism, `t` itself.
+   */
+  shard<T extends tf.Tensor>(t: T): T;
 }
 
 /** One training step: does its updates and returns the scalars to log (the loop takes them over). */
@@ -145,11 +166,14 @@ const pendingScalars = (pending: readonly PendingStep[]): tf.Scalar[] =>
  * Reads the pending steps' scalars in one read and disposes them. Returns the newest step's metrics, or throws
  * NonFiniteLoss naming the first step whose update had a non-finite loss.
  */
-function readPending(pending: PendingStep[]): Record<string, number> {
+function readPending(pending: PendingStep[], group?: Collectives): Record<string, number> {
   const scalars = pendingScalars(pending);
   try {
     if (scalars.length === 0) return {};
-    const stacked = tf.stack(scalars);
+    // Data-parallel: the mean over the ranks, so every rank sees a NaN of any rank and rolls back with it.
+    const local = tf.stack(scalars);
+    const stacked = group === undefined ? local : group.allReduceMean([local])[0]!;
+    if (stacked !== local) local.dispose();
     const values = stacked.dataSync();
     stacked.dispose();
     let at = 0;
@@ -198,16 +222,24 @@ export async function train(
   opts: TrainOptions,
 ): Promise<TrainResult> {
   const { outDir, totalSteps, checkpointEvery, logEvery, keepCheckpoints = 2, maxRollbacks = 5 } = opts;
-  await ensureWritableDir(outDir);
-  lockRunDir(outDir);
+  const group = opts.group ?? dataParallelGroup(opts, outDir);
+  // Rank 0 alone reads and writes the run folder; the others take its state over the process group.
+  const lead = group === undefined || group.rank === 0;
+  if (group !== undefined && opts.profile !== undefined) {
+    throw new Error('--profile times one process: run it without `ladder launch`');
+  }
+  if (lead) {
+    await ensureWritableDir(outDir);
+    lockRunDir(outDir);
+  }
   const logPath = join(outDir, 'log.jsonl');
-  const existing = await latestCheckpointStep(outDir);
+  const existing = lead ? await latestCheckpointStep(outDir) : undefined;
   if (existing !== undefined && !opts.resume) {
     throw new Error(
       `${outDir} already holds a run (checkpoint at step ${existing}): pass --resume to continue it, or choose another --out`,
     );
   }
-  if (existing === undefined && opts.resume && existsSync(logPath)) {
+  if (lead && existing === undefined && opts.resume && existsSync(logPath)) {
     throw new Error(
       `${outDir} has a log but no checkpoint to resume from: remove the folder or choose another --out`,
     );
@@ -218,7 +250,7 @@ export async function train(
         `pass --iterations ${existing} or more to resume it`,
     );
   }
-  if (existing === undefined && opts.resume) {
+  if (lead && existing === undefined && opts.resume) {
     process.stderr.write(`note: --resume found no checkpoint in ${outDir}; starting a fresh run\n`);
   }
 
@@ -257,18 +289,24 @@ export async function train(
   } else {
     segments = [thisSegment(0)];
     state = { step: 0, rng: new Rng(opts.seed).state(), lrScale: 1, rollbacks: 0, wallSeconds: 0, segments };
-    await saveCheckpoint(outDir, players, state, keepCheckpoints);
+    if (lead) await saveCheckpoint(outDir, players, state, keepCheckpoints);
+  }
+  if (group !== undefined) {
+    // Identical weights, moments and random stream on every rank: rank 0's, fresh or resumed.
+    state = syncFromRankZero(group, players, { ...state, segments });
+    segments = [...(state.segments ?? segments)];
   }
   let rng = Rng.fromState(state.rng);
 
   let interrupted: NodeJS.Signals | undefined;
+  let stopped = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupted = signal;
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const progress = createProgress(opts.label ?? 'train', totalSteps, state.step);
+  const progress = lead ? createProgress(opts.label ?? 'train', totalSteps, state.step) : silentProgress;
   const began = performance.now();
   const priorSeconds = state.wallSeconds;
   const snapshot = (): TrainerState => ({
@@ -294,20 +332,27 @@ export async function train(
     const lrScale = state.lrScale / 2;
     const rollbacks = state.rollbacks + 1;
     state = {
-      ...(await loadCheckpoint(outDir, players)),
+      ...(lead ? await loadCheckpoint(outDir, players) : state),
       lrScale,
       rollbacks,
       wallSeconds: state.wallSeconds,
     };
+    if (group !== undefined) state = { ...syncFromRankZero(group, players, state), lrScale, rollbacks };
     savedStep = state.step;
     rng = Rng.fromState(state.rng);
+    if (!lead) return;
     process.stderr.write(
       `warning: ${err.message} at step ${err.step}; rolled back to step ${state.step}, learning rate x${lrScale}\n`,
     );
     await appendFile(logPath, `${JSON.stringify({ event: 'rollback', step: state.step, lrScale })}\n`);
   };
   try {
-    while (state.step < totalSteps && interrupted === undefined) {
+    // Ranks stop together: a signal that reached one rank stops every rank at the same step.
+    const stopNow = (): boolean => {
+      stopped = group === undefined ? interrupted !== undefined : anyRank(group, interrupted !== undefined);
+      return stopped;
+    };
+    while (state.step < totalSteps && !stopNow()) {
       const done = state.step - startStep;
       if (opts.stopAfter !== undefined && done >= opts.stopAfter) break;
       if (opts.profile !== undefined && done === 1) profiling = startProfile(); // after a warm-up step
@@ -318,7 +363,7 @@ export async function train(
       }
       // 2. One step: the method's updates. Its scalars stay on the device until the next log line or checkpoint.
       const losses: { player: string; loss: tf.Scalar }[] = [];
-      const metrics = trainStep(makeContext(players, state, rng, losses));
+      const metrics = trainStep(makeContext(players, state, rng, losses, group));
       pending.push({ step: state.step, metrics, losses });
       state.step += 1;
       windowSteps += 1;
@@ -327,14 +372,14 @@ export async function train(
       const checkpointNow = state.step % checkpointEvery === 0 || state.step === totalSteps;
       if (logNow || checkpointNow) {
         try {
-          latest = readPending(pending);
+          latest = readPending(pending, group);
         } catch (err) {
           if (!(err instanceof NonFiniteLoss)) throw err;
           await rollBack(err);
           continue;
         }
       }
-      if (logNow) {
+      if (logNow && lead) {
         const now = performance.now();
         msPerStep = (now - windowStart) / windowSteps;
         windowStart = now;
@@ -344,15 +389,15 @@ export async function train(
       }
       progress.update(state.step, latest);
       if (checkpointNow) {
-        await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
+        if (lead) await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
         savedStep = state.step;
       }
     }
     if (state.step !== savedStep) {
       // Stopped between checkpoints: keep the steps done, unless one of them went non-finite.
       try {
-        readPending(pending);
-        await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
+        readPending(pending, group);
+        if (lead) await saveCheckpoint(outDir, players, snapshot(), keepCheckpoints);
       } catch (err) {
         if (!(err instanceof NonFiniteLoss)) throw err;
         await rollBack(err);
@@ -365,8 +410,8 @@ export async function train(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  if (interrupted !== undefined && state.step < totalSteps) {
-    throw new TrainingInterrupted(interrupted, state.step, outDir);
+  if (state.step < totalSteps && (interrupted !== undefined || stopped)) {
+    throw new TrainingInterrupted(interrupted ?? 'SIGTERM', state.step, outDir);
   }
   const processSeconds = (performance.now() - began) / 1000;
   const done = state.step - startStep;
@@ -397,16 +442,18 @@ function makeContext(
   state: TrainerState,
   rng: Rng,
   losses: { player: string; loss: tf.Scalar }[],
+  group: Collectives | undefined,
 ): StepContext {
   return {
     step: state.step,
     rng,
+    shard: (t) => shardRows(group, t),
     update(name, lossFn) {
       const player = players[name];
       if (!player) throw new Error(`no player named ${name} (have: ${Object.keys(players).join(', ')})`);
       const names = Object.keys(player.params);
       let aux: StepMetrics = {};
-      const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
+      const { value, grads: localGrads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
         const params: Params = Object.fromEntries(names.map((n, i) => [n, xs[i]!]));
         const out = lossFn(params);
         if (out instanceof tf.Tensor) return out;
@@ -415,12 +462,32 @@ function makeContext(
       })(names.map((n) => player.params[n]!));
       // No read here: a non-finite loss is caught when the loop next reads (its update is rolled back with it).
       losses.push({ player: name, loss: value });
-      const gradMap: Params = Object.fromEntries(names.map((n, i) => [n, grads[i]!]));
+      const local: Params = Object.fromEntries(names.map((n, i) => [n, localGrads[i]!]));
+      // Data-parallel: each rank's gradient is of the mean loss over its rows; their mean is the whole batch's.
+      const gradMap = group === undefined ? local : averageGradients(group, local);
       const { params, gradNorm } = player.optimizer.apply(player.params, gradMap, state.lrScale);
-      tf.dispose(grads);
+      tf.dispose(Object.values(gradMap));
       player.params = params;
       player.ema?.update(params, player.optimizer.updates);
       return { [`${name}Loss`]: value.clone(), ...aux, [`${name}GradNorm`]: gradNorm };
     },
   };
+}
+
+const silentProgress: Progress = { update: () => undefined, stop: () => undefined };
+
+/**
+ * The launch environment's process group when this trainer can use it; a launch of a trainer that cannot split its
+ * batches is refused rather than run as N copies of the same run.
+ */
+function dataParallelGroup(opts: TrainOptions, outDir: string): Collectives | undefined {
+  const launch = launchEnv();
+  if (launch === undefined) return undefined;
+  if (opts.dataParallel !== true) {
+    throw new Error(
+      `${opts.label ?? 'this trainer'} does not split its batches over processes yet: run it without ` +
+        `\`ladder launch\` (WORLD_SIZE=${launch.worldSize}) to train ${outDir}`,
+    );
+  }
+  return processGroupFromEnv();
 }

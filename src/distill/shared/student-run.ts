@@ -8,6 +8,7 @@ import { studentConfig } from '../../models/student-folder.js';
 import { countParams } from '../../nn/params.js';
 import { makeCard } from '../../train/card.js';
 import type { Player } from '../../train/checkpoint.js';
+import { isRankZero } from '../../train/data-parallel.js';
 import { type TrainResult, type TrainStep, train } from '../../train/loop.js';
 import { trainedStepCounts } from './student-times.js';
 
@@ -44,6 +45,8 @@ export interface StudentRun {
   readonly step: TrainStep;
   /** Method-specific card entries, asked for once training has finished. */
   readonly cardExtra?: () => Record<string, unknown>;
+  /** The step splits its batches with `ctx.shard` (see TrainOptions.dataParallel). */
+  readonly dataParallel?: boolean;
 }
 
 /** Trains `run`'s players and, unless interrupted, writes the student folder into `opts.outDir`. */
@@ -60,8 +63,9 @@ export async function trainStudent(run: StudentRun, opts: RunOptions): Promise<T
     settings: { ...config, trainingSet: run.trainingSet },
     ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
     ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+    ...(run.dataParallel === true ? { dataParallel: true } : {}),
   });
-  if (result.interrupted) return result;
+  if (result.interrupted || !isRankZero()) return result;
 
   const student = players.generator!;
   const weights = student.ema?.params ?? student.params;

@@ -132,6 +132,13 @@ export const NATIVE_OPS = [
   'range',
   'linspace',
   'one_hot',
+  // collectives (distributed.cc)
+  'dist_init',
+  'dist_allreduce_mean',
+  'dist_broadcast',
+  'dist_allgather',
+  'dist_barrier',
+  'dist_shutdown',
 ] as const;
 
 /** A native op name. */
