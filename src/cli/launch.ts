@@ -2,7 +2,6 @@
 // launchers set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), and stops them all when one fails.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { DEFAULT_DIST_TIMEOUT_S } from '../train/data-parallel.js';
 import { selfLauncher, showCommand } from './from-scratch.js';
 
 export interface LaunchOptions {
@@ -79,9 +78,13 @@ export function rankEnv(
 }
 
 /**
- * Runs the processes and resolves with the launch's exit code: 0 when all succeed, else the first failure's. After
- * a failure the others get the collectives' timeout to notice and stop, then SIGTERM.
+ * Seconds the other processes get after one fails: their collectives usually fail at once when a peer's connection
+ * closes. Then they are killed: a process blocked inside a collective (or a rendezvous that rank 0 never opened)
+ * runs no signal handler, and checkpoints are written atomically, so a kill loses only the steps since the last one.
  */
+const FAILURE_GRACE_S = 10;
+
+/** Runs the processes and resolves with the launch's exit code: 0 when all succeed, else the first failure's. */
 export async function launchCommand(o: LaunchOptions): Promise<number> {
   if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new Error(`--nproc ${o.nproc}: at least 1 process`);
   if (o.nodeRank < 0 || o.nodeRank >= o.nnodes) {
@@ -96,7 +99,6 @@ export async function launchCommand(o: LaunchOptions): Promise<number> {
   checkLaunchable(o.command[0]!, o.nproc * o.nnodes);
   const master = o.master ?? { host: '127.0.0.1', port: await freePort() };
   const args = [...(o.backend === undefined ? [] : ['--backend', o.backend]), ...o.command];
-  const timeoutS = Number(process.env.LADDER_DIST_TIMEOUT ?? DEFAULT_DIST_TIMEOUT_S);
   process.stderr.write(
     `launch: ${o.nproc} of ${o.nproc * o.nnodes} processes (master ${master.host}:${master.port}): ` +
       `ladder ${showCommand(args)}\n`,
@@ -135,10 +137,10 @@ export async function launchCommand(o: LaunchOptions): Promise<number> {
         if (code === 0 || firstFailure !== undefined) return;
         firstFailure = code;
         process.stderr.write(
-          `launch: process ${local} (rank ${o.nodeRank * o.nproc + local}) exited with ${code}; the others stop ` +
-            `when their next collective fails, or in ${timeoutS + 10} s\n`,
+          `launch: process ${local} (rank ${o.nodeRank * o.nproc + local}) exited with ${code}; stopping the ` +
+            `others (rerun with --resume to continue from the last checkpoint)\n`,
         );
-        killer = setTimeout(forward('SIGTERM'), (timeoutS + 10) * 1000);
+        killer = setTimeout(forward('SIGKILL'), FAILURE_GRACE_S * 1000);
       }),
     );
   } finally {

@@ -175,6 +175,16 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
     assert.ok((await maxCheckpointDiff(straight, switched, 3)) < 1e-5);
   });
 
+  it('a rank 0 that fails before the rendezvous does not leave the others waiting', async () => {
+    const began = Date.now();
+    await assert.rejects(
+      ladder(['launch', '--nproc', '2', '--', 'train-teacher', '--ae', join(root, 'ae'), '--out', teacher]),
+      (err: Error & { stderr: string }) =>
+        /already holds a finished model/.test(err.stderr) && /stopping the others/.test(err.stderr),
+    );
+    assert.ok(Date.now() - began < 60_000, `took ${Date.now() - began} ms`);
+  });
+
   it('refuses a launch of a trainer that does not split its batches', async () => {
     await assert.rejects(
       ladder(
