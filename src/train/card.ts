@@ -70,6 +70,7 @@ export function makeCard(
     batchSize: run.batchSize,
     wallSeconds: Math.round(result.wallSeconds),
     msPerStep: Math.round(msPerStep),
+    ...(result.dataParallel === undefined ? {} : { dataParallel: result.dataParallel }),
     backend: currentBackend(),
     node: process.version,
     createdAt: new Date().toISOString(),

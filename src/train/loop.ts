@@ -106,6 +106,8 @@ export interface TrainResult {
   readonly segments?: readonly SegmentSummary[];
   /** Set when `profile` was asked for. */
   readonly profile?: EngineProfile;
+  /** Set for a data-parallel run: its processes and the time per step in collectives (waits for others included). */
+  readonly dataParallel?: { readonly processes: number; readonly collectiveMsPerStep: number };
 }
 
 /** A run segment as a card shows it: its steps, its command and the settings it changed. */
@@ -316,6 +318,7 @@ export async function train(
     wallSeconds: priorSeconds + (performance.now() - began) / 1000,
   });
   const startStep = state.step;
+  const collectiveMsBefore = group?.traffic.ms ?? 0;
   let windowStart = performance.now();
   let windowSteps = 0;
   let msPerStep = 0;
@@ -422,6 +425,14 @@ export async function train(
     msPerStep: done > 0 ? (processSeconds * 1000) / done : msPerStep,
     segments: summarizeSegments(segments, state.step),
     ...(profile === undefined ? {} : { profile }),
+    ...(group === undefined
+      ? {}
+      : {
+          dataParallel: {
+            processes: group.worldSize,
+            collectiveMsPerStep: round((group.traffic.ms - collectiveMsBefore) / Math.max(1, done)),
+          },
+        }),
   };
 }
 

@@ -30,6 +30,8 @@ export interface Collectives {
   /** Every rank's tensor stacked along a new first axis, in rank order. */
   allGather(tensor: tf.Tensor): tf.Tensor;
   barrier(): void;
+  /** Calls made and milliseconds spent in them (waiting for the other ranks included), since the group began. */
+  readonly traffic: { readonly calls: number; readonly ms: number };
   /** Leaves the group (the store and the connections close). */
   shutdown(): void;
 }
@@ -69,6 +71,16 @@ export function joinProcessGroup(o: RendezvousOptions): Collectives {
   }
   const wrap = (infos: tf.TensorInfo[]): tf.Tensor[] =>
     infos.map((info) => tf.engine().makeTensorFromTensorInfo(info, backend));
+  const traffic = { calls: 0, ms: 0 };
+  const timed = <T>(call: () => T): T => {
+    const began = performance.now();
+    try {
+      return call();
+    } finally {
+      traffic.calls += 1;
+      traffic.ms += performance.now() - began;
+    }
+  };
   const sameDtype = (tensors: readonly tf.Tensor[], what: string): void => {
     if (tensors.some((t) => t.dtype !== tensors[0]?.dtype))
       throw new Error(`${what}: tensors of mixed dtypes`);
@@ -76,25 +88,34 @@ export function joinProcessGroup(o: RendezvousOptions): Collectives {
   return {
     rank: o.rank,
     worldSize: o.worldSize,
+    traffic,
     allReduceMean(tensors) {
       if (tensors.length === 0) return [];
       sameDtype(tensors, 'allReduceMean');
-      backend.argsList(tensors);
-      return wrap(backend.run('dist_allreduce_mean'));
+      return timed(() => {
+        backend.argsList(tensors);
+        return wrap(backend.run('dist_allreduce_mean'));
+      });
     },
     broadcast(tensors, root) {
       if (tensors.length === 0) return [];
       sameDtype(tensors, 'broadcast');
-      backend.argsList(tensors).int(root);
-      return wrap(backend.run('dist_broadcast'));
+      return timed(() => {
+        backend.argsList(tensors).int(root);
+        return wrap(backend.run('dist_broadcast'));
+      });
     },
     allGather(tensor) {
-      backend.args(tensor);
-      return wrap([backend.run1('dist_allgather')])[0]!;
+      return timed(() => {
+        backend.args(tensor);
+        return wrap([backend.run1('dist_allgather')])[0]!;
+      });
     },
     barrier() {
-      backend.args();
-      backend.run('dist_barrier');
+      timed(() => {
+        backend.args();
+        backend.run('dist_barrier');
+      });
     },
     shutdown() {
       backend.args();
