@@ -59,8 +59,10 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
   try {
     work->wait();
   } catch (const std::exception& e) {
+    auto c10_error = dynamic_cast<const c10::Error*>(&e);
     throw std::runtime_error(std::string(what) + " failed on rank " + std::to_string(group().rank) + " of " +
-                             std::to_string(group().world) + " (a rank stopped or timed out): " + e.what());
+                             std::to_string(group().world) + " (a rank stopped or timed out): " +
+                             (c10_error != nullptr ? c10_error->what_without_backtrace() : e.what()));
   }
 }
 
@@ -110,6 +112,7 @@ void dist_init(Args& a, Out&) {
 
 // dist_allreduce_mean(tensors): the element-wise mean over the ranks of each tensor, in one call.
 void dist_allreduce_mean(Args& a, Out& out) {
+  c10::InferenceMode normal_tensors(false);  // Gloo fills the buffers on its own threads
   std::vector<at::Tensor> tensors = a.tensor_list();
   if (tensors.empty()) return;
   at::Tensor flat = flat_on_host(tensors, tensors[0].scalar_type());
@@ -121,6 +124,7 @@ void dist_allreduce_mean(Args& a, Out& out) {
 
 // dist_broadcast(tensors, root): root's values of each tensor, on every rank, in one call.
 void dist_broadcast(Args& a, Out& out) {
+  c10::InferenceMode normal_tensors(false);  // Gloo fills the buffers on its own threads
   std::vector<at::Tensor> tensors = a.tensor_list();
   int root = a.i32();
   if (tensors.empty()) return;
@@ -134,6 +138,7 @@ void dist_broadcast(Args& a, Out& out) {
 
 // dist_allgather(tensor): every rank's tensor stacked along a new first axis, rank order.
 void dist_allgather(Args& a, Out& out) {
+  c10::InferenceMode normal_tensors(false);  // Gloo fills the buffers on its own threads
   at::Tensor t = a.tensor().contiguous().to(at::kCPU);
   std::vector<at::Tensor> mine{t};
   std::vector<std::vector<at::Tensor>> gathered(1);

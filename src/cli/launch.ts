@@ -18,12 +18,13 @@ export interface LaunchOptions {
   readonly backend?: string;
 }
 
-/** The verbs whose training splits its batches over processes (within distill, LADD and ADD; the others refuse). */
+/** The verbs that split their work over processes (within distill, LADD and ADD; the other methods refuse). */
 export const DATA_PARALLEL_VERBS: readonly string[] = [
   'train-ae',
   'train-teacher',
   'train-features',
   'distill',
+  'synth',
 ];
 
 /**

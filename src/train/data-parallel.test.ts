@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -173,6 +173,30 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
     await ladder(args(2, switched));
     await ladder(['launch', '--nproc', '2', '--', ...args(3, switched), '--resume']);
     assert.ok((await maxCheckpointDiff(straight, switched, 3)) < 1e-5);
+  });
+
+  it('synth in 2 processes writes the same file as in 1, and reuses it', async () => {
+    const args = (out: string) => [
+      'synth',
+      '--teacher',
+      teacher,
+      '--n',
+      '30',
+      '--steps',
+      '2',
+      '--batch',
+      '4',
+      '--out',
+      out,
+    ];
+    const one = join(root, 'synth-1.safetensors');
+    const two = join(root, 'synth-2.safetensors');
+    await ladder(args(one));
+    await ladder(['launch', '--nproc', '2', '--', ...args(two)]);
+    assert.deepEqual(await readFile(two), await readFile(one));
+    const before = (await stat(two)).mtimeMs;
+    await ladder(['launch', '--nproc', '2', '--', ...args(two)]);
+    assert.equal((await stat(two)).mtimeMs, before, 'the set is reused, not made again');
   });
 
   it('a rank 0 that fails before the rendezvous does not leave the others waiting', async () => {

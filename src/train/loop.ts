@@ -26,7 +26,7 @@ import {
   shardRows,
   syncFromRankZero,
 } from './data-parallel.js';
-import { createProgress, type Progress } from './progress.js';
+import { createProgress, silentProgress } from './progress.js';
 import { lockRunDir } from './run-lock.js';
 
 export interface TrainOptions {
@@ -484,8 +484,6 @@ function makeContext(
     },
   };
 }
-
-const silentProgress: Progress = { update: () => undefined, stop: () => undefined };
 
 /**
  * The launch environment's process group when this trainer can use it; a launch of a trainer that cannot split its

@@ -13,6 +13,9 @@ const fmt = (v: string | number): string =>
       : v.toFixed(4).replace(/\.?0+$/, '')
     : v;
 
+/** Progress that shows nothing (the ranks other than 0 of a data-parallel run). */
+export const silentProgress: Progress = { update: () => undefined, stop: () => undefined };
+
 /** A progress display for `total` units of `label`; `start` units may already be done (resumed work). */
 export function createProgress(label: string, total: number, start = 0, stream = process.stderr): Progress {
   const began = Date.now();

@@ -7,7 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ensureWritableDir, writeFileAtomic } from '../../core/fs.js';
 import { Rng } from '../../core/rng.js';
+import * as tf from '../../core/tf.js';
 import type { ArraySource } from '../../data/loader.js';
+import type { Collectives } from '../../engine/torch/collectives.js';
 import { decodeSafetensors, encodeSafetensors } from '../../io/safetensors.js';
 import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../../models/folder.js';
 import {
@@ -23,7 +25,8 @@ import {
 } from '../../models/pipeline.js';
 import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../../models/schema.js';
 import type { SamplerKind } from '../../samplers/sample.js';
-import { createProgress } from '../../train/progress.js';
+import { anyRank, processGroupFromEnv } from '../../train/data-parallel.js';
+import { createProgress, silentProgress } from '../../train/progress.js';
 
 /** How a synthetic set was made; stored in the file's metadata and checked when it is reused. */
 export interface SynthSettings {
@@ -159,13 +162,16 @@ export function checkSynthSettings(settings: SynthSettings): void {
 
 /**
  * Generates `settings.count` latents from the teacher, class-balanced (every class in turn) and in batches of
- * `batchSize`, into one Float32Array; batch i's noise comes from the i-th seed drawn from Rng(settings.seed).
+ * `batchSize`, into one Float32Array; batch i's noise comes from the i-th seed drawn from Rng(settings.seed). With
+ * a process group, rank r makes the batches i with i mod W = r and every rank gathers the whole set: the same
+ * latents as one process makes.
  */
 export function synthesizeLatents(
   teacher: DiffusionModel,
   settings: SynthSettings,
   teacherDir: string,
   batchSize = DEFAULT_BATCH,
+  group?: Collectives,
 ): SyntheticSet {
   checkSynthSettings(settings);
   const { count } = settings;
@@ -182,16 +188,19 @@ export function synthesizeLatents(
   const perSample = shape[0] * shape[1] * shape[2];
   const data = new Float32Array(count * perSample);
   const seeds = new Rng(settings.seed);
-  const progress = createProgress('synth', count);
+  const mine = (batch: number): boolean => group === undefined || batch % group.worldSize === group.rank;
+  const progress = group === undefined || group.rank === 0 ? createProgress('synth', count) : silentProgress;
   try {
     for (let start = 0; start < count; start += batchSize) {
       const chunk = labels.subarray(start, Math.min(count, start + batchSize));
+      const seed = seeds.nextUint32(); // drawn for every batch, so batch i has its seed in any process
+      if (!mine(start / batchSize)) continue;
       const opts: GenerateOptions = {
         labels: chunk,
         steps: settings.steps,
         cfg: settings.cfg,
         sampler: settings.sampler,
-        seed: seeds.nextUint32(),
+        seed,
         batchSize,
         modelName: teacherDir,
       };
@@ -211,7 +220,27 @@ export function synthesizeLatents(
   } finally {
     progress.stop();
   }
+  if (group !== undefined) gatherBatches(group, data, batchSize * perSample, mine);
   return { data, labels, shape: [shape[0], shape[1], shape[2]], settings, teacher: resolve(teacherDir) };
+}
+
+/** Fills `data`'s blocks of `blockSize` values that other ranks made (block i is rank i mod W's) with theirs. */
+function gatherBatches(
+  group: Collectives,
+  data: Float32Array,
+  blockSize: number,
+  mine: (block: number) => boolean,
+): void {
+  const local = tf.tensor1d(data);
+  const gathered = group.allGather(local);
+  local.dispose();
+  const all = gathered.dataSync() as Float32Array;
+  gathered.dispose();
+  for (let block = 0, at = 0; at < data.length; block++, at += blockSize) {
+    if (mine(block)) continue;
+    const from = (block % group.worldSize) * data.length + at;
+    data.set(all.subarray(from, from + Math.min(blockSize, data.length - at)), at);
+  }
 }
 
 const FORMAT = 'ladder-synthetic';
@@ -315,21 +344,64 @@ export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
   const lineage = opts.acceptAncestors
     ? await teacherLineage(teacherDir, teacher.config)
     : [await teacherRecord(teacherDir, resolve(teacherDir, teacher.config.autoencoder))];
-  if (existsSync(outFile) && !opts.force) {
-    const cached = await loadSynthetic(outFile);
-    const replace = 'choose another file, or replace it with `ladder synth --force`';
-    checkSyntheticFits(cached, teacher, outFile);
-    if (!sameSettings(cached.settings, settings)) {
-      throw new Error(
-        `${outFile} was made with ${JSON.stringify(cached.settings)}, not ${JSON.stringify(settings)}: ${replace}`,
-      );
-    }
-    checkSyntheticTeacher(cached, lineage, outFile, replace);
-    return cached;
+  // Data-parallel (a distillation under `ladder launch`, or `ladder synth` itself): rank 0 alone reads and writes
+  // the file; the ranks split the generating and all return the whole set.
+  const group = processGroupFromEnv();
+  const lead = group === undefined || group.rank === 0;
+  const reuse = lead && existsSync(outFile) && !opts.force;
+  if (group !== undefined && anyRank(group, reuse)) {
+    const cached = reuse ? await cachedSet(opts, lineage) : undefined;
+    return shareFromRankZero(group, cached, teacher, settings, teacherDir);
   }
+  if (reuse) return cachedSet(opts, lineage);
   await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now
-  const set = { ...synthesizeLatents(teacher, settings, teacherDir, opts.batchSize), madeBy: lineage[0]! };
+  const made = synthesizeLatents(teacher, settings, teacherDir, opts.batchSize, group);
+  const set = { ...made, madeBy: lineage[0]! };
+  if (!lead) return set;
   await saveSynthetic(outFile, set);
   process.stderr.write(`${set.labels.length} synthetic latents -> ${outFile}\n`);
+  return set;
+}
+
+/** The set in `opts.outFile`, checked against the teacher, its lineage and the settings. */
+async function cachedSet(opts: SynthOptions, lineage: readonly TeacherRecord[]): Promise<SyntheticSet> {
+  const { teacher, outFile, settings } = opts;
+  const cached = await loadSynthetic(outFile);
+  const replace = 'choose another file, or replace it with `ladder synth --force`';
+  checkSyntheticFits(cached, teacher, outFile);
+  if (!sameSettings(cached.settings, settings)) {
+    throw new Error(
+      `${outFile} was made with ${JSON.stringify(cached.settings)}, not ${JSON.stringify(settings)}: ${replace}`,
+    );
+  }
+  checkSyntheticTeacher(cached, lineage, outFile, replace);
+  return cached;
+}
+
+/** Rank 0's cached set on every rank (the others pass undefined): its latents and labels in two broadcasts. */
+function shareFromRankZero(
+  group: Collectives,
+  cached: SyntheticSet | undefined,
+  teacher: DiffusionModel,
+  settings: SynthSettings,
+  teacherDir: string,
+): SyntheticSet {
+  const [h, w, c] = teacher.config.latentShape;
+  const n = settings.count;
+  const send = <T extends tf.Tensor>(t: T): T => {
+    const [received] = group.broadcast([t], 0);
+    t.dispose();
+    return received as T;
+  };
+  const data = send(tf.tensor1d(cached?.data ?? new Float32Array(n * h * w * c)));
+  const labels = send(tf.tensor1d(cached?.labels ?? new Int32Array(n), 'int32'));
+  const set: SyntheticSet = cached ?? {
+    data: data.dataSync() as Float32Array,
+    labels: labels.dataSync() as Int32Array,
+    shape: [h, w, c],
+    settings,
+    teacher: resolve(teacherDir),
+  };
+  tf.dispose([data, labels]);
   return set;
 }
