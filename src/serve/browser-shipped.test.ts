@@ -141,12 +141,20 @@ describe('ladder serve with the shipped models in Chromium', { skip }, () => {
       models: {
         path: string;
         kind?: string;
+        dataset?: unknown;
         steps?: number[];
         quality?: { role: string; results: { steps: number; fid: number }[] };
       }[];
     };
+    // Among the students of the compared teacher's dataset (the shipped families are scored by different nets).
+    const teacherPath = await page.inputValue('#compare-teacher');
+    const teacher = index.models.find((m) => m.path === teacherPath);
+    const sameData = (m: { dataset?: unknown }) =>
+      JSON.stringify(m.dataset) === JSON.stringify(teacher?.dataset);
     const oneStep = index.models
-      .filter((m) => m.kind === 'student' && m.steps?.includes(1) && m.quality?.role === 'report')
+      .filter(
+        (m) => m.kind === 'student' && sameData(m) && m.steps?.includes(1) && m.quality?.role === 'report',
+      )
       .map((m) => ({
         path: m.path,
         fid: m.quality!.results.find((r) => r.steps === 1)?.fid ?? Number.POSITIVE_INFINITY,

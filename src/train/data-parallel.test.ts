@@ -51,9 +51,10 @@ describe('data parallelism: the launch environment', () => {
       MASTER_PORT: '29500',
     });
     assert.deepEqual(parseMaster('[::1]:80'), { host: '[::1]', port: 80 });
-    assert.throws(() => checkLaunchable('synth', 2), /synth runs in one process \(WORLD_SIZE=2/);
-    checkLaunchable('synth', undefined);
+    assert.throws(() => checkLaunchable('eval', 2), /eval runs in one process \(WORLD_SIZE=2/);
+    checkLaunchable('eval', undefined);
     checkLaunchable('distill', 4);
+    checkLaunchable('synth', 2);
     assert.throws(() => parseMaster('host'), /ADDRESS:PORT/);
   });
 });
