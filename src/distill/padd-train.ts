@@ -20,6 +20,7 @@ import { studentConfig } from '../models/student-folder.js';
 import { countParams, disposeParams, type Params, paramsUnder, prefixParams } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
+import { refuseLaunch } from '../train/data-parallel.js';
 import { type SegmentSummary, train } from '../train/loop.js';
 import { lockRunDir } from '../train/run-lock.js';
 import {
@@ -285,6 +286,7 @@ async function runStage(
 
 /** Runs the PADD ladder (or its rest, with `fromStage` / `resume`). */
 export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult> {
+  refuseLaunch('PADD', opts.outDir);
   const config = resolvePaddConfig(opts.config);
   const stages = parsePaddSchedule(config.schedule);
   const from = await prepareLadder(opts, stages);

@@ -51,6 +51,19 @@ export function launchEnv(env: NodeJS.ProcessEnv = process.env): LaunchEnv | und
   };
 }
 
+/**
+ * Refuses a launch (WORLD_SIZE > 1) of work that does not split over processes yet, before any of it starts: N
+ * processes would repeat it and write the same files.
+ */
+export function refuseLaunch(what: string, outDir: string, env: NodeJS.ProcessEnv = process.env): void {
+  const launch = launchEnv(env);
+  if (launch === undefined) return;
+  throw new Error(
+    `${what} does not split its batches over processes yet: run it without \`ladder launch\` ` +
+      `(WORLD_SIZE=${launch.worldSize}) to train ${outDir}`,
+  );
+}
+
 /** Whether this process writes the run's files: a single process, or rank 0 of a launch. */
 export const isRankZero = (env: NodeJS.ProcessEnv = process.env): boolean =>
   (launchEnv(env)?.rank ?? 0) === 0;

@@ -21,8 +21,8 @@ import { commandLine } from './command-line.js';
 import {
   anyRank,
   averageGradients,
-  launchEnv,
   processGroupFromEnv,
+  refuseLaunch,
   shardRows,
   syncFromRankZero,
 } from './data-parallel.js';
@@ -490,13 +490,6 @@ function makeContext(
  * batches is refused rather than run as N copies of the same run.
  */
 function dataParallelGroup(opts: TrainOptions, outDir: string): Collectives | undefined {
-  const launch = launchEnv();
-  if (launch === undefined) return undefined;
-  if (opts.dataParallel !== true) {
-    throw new Error(
-      `${opts.label ?? 'this trainer'} does not split its batches over processes yet: run it without ` +
-        `\`ladder launch\` (WORLD_SIZE=${launch.worldSize}) to train ${outDir}`,
-    );
-  }
+  if (opts.dataParallel !== true) refuseLaunch(opts.label ?? 'this trainer', outDir);
   return processGroupFromEnv();
 }
