@@ -132,11 +132,15 @@ export function syncFromRankZero(
 /** Rank 0's JSON value, on every rank (the others pass undefined). */
 function broadcastJson(group: Collectives, value: unknown): unknown {
   const text = group.rank === 0 ? JSON.stringify(value) : '';
-  const [length] = group.broadcast([tf.tensor1d([text.length], 'int32')], 0);
+  const sendLength = tf.tensor1d([text.length], 'int32');
+  const [length] = group.broadcast([sendLength], 0);
+  sendLength.dispose();
   const n = length!.dataSync()[0]!;
   length!.dispose();
   const codes = group.rank === 0 ? Int32Array.from(text, (ch) => ch.charCodeAt(0)) : new Int32Array(n);
-  const [received] = group.broadcast([tf.tensor1d(codes, 'int32')], 0);
+  const sendCodes = tf.tensor1d(codes, 'int32');
+  const [received] = group.broadcast([sendCodes], 0);
+  sendCodes.dispose();
   const values = received!.dataSync();
   received!.dispose();
   return JSON.parse(Array.from(values, (c) => String.fromCharCode(c)).join(''));
@@ -152,7 +156,9 @@ export function averageGradients(group: Collectives, grads: Params): Params {
 
 /** Whether any rank says yes (a stop signal reaches the ranks at different steps; they must stop at one). */
 export function anyRank(group: Collectives, yes: boolean): boolean {
-  const [mean] = group.allReduceMean([tf.scalar(yes ? 1 : 0)]);
+  const flag = tf.scalar(yes ? 1 : 0);
+  const [mean] = group.allReduceMean([flag]);
+  flag.dispose();
   const any = mean!.dataSync()[0]! > 0;
   mean!.dispose();
   return any;
