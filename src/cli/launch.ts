@@ -18,12 +18,13 @@ export interface LaunchOptions {
   readonly backend?: string;
 }
 
-/** The verbs that split their work over processes (within distill, LADD and ADD; the other methods refuse). */
+/** The verbs that split their work over processes (every distillation method). */
 export const DATA_PARALLEL_VERBS: readonly string[] = [
   'train-ae',
   'train-teacher',
   'train-features',
   'distill',
+  'eval',
   'synth',
 ];
 

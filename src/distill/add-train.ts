@@ -175,6 +175,7 @@ function timingContext(players: Readonly<Record<string, Player>>, step: number, 
     step,
     rng,
     shard: (t) => t,
+    shardValues: (values) => values,
     update(name, lossFn) {
       const player = players[name]!;
       const names = Object.keys(player.params);

@@ -100,6 +100,7 @@ function stepLosses(setup: AddSetup): Record<string, number> {
     step: 0,
     rng: new Rng(4),
     shard: (t) => t,
+    shardValues: (values) => values,
     update(name, loss) {
       losses[name] = tf.tidy(() => {
         const out = loss(players[name as keyof typeof players].params);

@@ -4,7 +4,6 @@ import { unetNet } from '../models/pipeline.js';
 import { countParams, disposeParams } from '../nn/params.js';
 import { prepareRunDir } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
-import { refuseLaunch } from '../train/data-parallel.js';
 import { laddHeadsConfig } from './ladd-config.js';
 import { FAKE_SCORE, type LaddDmdSetup, laddDmdPlayers, laddDmdStep } from './ladd-dmd.js';
 import { type LaddDmdConfig, resolveLaddDmdConfig } from './ladd-dmd-config.js';
@@ -20,7 +19,6 @@ export interface DistillLaddDmdOptions extends Omit<DistillLaddOptions, 'config'
 }
 
 export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<DistillResult> {
-  refuseLaunch('LADD-DMD', opts.outDir);
   const config = resolveLaddDmdConfig(opts.config);
   await prepareRunDir(opts.outDir, opts.resume, config.iterations);
   const teacher = await loadDiffusionModel(opts.teacherDir);
@@ -50,6 +48,7 @@ export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<Disti
         players,
         step: laddDmdStep(setup, players),
         trainingSet: latents.description,
+        dataParallel: true,
         cardExtra: () => ({
           teacherCfg: denoisers.teacherCfg,
           fakeScoreParams: countParams(players[FAKE_SCORE]!.params),

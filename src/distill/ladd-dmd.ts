@@ -57,16 +57,24 @@ export function laddDmdPlayers(setup: LaddDmdSetup, rng: Rng): Record<string, Pl
   };
 }
 
-/** Draws the distribution-matching term's times t ~ U[tMin, tMax] and noise for a batch of `shape`. */
+/**
+ * Draws the distribution-matching term's times t ~ U[tMin, tMax] and noise for the whole batch (samples of
+ * `sampleShape`), and keeps this process's rows.
+ */
 function matchingDraw(
   setup: LaddDmdSetup,
-  rng: Rng,
-  shape: readonly [number, number, number, number],
+  ctx: Pick<StepContext, 'rng' | 'shard'>,
+  sampleShape: readonly number[],
   labels: tf.Tensor1D,
 ): MatchingDraw {
   const c = setup.config;
-  const t = sampleUniformTimes(setup.formulation, rng, shape[0], c.matchingTMin, c.matchingTMax);
-  return { t: tf.tensor1d(t), eps: randn(rng, shape) as tf.Tensor4D, labels };
+  const b = c.batchSize;
+  const t = sampleUniformTimes(setup.formulation, ctx.rng, b, c.matchingTMin, c.matchingTMax);
+  return {
+    t: ctx.shard(tf.tensor1d(t)),
+    eps: ctx.shard(randn(ctx.rng, [b, ...sampleShape]) as tf.Tensor4D),
+    labels,
+  };
 }
 
 /**
@@ -84,15 +92,17 @@ function fakeScoreUpdate(
   const f = setup.formulation;
   const owned: tf.Tensor[] = [];
   try {
-    const { x: x0, labels } = setup.data.batchAt(batch);
-    owned.push(x0, labels);
+    // Drawn for the whole batch, then this process's rows (data parallelism; one process keeps them all).
+    const whole = setup.data.batchAt(batch);
+    owned.push(whole.x);
     const student = players[GENERATOR]!.params;
-    const { s, xs } = laddStudentInputs(setup, ctx, x0, labels, student);
-    owned.push(s, xs);
+    const inputs = laddStudentInputs(setup, ctx, whole.x, whole.labels, student);
+    const t = ctx.shard(tf.tensor1d(f.sampleTrainingTimes(ctx.rng, whole.x.shape[0])));
+    const eps = ctx.shard(randn(ctx.rng, whole.x.shape) as tf.Tensor4D);
+    const [labels, s, xs] = [ctx.shard(whole.labels), ctx.shard(inputs.s), ctx.shard(inputs.xs)];
+    owned.push(labels, s, xs, t, eps);
     const samples = tf.tidy(() => stopGradient(setup.student(student)(xs, s, labels)));
-    const t = tf.tensor1d(f.sampleTrainingTimes(ctx.rng, x0.shape[0]));
-    const eps = randn(ctx.rng, x0.shape) as tf.Tensor4D;
-    owned.push(samples, t, eps);
+    owned.push(samples);
     return ctx.update(FAKE_SCORE, (p) => denoisingLoss(f, setup.fakeScoreNet(p), samples, eps, t, labels));
   } finally {
     tf.dispose(owned);
@@ -105,12 +115,12 @@ function fakeScoreUpdate(
  */
 function withMatchingTerm(
   setup: LaddDmdSetup,
-  rng: Rng,
+  ctx: Pick<StepContext, 'rng' | 'shard'>,
   round: LaddRound,
   fakeScoreParams: Params,
 ): AdversarialRound {
   const { config: c, formulation: f } = setup;
-  const draw = matchingDraw(setup, rng, round.batchShape, round.labels);
+  const draw = matchingDraw(setup, ctx, round.batchShape.slice(1), round.labels);
   const fakeScore: Denoiser = netDenoiser(setup.fakeScoreNet(fakeScoreParams), f);
   return {
     ...round,
@@ -139,7 +149,7 @@ export function laddDmdStep(setup: LaddDmdSetup, players: Readonly<Record<string
   const studentRound = (ctx: StepContext, batch: number, phase: Phase): AdversarialRound => {
     const round = laddRound(setup, ctx, batch, players[GENERATOR]!.params);
     if (phase === 'discriminator' || c.matchingWeight === 0) return round;
-    return withMatchingTerm(setup, ctx.rng, round, players[FAKE_SCORE]!.params);
+    return withMatchingTerm(setup, ctx, round, players[FAKE_SCORE]!.params);
   };
   return (ctx) => {
     // 1. The fake score tracks the student's current distribution (losses averaged over its updates).

@@ -1,5 +1,7 @@
 // `ladder distill --method padd`: runs the ladder of PADD stages, each with the previous stage's student as its
 // teacher; every phase of every stage is a resumable run of the shared loop, and each stage writes its student.
+// Under a launch, rank 0 alone reads and writes the run folder: the other ranks take its decisions (which stages
+// and phases are done) and weights over the process group, so they need no shared disk.
 import { existsSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import type { EngineProfile } from '../engine/profile.js';
+import type { Collectives } from '../engine/torch/collectives.js';
 import { loadTensors, saveTensors } from '../io/safetensors.js';
 import {
   CONFIG_FILE,
@@ -20,8 +23,8 @@ import { studentConfig } from '../models/student-folder.js';
 import { countParams, disposeParams, type Params, paramsUnder, prefixParams } from '../nn/params.js';
 import { makeCard } from '../train/card.js';
 import type { Player } from '../train/checkpoint.js';
-import { refuseLaunch } from '../train/data-parallel.js';
-import { type SegmentSummary, train } from '../train/loop.js';
+import { processGroupFromEnv, tensorsFromRankZero, valueFromRankZero } from '../train/data-parallel.js';
+import { type SegmentSummary, type TrainResult, train } from '../train/loop.js';
 import { lockRunDir } from '../train/run-lock.js';
 import {
   discriminatorEncoder,
@@ -66,6 +69,8 @@ export interface PhaseRecord {
   readonly iterations: number;
   readonly wallSeconds: number;
   readonly msPerStep: number;
+  /** Set when the phase trained data-parallel: its processes and the time per step in collectives. */
+  readonly dataParallel?: TrainResult['dataParallel'];
   /** The processes that trained the phase, when flags changed on a resume (see the loop's SegmentSummary). */
   readonly segments?: readonly SegmentSummary[];
 }
@@ -123,14 +128,30 @@ async function prepareLadder(opts: DistillPaddOptions, stages: readonly PaddStag
   return from;
 }
 
-/** The weights a finished phase left: the student's (EMA when on) and the discriminator's encoder. */
-async function loadPhase(file: string): Promise<{ student: Params; encoder: Params; record: PhaseRecord }> {
-  const { tensors, metadata } = await loadTensors(file);
+/**
+ * The weights a finished phase left: the student's (EMA when on) and the discriminator's encoder. Under a launch,
+ * rank 0 reads the file and the others receive its tensors.
+ */
+async function loadPhase(
+  file: string,
+  group: Collectives | undefined,
+): Promise<{ student: Params; encoder: Params; record: PhaseRecord }> {
+  const lead = group === undefined || group.rank === 0;
+  const read = lead ? await loadTensors(file) : undefined;
+  const tensors = group === undefined ? read!.tensors : tensorsFromRankZero(group, read?.tensors);
+  const record =
+    group === undefined ? read!.metadata.record : valueFromRankZero(group, read?.metadata.record);
   return {
     student: paramsUnder(tensors, STUDENT),
     encoder: paramsUnder(tensors, DISCRIMINATOR_ENCODER),
-    record: JSON.parse(metadata.record ?? '{}'),
+    record: JSON.parse(record ?? '{}'),
   };
+}
+
+/** Whether a file or folder exists on rank 0 (the run folder's disk), agreed by every rank. */
+function onRankZero(group: Collectives | undefined, path: string): boolean {
+  if (group === undefined) return existsSync(path);
+  return valueFromRankZero(group, group.rank === 0 ? existsSync(path) : undefined);
 }
 
 /** Trains one stage, phase by phase (finished phases are read back), and writes its student folder. */
@@ -142,8 +163,10 @@ async function runStage(
   teacher: LoadedDiffusionModel,
   latents: Awaited<ReturnType<typeof trainingLatents>>,
   firstStage: boolean,
+  group: Collectives | undefined,
 ): Promise<{ readonly complete: boolean; readonly profile?: EngineProfile }> {
   const dir = stageDir(opts.outDir, stage);
+  const lead = group === undefined || group.rank === 0;
   const t = teacher.config;
   // A student teaches only at the step count it was made for (a PADD stage, or the head of an ablation ladder).
   if (t.kind === 'student' && !t.sampling.steps.includes(stage.teacherSteps)) {
@@ -176,8 +199,8 @@ async function runStage(
     ).entries()) {
       const phaseDir = join(dir, phase);
       const file = join(phaseDir, PHASE_FILE);
-      if (existsSync(file)) {
-        const done = await loadPhase(file);
+      if (onRankZero(group, file)) {
+        const done = await loadPhase(file, group);
         owned.push(done.student, done.encoder);
         student = done.student;
         if (Object.keys(done.encoder).length > 0) encoder = done.encoder;
@@ -209,6 +232,7 @@ async function runStage(
           checkpointEvery: opts.checkpointEvery,
           logEvery: opts.logEvery ?? 10,
           resume: opts.resume,
+          dataParallel: true,
           label: `padd ${stage.teacherSteps}->${stage.studentSteps} ${phase}`,
           settings: { ...config, trainingSet: latents.description },
           ...(opts.stopAfter === undefined ? {} : { stopAfter: opts.stopAfter }),
@@ -221,19 +245,22 @@ async function runStage(
           iterations,
           wallSeconds: Math.round(result.wallSeconds),
           msPerStep: Math.round(result.msPerStep),
+          ...(result.dataParallel && { dataParallel: result.dataParallel }),
           ...(result.segments !== undefined && result.segments.length > 1
             ? { segments: result.segments }
             : {}),
         };
-        const gen = players.generator!;
-        const weights = gen.ema?.params ?? gen.params;
-        const discEncoder = players.discriminator ? discriminatorEncoder(players.discriminator.params) : {};
-        await saveTensors(
-          file,
-          { ...prefixParams(weights, STUDENT), ...prefixParams(discEncoder, DISCRIMINATOR_ENCODER) },
-          { record: JSON.stringify(record) },
-        );
-        const done = await loadPhase(file); // the next phase starts from exactly what was saved
+        if (lead) {
+          const gen = players.generator!;
+          const weights = gen.ema?.params ?? gen.params;
+          const discEncoder = players.discriminator ? discriminatorEncoder(players.discriminator.params) : {};
+          await saveTensors(
+            file,
+            { ...prefixParams(weights, STUDENT), ...prefixParams(discEncoder, DISCRIMINATOR_ENCODER) },
+            { record: JSON.stringify(record) },
+          );
+        }
+        const done = await loadPhase(file, group); // the next phase starts from exactly what was saved
         owned.push(done.student, done.encoder);
         student = done.student;
         if (Object.keys(done.encoder).length > 0) encoder = done.encoder;
@@ -243,6 +270,7 @@ async function runStage(
       }
     }
 
+    if (!lead) return { complete: true };
     const total = records.reduce(
       (a, r) => ({ iterations: a.iterations + r.iterations, seconds: a.seconds + r.wallSeconds }),
       { iterations: 0, seconds: 0 },
@@ -284,15 +312,44 @@ async function runStage(
   }
 }
 
+/**
+ * The stage teacher of a launch's other ranks: the original teacher's autoencoder with rank 0's stage model (its
+ * config and weights), which the others have no disk copy of.
+ */
+async function stageTeacherFromRankZero(
+  group: Collectives,
+  loaded: LoadedDiffusionModel | undefined,
+  teacherDir: string,
+): Promise<LoadedDiffusionModel> {
+  const lead = group.rank === 0;
+  const original = lead ? undefined : await loadDiffusionModel(teacherDir);
+  const dir = valueFromRankZero(group, loaded?.dir);
+  const config = valueFromRankZero(group, loaded?.config);
+  const params = tensorsFromRankZero(group, loaded?.params);
+  if (lead) return loaded!;
+  disposeParams(original!.params);
+  return { dir, config, params, autoencoder: original!.autoencoder };
+}
+
 /** Runs the PADD ladder (or its rest, with `fromStage` / `resume`). */
 export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult> {
-  refuseLaunch('PADD', opts.outDir);
   const config = resolvePaddConfig(opts.config);
   const stages = parsePaddSchedule(config.schedule);
-  const from = await prepareLadder(opts, stages);
-  let teacher = await loadDiffusionModel(
-    from === 0 ? opts.teacherDir : stageDir(opts.outDir, stages[from - 1]!),
-  );
+  const group = processGroupFromEnv();
+  const lead = group === undefined || group.rank === 0;
+  if (group !== undefined && opts.profile !== undefined) {
+    throw new Error('--profile times one process: run it without `ladder launch`');
+  }
+  const prepared = lead ? await prepareLadder(opts, stages) : undefined;
+  const from = group === undefined ? prepared! : valueFromRankZero(group, prepared);
+  const stageTeacher = async (dir: string): Promise<LoadedDiffusionModel> =>
+    group === undefined
+      ? loadDiffusionModel(dir)
+      : stageTeacherFromRankZero(group, lead ? await loadDiffusionModel(dir) : undefined, opts.teacherDir);
+  let teacher =
+    from === 0
+      ? await loadDiffusionModel(opts.teacherDir)
+      : await stageTeacher(stageDir(opts.outDir, stages[from - 1]!));
   const done: { studentSteps: number; dir: string }[] = stages
     .slice(0, from)
     .map((s) => ({ studentSteps: s.studentSteps, dir: stageDir(opts.outDir, s) }));
@@ -307,7 +364,7 @@ export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult>
     for (const [index, stage] of stages.entries()) {
       if (index < from) continue;
       const dir = stageDir(opts.outDir, stage);
-      if (!finished(dir)) {
+      if (!onRankZero(group, join(dir, CONFIG_FILE))) {
         const { complete, profile } = await runStage(
           opts,
           config,
@@ -316,11 +373,12 @@ export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult>
           teacher,
           latents,
           index === 0,
+          group,
         );
         if (!complete) return { interrupted: true, stages: done, ...(profile && { profile }) };
       }
       done.push({ studentSteps: stage.studentSteps, dir });
-      const next = await loadDiffusionModel(dir);
+      const next = await stageTeacher(dir);
       disposeParams(teacher.params);
       disposeParams(teacher.autoencoder.params);
       teacher = next;

@@ -122,26 +122,37 @@ export interface PaddDraw {
   dispose(): void;
 }
 
+/** How a draw keeps this process's rows of the whole batch (data parallelism; one process keeps them all). */
+export type BatchSplit = Pick<StepContext, 'shard' | 'shardValues'>;
+const WHOLE_BATCH: BatchSplit = { shard: (t) => t, shardValues: (values) => values };
+
 /**
  * Steps 1-3 of an update. 1. A batch of latents x0 and classes c (batch `index` of the run). 2. A student time
  * per sample, uniform over its N trailing times; the next time is the following one (0 after the last); x_t
  * forward-noised from x0 (pure noise at t = 1). 3. The teacher runs n = teacherSteps / studentSteps ODE steps
  * from x_t to x_{t-ns}; the student's step is one ODE step with its own x0 estimate.
+ * Under data parallelism every rank draws the whole batch (the same stream) and keeps its rows before the teacher
+ * runs.
  */
-export function paddDraw(setup: PaddStageSetup, rng: Rng, batch: number): PaddDraw {
+export function paddDraw(setup: PaddStageSetup, rng: Rng, batch: number, split = WHOLE_BATCH): PaddDraw {
   const { stage, formulation: f, data } = setup;
-  const { x: x0, labels } = data.batchAt(batch);
-  const b = x0.shape[0];
+  const whole = data.batchAt(batch);
+  const b = whole.x.shape[0];
   const times = studentTimes(f, stage.studentSteps);
-  const t = new Float32Array(b);
-  const tNext = new Float32Array(b);
+  const tWhole = new Float32Array(b);
+  const tNextWhole = new Float32Array(b);
   for (let i = 0; i < b; i++) {
     const k = Math.min(times.length - 1, Math.floor(rng.uniform() * times.length));
-    t[i] = times[k]!;
-    tNext[i] = times[k + 1] ?? 0;
+    tWhole[i] = times[k]!;
+    tNextWhole[i] = times[k + 1] ?? 0;
   }
-  const xT = tf.tidy(() => addNoise(f, x0, randn(rng, x0.shape) as tf.Tensor4D, tf.tensor1d(t)));
-  x0.dispose();
+  const eps = split.shard(randn(rng, whole.x.shape) as tf.Tensor4D);
+  const x0 = split.shard(whole.x);
+  const labels = split.shard(whole.labels);
+  const t = split.shardValues(tWhole);
+  const tNext = split.shardValues(tNextWhole);
+  const xT = tf.tidy(() => addNoise(f, x0, eps, tf.tensor1d(t)));
+  tf.dispose([x0, eps]);
   const n = stage.teacherSteps / stage.studentSteps;
   const target = teacherSteps(f, setup.teacher, xT, t, tNext, n, labels);
   return {
@@ -168,7 +179,7 @@ export function paddDiscriminator(config: PaddConfig, params: Params): Player {
 /** MSE phase: L = || xhat_{t-ns} - x_{t-ns} ||^2 (mean over elements). */
 export function paddMseStep(setup: PaddStageSetup): TrainStep {
   return (ctx) => {
-    const draw = paddDraw(setup, ctx.rng, batchIndex(ctx.step, 1, 0));
+    const draw = paddDraw(setup, ctx.rng, batchIndex(ctx.step, 1, 0), ctx);
     try {
       return ctx.update(
         GENERATOR,
@@ -192,8 +203,8 @@ export function paddAdversarialStep(
   players: Readonly<Record<string, Player>>,
 ): TrainStep {
   const { config: c, formulation: f, unet } = setup;
-  const round = (ctx: Pick<StepContext, 'rng'>, batch: number): AdversarialRound => {
-    const draw = paddDraw(setup, ctx.rng, batch);
+  const round = (ctx: StepContext, batch: number): AdversarialRound => {
+    const draw = paddDraw(setup, ctx.rng, batch, ctx);
     const netTime = tf.tensor1d(draw.t.map((t) => f.netTime(t)));
     const netTimeNext = tf.tensor1d(draw.tNext.map((t) => f.netTime(t)));
     const logits = (dp: Params, xNext: tf.Tensor4D): HeadLogits =>

@@ -17,6 +17,7 @@ import {
   sameDataset,
 } from '../data/image-dataset.js';
 import { currentBackend } from '../engine/backend.js';
+import type { Collectives } from '../engine/torch/collectives.js';
 import { imageGridPng } from '../image/png.js';
 import { type LoadedFeatureNet, loadFeatureNet } from '../models/feature-net.js';
 import { CONFIG_FILE, type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
@@ -32,6 +33,7 @@ import {
 import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
+import { processGroupFromEnv, valueFromRankZero } from '../train/data-parallel.js';
 import { type EvalJson, type EvalResult, type FeatureNetRole, parseEvalJson } from './eval-json.js';
 import { type ExtractedFeatures, extractFeatures } from './features.js';
 import {
@@ -135,11 +137,14 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
       `model folder ${opts.modelDir} ${what}: pass --model the folder of a trained teacher or student`,
     );
   }
-  await ensureWritableDir(dirname(opts.outJson)); // fail before any slow work
+  // Under a launch the ranks split the sampling; rank 0 alone scores and writes.
+  const group = processGroupFromEnv();
+  const lead = group === undefined || group.rank === 0;
+  if (lead) await ensureWritableDir(dirname(opts.outJson)); // fail before any slow work
   const model = await loadDiffusionModel(opts.modelDir);
   let net: LoadedFeatureNet | undefined;
   try {
-    checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
+    if (lead) checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
     checkChunkFits(model, {
       latentSize: opts.latentSize ?? [model.config.latentShape[0], model.config.latentShape[1]],
       batchSize: Math.min(batchSize, opts.samples), // no chunk holds more than the samples
@@ -151,7 +156,7 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
     if (role === 'report') checkReportNet(featuresDir, model.config.dataset);
     net = await loadFeatureNet(featuresDir);
     checkCompatible(model, net);
-    return await runEvaluation(model, net, opts, batchSize);
+    return await runEvaluation(model, net, opts, batchSize, group);
   } finally {
     disposeParams(model.params);
     disposeParams(model.autoencoder.params);
@@ -224,7 +229,9 @@ async function runEvaluation(
   net: LoadedFeatureNet,
   opts: EvaluateOptions,
   batchSize: number,
+  group: Collectives | undefined,
 ): Promise<EvalJson> {
+  const lead = group === undefined || group.rank === 0;
   const { config } = model;
   const stepsList = opts.steps ?? config.sampling.steps;
   const cfg = opts.cfg ?? config.sampling.cfg;
@@ -233,10 +240,10 @@ async function runEvaluation(
     ...(opts.referenceLimit === undefined ? {} : { limit: opts.referenceLimit }),
     ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
   };
-  const reference = await loadReference(net, 'test', referenceOptions);
+  const reference = lead ? await loadReference(net, 'test', referenceOptions) : undefined;
   const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
   const labels = balancedLabels(classes, opts.samples);
-  const floor = await loadFidFloor(net, reference, labels, referenceOptions);
+  const floor = lead ? await loadFidFloor(net, reference!, labels, referenceOptions) : undefined;
   const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
   // Within each asked class (the class counts are fixed by design); seeded like the samples, so two evals with one
   // seed and sample count draw the same blocks and their replicates pair up.
@@ -256,6 +263,7 @@ async function runEvaluation(
       modelName: model.dir,
       checkFinite: true,
       ...(latentSize === undefined ? {} : { latentSize }),
+      ...(group === undefined ? {} : { share: { index: group.rank, count: group.worldSize } }),
     })) {
       const images = chunk.tensor;
       if (images.shape[1] === netH && images.shape[2] === netW) {
@@ -283,7 +291,7 @@ async function runEvaluation(
       count: opts.samples,
       dim,
     };
-    const grid = new GridCells(net, opts.gridPerClass ?? 8);
+    const grid = new GridCells(net, opts.gridPerClass ?? 8, labels);
     const batchMs: number[] = [];
     let began = performance.now();
     for (const { start, tensor } of generate(steps, labels)) {
@@ -298,15 +306,23 @@ async function runEvaluation(
       const part = await extractFeatures(net, pixels, count);
       fake.features.set(part.features, start * dim);
       fake.predicted.set(part.predicted, start);
-      grid.add(pixels, labels.subarray(start, start + count));
+      grid.add(pixels, start, count);
       began = performance.now();
     }
+    if (group !== undefined) {
+      // Every rank's chunks to rank 0 (each rank made chunk k when k % ranks = rank).
+      const owner = (sample: number): number => Math.floor(sample / batchSize) % group.worldSize;
+      fake.features.set(gatherRows(group, fake.features, dim, owner));
+      fake.predicted.set(gatherRows(group, Float32Array.from(fake.predicted), 1, owner));
+      grid.gather(group, owner);
+    }
+    if (!lead) continue;
     // The median batch: one slow batch (a garbage collection, another process) does not move it. A short last
     // batch pays the per-call overhead over fewer images: left out when full ones were timed.
     const full = batchMs.slice(0, Math.floor(opts.samples / batchSize));
     const timed = full.length > 0 ? full : batchMs;
     const msPerImage = median(timed);
-    const metrics = sampleMetrics(reference, fake, labels, opts.seed, opts.kidSubsets ?? 20, bootstrap);
+    const metrics = sampleMetrics(reference!, fake, labels, opts.seed, opts.kidSubsets ?? 20, bootstrap);
     const png = grid.png();
     if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
     results.push({
@@ -323,6 +339,7 @@ async function runEvaluation(
       `${steps} steps: ${summaryLine(metrics, floor)}, ${msPerImage.toFixed(2)} ms/image\n`,
     );
   }
+  if (!lead) return valueFromRankZero<EvalJson>(group!, undefined);
   // Written only once every setting has run, so a failed run leaves no grids without their JSON.
   for (const [path, png] of grids) await writeFileAtomic(path, png);
   const out = parseEvalJson(
@@ -352,16 +369,17 @@ async function runEvaluation(
       ...(config.distill === undefined ? {} : { method: config.distill.method }),
       modelDir: opts.modelDir,
       batchSize,
-      reference: { split: 'test', images: reference.count },
+      reference: { split: 'test', images: reference!.count },
       kidSubsets: opts.kidSubsets ?? 20,
-      kidSubsetSize: Math.min(KID_SUBSET_SIZE, opts.samples, reference.count),
+      kidSubsetSize: Math.min(KID_SUBSET_SIZE, opts.samples, reference!.count),
       precisionRecallK: PRECISION_RECALL_K,
       ...(opts.latentSize === undefined ? {} : { latentSize: opts.latentSize }),
+      ...(group === undefined ? {} : { processes: group.worldSize }),
     },
     'ladder eval (internal)',
   );
   await writeJsonAtomic(opts.outJson, out);
-  return out;
+  return group === undefined ? out : valueFromRankZero(group, out);
 }
 
 // `FID 12.31 [11.80, 12.95] (floor 9.70 at 2000), class accuracy 97.1% [96.3, 97.8]`
@@ -440,35 +458,72 @@ export function sampleMetrics(
   };
 }
 
-/** A class-per-row grid of the first `perClass` samples of each class, filled chunk by chunk. */
+/**
+ * Rows `sample` of a samples x `rowSize` array, each from the rank that `owner` names, on every rank (each rank
+ * passes its array with its own rows filled).
+ */
+function gatherRows(
+  group: Collectives,
+  mine: Float32Array,
+  rowSize: number,
+  owner: (row: number) => number,
+): Float32Array {
+  const local = tf.tensor1d(mine);
+  const all = group.allGather(local);
+  local.dispose();
+  const parts = all.dataSync() as Float32Array;
+  all.dispose();
+  const merged = new Float32Array(mine.length);
+  for (let row = 0; row < mine.length / rowSize; row++) {
+    const from = owner(row) * mine.length + row * rowSize;
+    merged.set(parts.subarray(from, from + rowSize), row * rowSize);
+  }
+  return merged;
+}
+
+/** A class-per-row grid of the first `perClass` samples asked of each class, filled chunk by chunk. */
 class GridCells {
   private readonly cells: Float32Array;
-  private readonly filled: Int32Array;
+  /** The grid cell of each sample (class row, then order within the class), or -1 when it has none. */
+  private readonly cellOf: Int32Array;
   private readonly shape: readonly [number, number, number];
   private readonly numClasses: number;
 
   constructor(
     net: LoadedFeatureNet,
     private readonly perClass: number,
+    labels: Int32Array,
   ) {
     this.shape = net.config.featureNet.imageShape;
     this.numClasses = net.config.featureNet.numClasses;
     const [h, w, c] = this.shape;
     this.cells = new Float32Array(this.numClasses * perClass * h * w * c).fill(-1);
-    this.filled = new Int32Array(this.numClasses);
+    const seen = new Int32Array(this.numClasses);
+    this.cellOf = labels.map((label) => {
+      const order = seen[label]!;
+      seen[label] = order + 1;
+      return order < perClass ? label * perClass + order : -1;
+    });
   }
 
-  /** Takes the images of `pixels` (labels `labels`) that their class's row still has room for. */
-  add(pixels: Float32Array, labels: Int32Array): void {
+  /** Takes the images of `pixels` (samples `start` .. `start + count`) that have a cell. */
+  add(pixels: Float32Array, start: number, count: number): void {
     const size = this.shape[0] * this.shape[1] * this.shape[2];
-    labels.forEach((label, i) => {
-      if (this.filled[label]! >= this.perClass) return;
-      this.cells.set(
-        pixels.subarray(i * size, (i + 1) * size),
-        (label * this.perClass + this.filled[label]!) * size,
-      );
-      this.filled[label]! += 1;
+    for (let i = 0; i < count; i++) {
+      const cell = this.cellOf[start + i]!;
+      if (cell >= 0) this.cells.set(pixels.subarray(i * size, (i + 1) * size), cell * size);
+    }
+  }
+
+  /** Every rank's cells on every rank: each cell from the rank that made its sample. */
+  gather(group: Collectives, owner: (sample: number) => number): void {
+    if (this.cells.length === 0) return;
+    const sampleOf = new Int32Array(this.cells.length / (this.shape[0] * this.shape[1] * this.shape[2]));
+    this.cellOf.forEach((cell, sample) => {
+      if (cell >= 0) sampleOf[cell] = sample;
     });
+    const size = this.shape[0] * this.shape[1] * this.shape[2];
+    this.cells.set(gatherRows(group, this.cells, size, (cell) => owner(sampleOf[cell]!)));
   }
 
   /** The grid as PNG bytes; undefined when no grid was asked for (0 per class). */

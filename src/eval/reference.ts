@@ -81,7 +81,11 @@ export async function loadReference(
   const reference: ReferenceSet = {
     dataset,
     split,
-    stats: featureStats(extracted.features, extracted.count, extracted.dim),
+    // As the cache stores them (float32 pairs), so this run scores exactly as the runs that read the cache.
+    stats: featureStatsFromTensors(
+      featureStatsToTensors(featureStats(extracted.features, extracted.count, extracted.dim)),
+      path,
+    ),
     features: extracted.features,
     labels: data.labels,
     count: extracted.count,

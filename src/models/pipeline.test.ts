@@ -7,7 +7,13 @@ import { initAutoencoder } from '../nn/autoencoder.js';
 import { disposeParams } from '../nn/params.js';
 import { expectNoLeak, testBackend } from '../test-utils/backend.js';
 import { TINY_AE_CONFIG, tinyTeacherConfig, tinyUNetParams } from '../test-utils/tiny-models.js';
-import { checkFiniteValues, type DiffusionModel, type GenerateOptions, generateImages } from './pipeline.js';
+import {
+  checkFiniteValues,
+  type DiffusionModel,
+  type GenerateOptions,
+  generateImages,
+  latentChunks,
+} from './pipeline.js';
 
 const POISONED_CLASS = 9;
 let model: DiffusionModel;
@@ -60,6 +66,39 @@ describe('generateImages', () => {
     await expectNoLeak(() =>
       assert.throws(() => generateImages(model, { ...opts, checkFinite: true }), /poisoned made NaN/),
     );
+  });
+});
+
+describe('latentChunks shared between processes', () => {
+  it("gives each process's chunks the latents one process makes, for the sampler that re-noises too", async () => {
+    for (const sampler of ['few-step', 'euler'] as const) {
+      const shared: GenerateOptions = {
+        ...opts,
+        labels: Int32Array.from([0, 1, 2, 3, 4, 5, 6]),
+        sampler,
+        steps: 3,
+      };
+      const values = (o: GenerateOptions) =>
+        [...latentChunks(model, o)].map(({ start, tensor }) => {
+          const v = tensor.dataSync().slice();
+          tensor.dispose();
+          return { start, v };
+        });
+      const whole = values(shared);
+      const parts = [0, 1, 2].flatMap((index) => values({ ...shared, share: { index, count: 3 } }));
+      assert.deepEqual(parts.map((p) => p.start).sort(), [0, 2, 4, 6]);
+      for (const part of parts)
+        assert.deepEqual(part.v, whole.find((w) => w.start === part.start)!.v, sampler);
+    }
+    await expectNoLeak(() => {
+      for (const { tensor } of latentChunks(model, {
+        ...opts,
+        labels: Int32Array.from([0, 1, 2, 3]),
+        sampler: 'few-step',
+        share: { index: 1, count: 2 },
+      }))
+        tensor.dispose();
+    });
   });
 });
 

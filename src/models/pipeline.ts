@@ -65,6 +65,12 @@ export interface GenerateOptions {
    * chunk: worth it for commands that write their output, not for the web page, which generates every frame.
    */
   readonly checkFinite?: boolean;
+  /**
+   * Make only this process's chunks (data parallelism): chunk k when k % count === index. The others are drawn, not
+   * made: their sampler runs on a zero denoiser, so the random stream reaches the next chunk exactly where one
+   * process's would, and every chunk gets the images it gets in one process.
+   */
+  readonly share?: { readonly index: number; readonly count: number };
 }
 
 /** Images per chunk when the caller does not say (the few-step sampler's images for a seed depend on it). */
@@ -131,8 +137,20 @@ export function* latentChunks(model: DiffusionModel, opts: GenerateOptions): Gen
   const times = samplerTimes(f, opts.steps);
   const rng = new Rng(opts.seed);
   const batchSize = opts.batchSize ?? DEFAULT_BATCH;
+  const { share } = opts;
   for (let start = 0; start < opts.labels.length; start += batchSize) {
     const chunk = opts.labels.subarray(start, Math.min(opts.labels.length, start + batchSize));
+    if (share !== undefined && (start / batchSize) % share.count !== share.index) {
+      tf.tidy(() => {
+        const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
+        sample(opts.sampler, (x) => tf.zerosLike(x), f, noise, {
+          times,
+          labels: tf.tensor1d(chunk, 'int32'),
+          rng,
+        });
+      });
+      continue;
+    }
     const latents = tf.tidy(() => {
       const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
       const labels = tf.tensor1d(chunk, 'int32');

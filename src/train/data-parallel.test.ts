@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,10 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { checkLaunchable, parseMaster, rankEnv } from '../cli/launch.js';
 import { addonPath } from '../engine/torch/addon.js';
+import { writeTinyFeatureNet } from '../eval/fixtures/tiny-models.js';
 import { loadTensors } from '../io/safetensors.js';
 import { testBackend } from '../test-utils/backend.js';
 import { writeTinyTeacher } from '../test-utils/tiny-models.js';
 import { isRankZero, launchEnv } from './data-parallel.js';
+import { train } from './loop.js';
 
 const main = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const run = promisify(execFile);
@@ -39,6 +42,33 @@ describe('data parallelism: the launch environment', () => {
     assert.throws(() => launchEnv({ WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: 'h' }), /MASTER_PORT/);
   });
 
+  it('refuses a launch of a trainer that does not say it splits its batches, before touching its folder', async () => {
+    const launched = { WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '1' };
+    const saved = Object.fromEntries(Object.keys(launched).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, launched);
+    const out = join(tmpdir(), 'ladder-dp-refused-never-made');
+    try {
+      await assert.rejects(
+        train({}, () => ({}), {
+          outDir: out,
+          totalSteps: 1,
+          seed: 0,
+          checkpointEvery: 1,
+          logEvery: 1,
+          resume: false,
+          label: 'my trainer',
+        }),
+        /my trainer does not split its batches over processes yet/,
+      );
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    assert.equal(existsSync(out), false);
+  });
+
   it('gives each process of each machine its global rank', () => {
     const master = { host: '10.0.0.1', port: 29500 };
     assert.deepEqual(rankEnv({ nproc: 2, nnodes: 3, nodeRank: 1 }, master, 1), {
@@ -51,8 +81,9 @@ describe('data parallelism: the launch environment', () => {
       MASTER_PORT: '29500',
     });
     assert.deepEqual(parseMaster('[::1]:80'), { host: '[::1]', port: 80 });
-    assert.throws(() => checkLaunchable('eval', 2), /eval runs in one process \(WORLD_SIZE=2/);
-    checkLaunchable('eval', undefined);
+    assert.throws(() => checkLaunchable('sample', 2), /sample runs in one process \(WORLD_SIZE=2/);
+    checkLaunchable('sample', undefined);
+    checkLaunchable('eval', 2);
     checkLaunchable('distill', 4);
     checkLaunchable('synth', 2);
     assert.throws(() => parseMaster('host'), /ADDRESS:PORT/);
@@ -75,6 +106,7 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
     await testBackend();
     root = await mkdtemp(join(tmpdir(), 'ladder-dp-'));
     teacher = await writeTinyTeacher(root);
+    await writeTinyFeatureNet(join(root, 'mnist-features'));
     // ADD's frozen feature net (its quality does not matter here).
     await ladder([
       'train-features',
@@ -99,7 +131,11 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
   async function maxCheckpointDiff(a: string, b: string, step: number): Promise<number> {
     const file = (dir: string) =>
       join(dir, 'checkpoints', `step-${String(step).padStart(8, '0')}`, 'state.safetensors');
-    const [x, y] = await Promise.all([loadTensors(file(a)), loadTensors(file(b))]);
+    return maxTensorDiff(file(a), file(b));
+  }
+
+  async function maxTensorDiff(a: string, b: string): Promise<number> {
+    const [x, y] = await Promise.all([loadTensors(a), loadTensors(b)]);
     assert.deepEqual(Object.keys(x.tensors).sort(), Object.keys(y.tensors).sort());
     let max = 0;
     for (const [name, t] of Object.entries(x.tensors)) {
@@ -119,6 +155,11 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
     [
       'LADD (backward simulation, two discriminator updates)',
       ['distill', '--method', 'ladd', '--teacher', 'TEACHER', '--data', 'real', '--limit', '32', ...heads],
+      2,
+    ],
+    [
+      'LADD-DMD (fake score, distribution matching, backward simulation)',
+      ['distill', '--method', 'ladd-dmd', '--teacher', 'TEACHER', '--limit', '32', '--warmup', '1', ...heads],
       2,
     ],
     [
@@ -162,6 +203,104 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
       assert.ok(existsSync(join(two, 'config.json')), 'rank 0 writes the model folder');
     });
   }
+
+  // PADD's ladder: an MSE stage, then an adversarial stage (x0 warm-up, conditional and relax phases), each phase a
+  // run of the loop; every phase's last checkpoint is compared.
+  const padd = (schedule: string, out: string, ...extra: string[]) => [
+    ...['distill', '--method', 'padd', '--teacher', teacher, '--schedule', schedule, '--data', 'real'],
+    ...['--limit', '32', '--head-channels', '8', '--head-groups', '4', '--d-updates', '2', '--batch', '8'],
+    ...['--iterations', '4', '--out', out, ...extra],
+  ];
+  async function maxPaddDiff(a: string, b: string, stages: readonly string[]): Promise<number> {
+    let max = 0;
+    let phases = 0;
+    for (const stage of stages) {
+      for (const phase of await readdir(join(a, stage), { withFileTypes: true })) {
+        if (!phase.isDirectory()) continue;
+        const latest = JSON.parse(
+          await readFile(join(a, stage, phase.name, 'checkpoints', 'latest.json'), 'utf8'),
+        ) as { step: number };
+        const diff = await maxCheckpointDiff(
+          join(a, stage, phase.name),
+          join(b, stage, phase.name),
+          latest.step,
+        );
+        max = Math.max(max, diff);
+        phases += 1;
+      }
+      max = Math.max(
+        max,
+        await maxTensorDiff(join(a, stage, 'weights.safetensors'), join(b, stage, 'weights.safetensors')),
+      );
+    }
+    assert.ok(phases > stages.length, `compared ${phases} phases`);
+    return max;
+  }
+
+  it("PADD: 2 processes at global batch 8 reach 1 process's weights in every phase of every stage", async () => {
+    const one = join(root, 'padd-1');
+    const two = join(root, 'padd-2');
+    await ladder(padd('4:mse,2,1', one));
+    const { stderr } = await ladder(['launch', '--nproc', '2', '--', ...padd('4:mse,2,1', two)]);
+    assert.match(stderr, /launch: 2 of 2 processes/);
+    const diff = await maxPaddDiff(one, two, ['stage-2', 'stage-1']);
+    assert.ok(diff < 1e-5, `max difference ${diff}`);
+  });
+
+  it('PADD: a launch continues a ladder from a finished stage that only rank 0 reads', async () => {
+    const switched = join(root, 'padd-switched');
+    await ladder(padd('4:mse,2', switched));
+    // Rank 1 takes the finished stage (the next stage's teacher) and the decisions from rank 0.
+    await ladder(['launch', '--nproc', '2', '--', ...padd('4:mse,2,1', switched, '--from-stage', '1')]);
+    const diff = await maxPaddDiff(join(root, 'padd-1'), switched, ['stage-1']);
+    assert.ok(diff < 1e-5, `max difference ${diff}`);
+  });
+
+  it('eval in 2 processes writes the numbers and grids of 1 process', async () => {
+    const args = (json: string) => [
+      ...['eval', '--model', teacher, '--features', join(root, 'mnist-features'), '--samples', '24'],
+      ...['--batch', '4', '--steps', '2', '--bootstrap', '20', '--ref-limit', '30', '--kid-subsets', '2'],
+      ...['--grid-per-class', '2', '--cache-dir', join(root, 'cache'), '--json', json],
+    ];
+    const one = join(root, 'eval-1', 'teacher.json');
+    const two = join(root, 'eval-2', 'teacher.json');
+    await ladder(args(one));
+    await ladder(['launch', '--nproc', '2', '--', ...args(two)]);
+    const read = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
+    const [a, b] = [await read(one), await read(two)];
+    assert.equal(b.processes, 2);
+    const scores = (json: { results: Record<string, unknown>[] }) =>
+      json.results.map(({ msPerImage, timedBatches, ...rest }) => rest);
+    assert.deepEqual(scores(b), scores(a));
+    assert.deepEqual(
+      await readFile(join(root, 'eval-2', 'teacher-2steps.png')),
+      await readFile(join(root, 'eval-1', 'teacher-2steps.png')),
+    );
+  });
+
+  it("two launchers (--nnodes 2, one process each, as on two machines) reach 1 process's weights", async () => {
+    const args = (out: string) => [
+      ...['train-teacher', '--ae', join(root, 'ae'), '--channels', '8,16', '--limit', '32', '--batch', '8'],
+      ...['--iterations', '3', '--out', out],
+    ];
+    const one = join(root, 'nodes-1');
+    const two = join(root, 'nodes-2');
+    await ladder(args(one));
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+      });
+    });
+    const node = (rank: number) =>
+      ladder([
+        ...['launch', '--nproc', '1', '--nnodes', '2', '--node-rank', String(rank)],
+        ...['--master', `127.0.0.1:${port}`, '--', ...args(two)],
+      ]);
+    const [first] = await Promise.all([node(0), node(1)]);
+    assert.match(first.stderr, /launch: 1 of 2 processes/);
+    assert.ok((await maxCheckpointDiff(one, two, 3)) < 1e-5);
+  });
 
   it('resumes a 1-process run in 2 processes on the same trajectory', async () => {
     const args = (iterations: number, out: string) => [
@@ -208,31 +347,6 @@ describe('data parallelism on c10d (2 processes, Gloo on loopback)', { skip: !on
         /already holds a finished model/.test(err.stderr) && /stopping the others/.test(err.stderr),
     );
     assert.ok(Date.now() - began < 60_000, `took ${Date.now() - began} ms`);
-  });
-
-  it('refuses a launch of a trainer that does not split its batches', async () => {
-    await assert.rejects(
-      ladder(
-        [
-          'distill',
-          '--method',
-          'padd',
-          '--teacher',
-          teacher,
-          '--iterations',
-          '1',
-          '--out',
-          join(root, 'padd'),
-        ],
-        {
-          WORLD_SIZE: '2',
-          RANK: '0',
-          MASTER_ADDR: '127.0.0.1',
-          MASTER_PORT: '1',
-        },
-      ),
-      /does not split its batches over processes yet/,
-    );
   });
 
   it('a killed rank stops the other with a clear message; --resume continues from the last checkpoint', async () => {

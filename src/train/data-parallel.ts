@@ -98,40 +98,48 @@ export function processGroupFromEnv(env: NodeJS.ProcessEnv = process.env): Colle
 }
 
 /**
- * Every rank takes rank 0's players (weights, EMA, optimiser moments) and trainer state: one broadcast of a JSON
- * header (names, shapes, state), one of every float tensor. Rank 0's own values stay as they are.
+ * Every rank takes rank 0's players (weights, EMA, optimiser moments) and trainer state. Rank 0's own values stay as
+ * they are.
  */
 export function syncFromRankZero(
   group: Collectives,
   players: Readonly<Record<string, Player>>,
   state: TrainerState,
 ): TrainerState {
-  const lead = group.rank === 0;
-  const snapshot = lead ? playersSnapshot(players, state) : undefined;
-  const header = broadcastJson(
+  const snapshot = group.rank === 0 ? playersSnapshot(players, state) : undefined;
+  const metadata = valueFromRankZero(group, snapshot?.metadata);
+  const tensors = tensorsFromRankZero(group, snapshot?.tensors);
+  if (group.rank === 0) return state;
+  return restorePlayers('rank 0', tensors, metadata, players);
+}
+
+/**
+ * Rank 0's named tensors on every rank (the others pass undefined): one broadcast of their names and shapes, one
+ * of all of them. Rank 0 gets its own tensors back; the others own what they receive.
+ */
+export function tensorsFromRankZero(
+  group: Collectives,
+  tensors: Readonly<Record<string, tf.Tensor>> | undefined,
+): Record<string, tf.Tensor> {
+  const shapes = valueFromRankZero(
     group,
-    snapshot && {
-      metadata: snapshot.metadata,
-      shapes: Object.fromEntries(Object.entries(snapshot.tensors).map(([k, t]) => [k, t.shape])),
-    },
-  ) as { metadata: Record<string, string>; shapes: Record<string, number[]> };
-  const names = Object.keys(header.shapes);
-  const mine = lead
-    ? names.map((n) => snapshot!.tensors[n]!)
-    : names.map((n) => tf.zeros(header.shapes[n]!, 'float32'));
+    tensors && Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.shape])),
+  );
+  const names = Object.keys(shapes);
+  const lead = group.rank === 0;
+  const mine = names.map((n) => (lead ? tensors![n]! : tf.zeros(shapes[n]!, 'float32')));
   const received = group.broadcast(mine, 0);
   if (lead) {
     tf.dispose(received);
-    return state;
+    return { ...tensors };
   }
   tf.dispose(mine);
-  const tensors = Object.fromEntries(names.map((n, i) => [n, received[i]!]));
-  return restorePlayers('rank 0', tensors, header.metadata, players);
+  return Object.fromEntries(names.map((n, i) => [n, received[i]!]));
 }
 
-/** Rank 0's JSON value, on every rank (the others pass undefined). */
-function broadcastJson(group: Collectives, value: unknown): unknown {
-  const text = group.rank === 0 ? JSON.stringify(value) : '';
+/** Rank 0's JSON value on every rank (the others pass undefined): what rank 0 read from its disk or decided. */
+export function valueFromRankZero<T>(group: Collectives, value: T | undefined): T {
+  const text = group.rank === 0 ? JSON.stringify(value ?? null) : '';
   const sendLength = tf.tensor1d([text.length], 'int32');
   const [length] = group.broadcast([sendLength], 0);
   sendLength.dispose();
@@ -143,7 +151,7 @@ function broadcastJson(group: Collectives, value: unknown): unknown {
   sendCodes.dispose();
   const values = received!.dataSync();
   received!.dispose();
-  return JSON.parse(Array.from(values, (c) => String.fromCharCode(c)).join(''));
+  return JSON.parse(Array.from(values, (c) => String.fromCharCode(c)).join('')) as T;
 }
 
 /** Averages a player's gradients over the ranks in one call; the inputs are disposed. */
@@ -171,17 +179,28 @@ export function anyRank(group: Collectives, yes: boolean): boolean {
  */
 export function shardRows<T extends tf.Tensor>(group: Collectives | undefined, t: T): T {
   if (group === undefined) return t;
-  const rows = t.shape[0] ?? 0;
+  const { start, count } = rowShare(group, t.shape[0] ?? 0);
+  const part = t.slice(start, count) as T;
+  t.dispose();
+  return part;
+}
+
+/** This rank's entries of per-sample host values drawn for the whole batch (times, say), as `shardRows` splits. */
+export function shardValues(group: Collectives | undefined, values: Float32Array): Float32Array {
+  if (group === undefined) return values;
+  const { start, count } = rowShare(group, values.length);
+  return values.slice(start, start + count);
+}
+
+function rowShare(group: Collectives, rows: number): { start: number; count: number } {
   if (rows % group.worldSize !== 0) {
     throw new Error(
       `a batch of ${rows} does not split evenly over ${group.worldSize} processes: pass a --batch that is a ` +
         `multiple of ${group.worldSize}`,
     );
   }
-  const share = rows / group.worldSize;
-  const part = t.slice(group.rank * share, share) as T;
-  t.dispose();
-  return part;
+  const count = rows / group.worldSize;
+  return { start: group.rank * count, count };
 }
 
 /** For tests: forget the joined group (after its shutdown). */

@@ -24,6 +24,7 @@ import {
   processGroupFromEnv,
   refuseLaunch,
   shardRows,
+  shardValues,
   syncFromRankZero,
 } from './data-parallel.js';
 import { createProgress, silentProgress } from './progress.js';
@@ -90,6 +91,8 @@ export interface StepContext {
    * data parallelism, `t` itself.
    */
   shard<T extends tf.Tensor>(t: T): T;
+  /** This process's entries of per-sample host values drawn for the whole batch, as `shard` splits rows. */
+  shardValues(values: Float32Array): Float32Array;
 }
 
 /** One training step: does its updates and returns the scalars to log (the loop takes them over). */
@@ -459,6 +462,7 @@ function makeContext(
     step: state.step,
     rng,
     shard: (t) => shardRows(group, t),
+    shardValues: (values) => shardValues(group, values),
     update(name, lossFn) {
       const player = players[name];
       if (!player) throw new Error(`no player named ${name} (have: ${Object.keys(players).join(', ')})`);

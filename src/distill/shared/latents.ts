@@ -5,6 +5,7 @@ import { loadDataset } from '../../data/dataset.js';
 import type { ArraySource } from '../../data/loader.js';
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { encodeImages, latentShape } from '../../nn/autoencoder.js';
+import { processGroupFromEnv, valueFromRankZero } from '../../train/data-parallel.js';
 import {
   checkSyntheticFits,
   checkSyntheticTeacher,
@@ -13,6 +14,7 @@ import {
   type SyntheticSet,
   type SynthSettings,
   synthesize,
+  syntheticSetFromRankZero,
   teacherLineage,
 } from './synth.js';
 
@@ -44,11 +46,18 @@ export async function trainingLatents(
     const file = opts.syntheticFile ?? join(opts.outDir, 'synthetic.safetensors');
     // An existing file is used as it is, unless generation settings were given: then they must match it.
     const asked = Object.keys(opts.synth ?? {}).length > 0;
+    // Under a launch the file is rank 0's: the other ranks may be on machines without it.
+    const group = processGroupFromEnv();
+    const lead = group === undefined || group.rank === 0;
+    const exists = lead && existsSync(file);
     let set: SyntheticSet;
-    if (existsSync(file) && !asked) {
-      set = await loadSynthetic(file);
-      checkSyntheticFits(set, teacher, file);
-      checkSyntheticTeacher(set, await teacherLineage(teacher.dir, teacher.config), file);
+    if ((group === undefined ? exists : valueFromRankZero(group, exists)) && !asked) {
+      const cached = lead ? await loadSynthetic(file) : undefined;
+      if (cached !== undefined) {
+        checkSyntheticFits(cached, teacher, file);
+        checkSyntheticTeacher(cached, await teacherLineage(teacher.dir, teacher.config), file);
+      }
+      set = group === undefined ? cached! : syntheticSetFromRankZero(group, cached);
     } else {
       const settings = defaultSynthSettings(teacher, opts.synth);
       set = await synthesize({

@@ -25,7 +25,12 @@ import {
 } from '../../models/pipeline.js';
 import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../../models/schema.js';
 import type { SamplerKind } from '../../samplers/sample.js';
-import { anyRank, processGroupFromEnv } from '../../train/data-parallel.js';
+import {
+  anyRank,
+  processGroupFromEnv,
+  tensorsFromRankZero,
+  valueFromRankZero,
+} from '../../train/data-parallel.js';
 import { createProgress, silentProgress } from '../../train/progress.js';
 
 /** How a synthetic set was made; stored in the file's metadata and checked when it is reused. */
@@ -351,7 +356,7 @@ export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
   const reuse = lead && existsSync(outFile) && !opts.force;
   if (group !== undefined && anyRank(group, reuse)) {
     const cached = reuse ? await cachedSet(opts, lineage) : undefined;
-    return shareFromRankZero(group, cached, teacher, settings, teacherDir);
+    return syntheticSetFromRankZero(group, cached);
   }
   if (reuse) return cachedSet(opts, lineage);
   await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now
@@ -378,30 +383,30 @@ async function cachedSet(opts: SynthOptions, lineage: readonly TeacherRecord[]):
   return cached;
 }
 
-/** Rank 0's cached set on every rank (the others pass undefined): its latents and labels in two broadcasts. */
-function shareFromRankZero(
-  group: Collectives,
-  cached: SyntheticSet | undefined,
-  teacher: DiffusionModel,
-  settings: SynthSettings,
-  teacherDir: string,
-): SyntheticSet {
-  const [h, w, c] = teacher.config.latentShape;
-  const n = settings.count;
-  const send = <T extends tf.Tensor>(t: T): T => {
-    const [received] = group.broadcast([t], 0);
-    t.dispose();
-    return received as T;
-  };
-  const data = send(tf.tensor1d(cached?.data ?? new Float32Array(n * h * w * c)));
-  const labels = send(tf.tensor1d(cached?.labels ?? new Int32Array(n), 'int32'));
-  const set: SyntheticSet = cached ?? {
-    data: data.dataSync() as Float32Array,
-    labels: labels.dataSync() as Int32Array,
-    shape: [h, w, c],
-    settings,
-    teacher: resolve(teacherDir),
-  };
-  tf.dispose([data, labels]);
-  return set;
+/** Rank 0's set on every rank (the others pass undefined): its record as JSON, its latents and labels. */
+export function syntheticSetFromRankZero(group: Collectives, set: SyntheticSet | undefined): SyntheticSet {
+  const lead = group.rank === 0;
+  const info = valueFromRankZero(
+    group,
+    set && {
+      shape: set.shape,
+      settings: set.settings,
+      teacher: set.teacher,
+      ...(set.madeBy === undefined ? {} : { madeBy: set.madeBy }),
+    },
+  );
+  // Labels travel as floats (class indices are exact in float32).
+  const tensors = tensorsFromRankZero(
+    group,
+    set && { data: tf.tensor1d(set.data), labels: tf.tensor1d(Float32Array.from(set.labels)) },
+  );
+  const received = lead
+    ? set!
+    : {
+        ...info,
+        data: tensors.data!.dataSync() as Float32Array,
+        labels: Int32Array.from(tensors.labels!.dataSync()),
+      };
+  tf.dispose(Object.values(tensors));
+  return received;
 }
