@@ -72,9 +72,15 @@ describe('ladder demo --from-scratch: the plan', () => {
       const flags = recipeOf(cardCommand(model)).replace(/ --seed 0$/, '');
       assert.ok(args(step).includes(flags), `${step}: ${args(step)} lacks ${flags}`);
     }
-    // The shipped PADD stage-1 was made in the teacher's parameterisation.
-    assert.match(cardCommand('padd/stage-1'), /--one-step-prediction teacher/);
-    assert.ok(args('padd').includes('--one-step-prediction teacher'), args('padd'));
+    // The shipped PADD stage-1 was made on this ladder, in the teacher's parameterisation.
+    assert.match(
+      cardCommand('padd/stage-1'),
+      /--schedule 32:mse,8:mse,4,2,1 .*--one-step-prediction teacher/,
+    );
+    assert.ok(
+      args('padd').includes('--schedule 32:mse,8:mse,4,2,1 --one-step-prediction teacher'),
+      args('padd'),
+    );
     const quick = fromScratchPlan({ dataset: 'emoji', root: R, quick: true });
     assert.ok(!quick[0]?.args.includes('32,64,64'), quick[0]?.args.join(' '));
   });
