@@ -33,7 +33,7 @@ import {
 import { shippedModelsDirForCommands } from '../models/shipped.js';
 import { disposeParams } from '../nn/params.js';
 import type { SamplerKind } from '../samplers/sample.js';
-import { processGroupFromEnv, valueFromRankZero } from '../train/data-parallel.js';
+import { gatherRows, processGroupFromEnv, valueFromRankZero } from '../train/data-parallel.js';
 import { type EvalJson, type EvalResult, type FeatureNetRole, parseEvalJson } from './eval-json.js';
 import { type ExtractedFeatures, extractFeatures } from './features.js';
 import {
@@ -456,29 +456,6 @@ export function sampleMetrics(
     fidReplicates: fidBoot.replicates,
     classAccuracyInterval: [accuracyBoot.low, accuracyBoot.high],
   };
-}
-
-/**
- * Rows `sample` of a samples x `rowSize` array, each from the rank that `owner` names, on every rank (each rank
- * passes its array with its own rows filled).
- */
-function gatherRows(
-  group: Collectives,
-  mine: Float32Array,
-  rowSize: number,
-  owner: (row: number) => number,
-): Float32Array {
-  const local = tf.tensor1d(mine);
-  const all = group.allGather(local);
-  local.dispose();
-  const parts = all.dataSync() as Float32Array;
-  all.dispose();
-  const merged = new Float32Array(mine.length);
-  for (let row = 0; row < mine.length / rowSize; row++) {
-    const from = owner(row) * mine.length + row * rowSize;
-    merged.set(parts.subarray(from, from + rowSize), row * rowSize);
-  }
-  return merged;
 }
 
 /** A class-per-row grid of the first `perClass` samples asked of each class, filled chunk by chunk. */

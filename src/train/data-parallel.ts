@@ -154,6 +154,30 @@ export function valueFromRankZero<T>(group: Collectives, value: T | undefined): 
   return JSON.parse(Array.from(values, (c) => String.fromCharCode(c)).join('')) as T;
 }
 
+/**
+ * Every rank's rows merged, on every rank: row r of the result (`rowSize` values) comes from the array of rank
+ * `owner(r)`. Each rank passes an array of the whole size with its own rows filled (work split by rows, as synth
+ * and eval split their batches).
+ */
+export function gatherRows(
+  group: Collectives,
+  mine: Float32Array,
+  rowSize: number,
+  owner: (row: number) => number,
+): Float32Array {
+  const local = tf.tensor1d(mine);
+  const all = group.allGather(local);
+  local.dispose();
+  const parts = all.dataSync() as Float32Array;
+  all.dispose();
+  const merged = new Float32Array(mine.length);
+  for (let row = 0; row < mine.length / rowSize; row++) {
+    const from = owner(row) * mine.length + row * rowSize;
+    merged.set(parts.subarray(from, from + rowSize), row * rowSize);
+  }
+  return merged;
+}
+
 /** Averages a player's gradients over the ranks in one call; the inputs are disposed. */
 export function averageGradients(group: Collectives, grads: Params): Params {
   const names = Object.keys(grads);

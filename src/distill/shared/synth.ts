@@ -27,6 +27,7 @@ import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '..
 import type { SamplerKind } from '../../samplers/sample.js';
 import {
   anyRank,
+  gatherRows,
   processGroupFromEnv,
   tensorsFromRankZero,
   valueFromRankZero,
@@ -225,27 +226,11 @@ export function synthesizeLatents(
   } finally {
     progress.stop();
   }
-  if (group !== undefined) gatherBatches(group, data, batchSize * perSample, mine);
-  return { data, labels, shape: [shape[0], shape[1], shape[2]], settings, teacher: resolve(teacherDir) };
-}
-
-/** Fills `data`'s blocks of `blockSize` values that other ranks made (block i is rank i mod W's) with theirs. */
-function gatherBatches(
-  group: Collectives,
-  data: Float32Array,
-  blockSize: number,
-  mine: (block: number) => boolean,
-): void {
-  const local = tf.tensor1d(data);
-  const gathered = group.allGather(local);
-  local.dispose();
-  const all = gathered.dataSync() as Float32Array;
-  gathered.dispose();
-  for (let block = 0, at = 0; at < data.length; block++, at += blockSize) {
-    if (mine(block)) continue;
-    const from = (block % group.worldSize) * data.length + at;
-    data.set(all.subarray(from, from + Math.min(blockSize, data.length - at)), at);
+  if (group !== undefined) {
+    const owner = (sample: number): number => Math.floor(sample / batchSize) % group.worldSize;
+    data.set(gatherRows(group, data, perSample, owner));
   }
+  return { data, labels, shape: [shape[0], shape[1], shape[2]], settings, teacher: resolve(teacherDir) };
 }
 
 const FORMAT = 'ladder-synthetic';
