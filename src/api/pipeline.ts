@@ -9,7 +9,7 @@ import {
   DEFAULT_BATCH,
   type DiffusionModel,
   defaultSampler,
-  type GenerateOptions,
+  type GenerateSettings,
   imageChunks,
   MAX_CFG,
   nfe,
@@ -173,7 +173,9 @@ export class Pipeline {
   ) {}
 
   /** The options `generate` passes to the sampler for `request` (defaults filled in, everything checked). */
-  resolve(request: GenerateRequest = {}): GenerateOptions & { classes: number[]; batchSize: number } {
+  resolve(
+    request: GenerateRequest = {},
+  ): GenerateSettings & { labels: Int32Array; classes: number[]; batchSize: number } {
     const { config } = this.model;
     const classes = resolveRequestClasses(request.classes, config.classNames, config.unet.numClasses);
     const n = checkInteger('n', request.n ?? 1, 1);

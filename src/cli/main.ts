@@ -132,8 +132,18 @@ addTrainingFlags(
 addTrainingFlags(
   program
     .command('train-teacher')
-    .description("train a class-conditional latent diffusion teacher on an autoencoder's latents")
-    .requiredOption('--ae <dir>', 'autoencoder model folder (its dataset is used)')
+    .description("train a class- or prompt-conditional latent diffusion teacher on an autoencoder's latents")
+    .requiredOption(
+      '--ae <dir>',
+      'autoencoder model folder (its dataset is used unless --data says otherwise)',
+    )
+    .addOption(
+      new Option(
+        '--data <name>',
+        'train prompt-conditional on prompted images instead: digit-strings (MNIST digits in a row, prompt ' +
+          '"407"; one aspect-ratio bucket per length 1 to 4)',
+      ).choices(['digit-strings']),
+    )
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
     .addOption(new Option('--formulation <kind>', 'forward process').choices(['flow', 'vp']).default('flow'))
     .addOption(
@@ -177,6 +187,7 @@ addTrainingFlags(
       checkpointEvery: o.checkpointEvery,
       labelDropout: o.labelDropout,
       emaDecay: o.ema,
+      ...(o.data === undefined ? {} : { prompts: o.data }),
       ...(o.limit === undefined ? {} : { limit: o.limit }),
       unet: {
         ...(o.channels === undefined ? {} : { channels: o.channels }),

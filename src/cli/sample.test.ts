@@ -18,6 +18,7 @@ import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.
 import { balancedLabels, modelDenoiser } from '../models/pipeline.js';
 import { decodeLatents } from '../nn/autoencoder.js';
 import { disposeParams } from '../nn/params.js';
+import { nullCondition } from '../nn/unet.js';
 import { type SamplerKind, sample, samplerTimes } from '../samplers/sample.js';
 import { assertBytesClose, pngPixels, testBackend } from '../test-utils/backend.js';
 import {
@@ -58,7 +59,9 @@ async function allAtOnce(
 ): Promise<Uint8Array> {
   const { config } = model;
   const f = makeFormulation(config.formulation);
-  const denoise = guidedDenoiser(modelDenoiser(model), config.sampling.cfg, config.unet.numClasses);
+  const denoise = guidedDenoiser(modelDenoiser(model), config.sampling.cfg, (b) =>
+    nullCondition(config.unet, b),
+  );
   const times = samplerTimes(f, steps);
   const rng = new Rng(seed);
   const parts: tf.Tensor4D[] = [];

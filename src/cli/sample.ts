@@ -7,15 +7,17 @@ import { writeFileAtomic } from '../core/fs.js';
 import { toUint8Images } from '../image/bytes.js';
 import { imageGridPng } from '../image/png.js';
 import { encodeNpy } from '../io/npy.js';
-import { loadDiffusionModel } from '../models/folder.js';
+import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import {
   balancedLabels,
   checkChunkFits,
   DEFAULT_BATCH,
   defaultSampler,
   formatBytes,
+  type GenerateConditions,
   imageChunks,
   MAX_CFG,
+  promptLatentSize,
 } from '../models/pipeline.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { cfgScale, int, modelFolder, sampler } from './options.js';
@@ -121,6 +123,8 @@ export interface SampleCommandOptions {
   readonly sampler?: SamplerKind;
   /** Default: all of the model's classes. */
   readonly classes?: readonly ClassRange[];
+  /** A prompt-conditional model's prompt (every image's). */
+  readonly prompt?: string;
   readonly n: number;
   readonly seed: number;
   readonly latentSize?: readonly [number, number];
@@ -133,23 +137,71 @@ export interface SampleCommandOptions {
 
 const labelsFile = (out: string): string => out.replace(/\.npy$/i, '.labels.npy');
 
+/** What to generate: the conditions of every image, at what latent size, and a name per grid row. */
+interface SamplePlan {
+  readonly conditions: GenerateConditions;
+  readonly count: number;
+  readonly latentSize: readonly [number, number];
+  readonly rows: readonly string[];
+}
+
+// A class model: a grid row per class (.png), or --n class-balanced images (.npy).
+function classPlan(model: LoadedDiffusionModel, o: SampleCommandOptions, ext: string): SamplePlan {
+  const { config } = model;
+  if (o.prompt !== undefined) {
+    throw new Error(
+      `${o.model} is not prompt-conditional: choose classes with --classes instead of --prompt`,
+    );
+  }
+  const classes = resolveClasses(o.classes, config.unet.numClasses, config.classNames);
+  const count = ext === '.png' ? classes.length * o.n : o.n;
+  const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
+  warnUntrainedLatentSize(latentSize, config.latentShape, o.model);
+  const labels =
+    ext === '.png'
+      ? Int32Array.from(classes.flatMap((k) => Array<number>(o.n).fill(k)))
+      : balancedLabels(classes, count);
+  return {
+    conditions: { labels },
+    count,
+    latentSize,
+    rows: classes.map((k) => config.classNames[k] ?? String(k)),
+  };
+}
+
+// A prompt model: --n images of --prompt, at the size the prompt asks for (one grid row).
+function promptPlan(model: LoadedDiffusionModel, o: SampleCommandOptions): SamplePlan {
+  if (o.prompt === undefined) {
+    throw new Error(`${o.model} is prompt-conditional: give --prompt, e.g. --prompt 407`);
+  }
+  if (o.classes !== undefined) throw new Error(`${o.model} is prompt-conditional: it has no --classes`);
+  const latentSize = o.latentSize ?? promptLatentSize(model, o.prompt);
+  return {
+    conditions: { prompts: Array<string>(o.n).fill(o.prompt) },
+    count: o.n,
+    latentSize,
+    rows: [JSON.stringify(o.prompt)],
+  };
+}
+
 export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const ext = extname(o.out).toLowerCase();
   if (ext !== '.png' && ext !== '.npy') throw new Error(`--out must end in .png or .npy, got "${o.out}"`);
   refuseOverwrite(ext === '.npy' ? [o.out, labelsFile(o.out)] : [o.out], o.force, '--out');
   const model = await loadDiffusionModel(o.model);
   const { config } = model;
-  const classes = resolveClasses(o.classes, config.unet.numClasses, config.classNames);
-  const count = ext === '.png' ? classes.length * o.n : o.n;
+  const plan = config.unet.text ? promptPlan(model, o) : classPlan(model, o, ext);
+  const { count, latentSize } = plan;
   const cfg = o.cfg ?? config.sampling.cfg;
-  const latentSize = o.latentSize ?? [config.latentShape[0], config.latentShape[1]];
-  warnUntrainedLatentSize(latentSize, config.latentShape, o.model);
-  const [h, w, c] = model.autoencoder.config.autoencoder.imageShape;
+  // The decoder's images: the latent size times the autoencoder's downsampling.
+  const [imageH, , c] = model.autoencoder.config.autoencoder.imageShape;
+  const factor = imageH / config.latentShape[0];
+  const [h, w] = [latentSize[0] * factor, latentSize[1] * factor];
   const size = h * w * c;
   // Everything that cannot fit fails here, before the first image is generated (a chunk is at most `count`).
   checkChunkFits(model, { latentSize, batchSize: Math.min(o.batch, count), cfg, decode: true });
   const gridBytes =
-    (classes.length * (h * GRID_SCALE + GRID_PAD) + GRID_PAD) *
+    (plan.rows.length * (h * GRID_SCALE + GRID_PAD) + GRID_PAD) *
     (o.n * (w * GRID_SCALE + GRID_PAD) + GRID_PAD) *
     c;
   const outputBytes = count * size + (ext === '.png' ? gridBytes : count * size);
@@ -159,14 +211,10 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
         `${formatBytes(MAX_OUTPUT_BYTES)} cap: lower --n${ext === '.png' ? ' or write .npy' : ''}`,
     );
   }
-  const labels =
-    ext === '.png'
-      ? Int32Array.from(classes.flatMap((k) => Array<number>(o.n).fill(k)))
-      : balancedLabels(classes, count);
   const began = performance.now();
   const pixels = new Uint8Array(count * size);
   for (const { start, tensor } of imageChunks(model, {
-    labels,
+    ...plan.conditions,
     steps: o.steps ?? config.sampling.steps[0]!,
     cfg,
     sampler: o.sampler ?? defaultSampler(config),
@@ -191,17 +239,18 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const seconds = (performance.now() - began) / 1000;
   if (ext === '.png') {
     const png = imageGridPng(pixels, count, h, w, c, {
-      rows: classes.length,
+      rows: plan.rows.length,
       cols: o.n,
       scale: GRID_SCALE,
       pad: GRID_PAD,
     });
     await writeFileAtomic(o.out, png);
-    const names = classes.map((k) => config.classNames[k] ?? String(k));
-    process.stderr.write(`rows: ${names.map((n, row) => `${row + 1} ${n}`).join(', ')}\n`);
+    process.stderr.write(`rows: ${plan.rows.map((n, row) => `${row + 1} ${n}`).join(', ')}\n`);
   } else {
     await writeFileAtomic(o.out, encodeNpy(pixels, [count, h, w, c]));
-    await writeFileAtomic(labelsFile(o.out), encodeNpy(labels, [count]));
+    if (plan.conditions.labels) {
+      await writeFileAtomic(labelsFile(o.out), encodeNpy(plan.conditions.labels, [count]));
+    }
   }
   process.stderr.write(`${count} images in ${seconds.toFixed(1)} s -> ${o.out}\n`);
 }
@@ -228,7 +277,16 @@ export function registerSampleCommand(program: Command): void {
       "classes by index or name, e.g. 0-9, 1,3,7 or cats,dogs (default: all the model's classes)",
       parseClassRanges,
     )
-    .option('--n <count>', 'grid: images per class; .npy: images in total (class-balanced)', int('--n', 1), 8)
+    .option(
+      '--prompt <text>',
+      "a prompt-conditional model's prompt, e.g. 407 for a digit-strings model (the image size follows from it)",
+    )
+    .option(
+      '--n <count>',
+      'grid: images per class (or of the prompt); .npy: images in total (class-balanced)',
+      int('--n', 1),
+      8,
+    )
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option(
       '--latent-size <hxw>',

@@ -35,11 +35,11 @@ export function datasetSource(dataset: ImageDataset): ArraySource {
   };
 }
 
-/** A per-epoch seed: a hash of (seed, epoch), so nearby seeds do not share epochs. */
-function epochSeed(seed: number, epoch: number): number {
+/** A seed for item `index` (an epoch, a batch) of a seeded stream: a hash of both, so nearby seeds share nothing. */
+export function derivedSeed(seed: number, index: number): number {
   let h = Math.imul((seed | 0) ^ 0x2545f491, 0x9e3779b1);
   h = Math.imul(h ^ (Math.floor(seed / 2 ** 32) | 0), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 15) ^ epoch, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 15) ^ index, 0xc2b2ae35);
   return (h ^ (h >>> 13)) | 0;
 }
 
@@ -93,7 +93,7 @@ export class BatchLoader {
   permutation(epoch: number): Int32Array {
     let order = this.orders.get(epoch);
     if (order === undefined) {
-      order = new Rng(epochSeed(this.seed, epoch)).permutation(this.count);
+      order = new Rng(derivedSeed(this.seed, epoch)).permutation(this.count);
       if (this.orders.size >= 4) this.orders.delete(this.orders.keys().next().value!);
       this.orders.set(epoch, order);
     }

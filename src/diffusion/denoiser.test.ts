@@ -8,6 +8,7 @@ import { type Denoiser, guidedDenoiser, impliedNoise, netDenoiser, type RawNet }
 import { addNoise, makeFormulation } from './formulation.js';
 
 const NULL_LABEL = 10;
+const nullLabels = (b: number) => tf.fill([b], NULL_LABEL, 'int32') as tf.Tensor1D;
 
 /** A toy conditional denoiser whose output depends on each sample's label and time: x (label + 1) + t^2. */
 const toy: Denoiser = (x, t, labels) =>
@@ -27,7 +28,7 @@ describe('denoiser', () => {
 
   it('CFG at scale 1 is the conditional denoiser', () => {
     const { x, t, labels, nulls } = setup();
-    const guided = guidedDenoiser(toy, 1, NULL_LABEL)(x, t, labels);
+    const guided = guidedDenoiser(toy, 1, nullLabels)(x, t, labels);
     const cond = toy(x, t, labels);
     assert.equal(maxAbsDiff(guided, cond), 0);
     tf.dispose([x, t, labels, nulls, guided, cond]);
@@ -35,7 +36,7 @@ describe('denoiser', () => {
 
   it('CFG at scale 0 is the null-label denoiser', () => {
     const { x, t, labels, nulls } = setup();
-    const guided = guidedDenoiser(toy, 0, NULL_LABEL)(x, t, labels);
+    const guided = guidedDenoiser(toy, 0, nullLabels)(x, t, labels);
     const uncond = toy(x, t, nulls);
     assert.ok(maxAbsDiff(guided, uncond) < 1e-6);
     tf.dispose([x, t, labels, nulls, guided, uncond]);
@@ -45,7 +46,7 @@ describe('denoiser', () => {
     const { x, t, labels, nulls } = setup();
     const w = 3.5;
     const before = tf.memory().numTensors;
-    const guided = guidedDenoiser(toy, w, NULL_LABEL)(x, t, labels);
+    const guided = guidedDenoiser(toy, w, nullLabels)(x, t, labels);
     assert.equal(tf.memory().numTensors, before + 1);
     const expected = tf.tidy(() => {
       const cond = toy(x, t, labels);

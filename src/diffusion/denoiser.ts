@@ -1,16 +1,17 @@
-// Every model, teacher or student, is seen through one contract: D(x_t, t, labels) -> x0 estimate
+// Every model, teacher or student, is seen through one contract: D(x_t, t, cond) -> x0 estimate
 // (the "denoiser" view of k-diffusion / EDM). Samplers, distillers and metrics only talk to denoisers.
 import * as tf from '../core/tf.js';
+import type { Condition } from '../nn/unet.js';
 import { alphaSigmaTensors, type Formulation } from './formulation.js';
 
 /**
- * x: [B, H, W, C] noisy input at per-sample time t: [B] in [0, 1]; labels: int32 [B] (the null class for none).
- * Returns the x0 estimate [B, H, W, C]; caller owns it. Never disposes its inputs.
+ * x: [B, H, W, C] noisy input at per-sample time t: [B] in [0, 1]; cond: class labels [B] or prompt tokens
+ * [B, L] (see Condition). Returns the x0 estimate [B, H, W, C]; caller owns it. Never disposes its inputs.
  */
-export type Denoiser = (x: tf.Tensor4D, t: tf.Tensor1D, labels: tf.Tensor1D) => tf.Tensor4D;
+export type Denoiser = (x: tf.Tensor4D, t: tf.Tensor1D, cond: Condition) => tf.Tensor4D;
 
-/** A raw network: (x_t, net time input, labels) -> its prediction (velocity, eps or v). */
-export type RawNet = (x: tf.Tensor4D, netTime: tf.Tensor1D, labels: tf.Tensor1D) => tf.Tensor4D;
+/** A raw network: (x_t, net time input, cond) -> its prediction (velocity, eps or v). */
+export type RawNet = (x: tf.Tensor4D, netTime: tf.Tensor1D, cond: Condition) => tf.Tensor4D;
 
 /** Wraps a raw net in its formulation's conversion to x0. */
 export function netDenoiser(net: RawNet, f: Formulation): Denoiser {
@@ -22,18 +23,24 @@ export function netDenoiser(net: RawNet, f: Formulation): Denoiser {
 }
 
 /**
- * Classifier-free guidance: D_w = D(x, null) + w (D(x, c) - D(x, null)). Conditional and unconditional halves run
- * as one batch. w = 1 is the conditional model; w = 0 the unconditional one.
+ * Classifier-free guidance: D_w = D(x, null) + w (D(x, c) - D(x, null)), null being the null class or the empty
+ * prompt. Conditional and unconditional halves run as one batch. w = 1 is the conditional model; w = 0 the unconditional one.
  */
-export function guidedDenoiser(denoise: Denoiser, scale: number, nullLabel: number): Denoiser {
+export function guidedDenoiser(
+  denoise: Denoiser,
+  scale: number,
+  nullCondition: (batch: number) => Condition,
+): Denoiser {
   if (scale === 1) return denoise;
-  return (x, t, labels) =>
+  return (x, t, cond) =>
     tf.tidy(() => {
-      const b = x.shape[0];
-      const nulls = tf.fill([b], nullLabel, 'int32') as tf.Tensor1D;
-      const both = denoise(tf.concat([x, x]), tf.concat([t, t]), tf.concat([labels.toInt(), nulls]));
-      const [cond, uncond] = tf.split(both, 2) as [tf.Tensor4D, tf.Tensor4D];
-      return uncond.add(cond.sub(uncond).mul(scale)) as tf.Tensor4D;
+      const both = denoise(
+        tf.concat([x, x]),
+        tf.concat([t, t]),
+        tf.concat([cond.toInt(), nullCondition(x.shape[0])]) as Condition,
+      );
+      const [conditional, unconditional] = tf.split(both, 2) as [tf.Tensor4D, tf.Tensor4D];
+      return unconditional.add(conditional.sub(unconditional).mul(scale)) as tf.Tensor4D;
     });
 }
 

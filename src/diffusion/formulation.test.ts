@@ -280,7 +280,7 @@ describe('formulation', () => {
       const denoise = guidedDenoiser(
         netDenoiser((x) => x.mul(0.5), f),
         2,
-        10,
+        (b) => tf.fill([b], 10, 'int32') as tf.Tensor1D,
       );
       await expectNoLeak(() => {
         const reads = countReads(() =>

@@ -78,14 +78,15 @@ describe('latentChunks shared between processes', () => {
         sampler,
         steps: 3,
       };
-      const values = (o: GenerateOptions) =>
+      type Chunk = { start: number; v: ReturnType<tf.Tensor['dataSync']> };
+      const values = (o: GenerateOptions): Chunk[] =>
         [...latentChunks(model, o)].map(({ start, tensor }) => {
           const v = tensor.dataSync().slice();
           tensor.dispose();
           return { start, v };
         });
       const whole = values(shared);
-      const parts = [0, 1, 2].flatMap((index) => values({ ...shared, share: { index, count: 3 } }));
+      const parts: Chunk[] = [0, 1, 2].flatMap((index) => values({ ...shared, share: { index, count: 3 } }));
       assert.deepEqual(parts.map((p) => p.start).sort(), [0, 2, 4, 6]);
       for (const part of parts)
         assert.deepEqual(part.v, whole.find((w) => w.start === part.start)!.v, sampler);

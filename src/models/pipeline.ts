@@ -3,11 +3,13 @@
 
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import { digitStringSize, parseDigitString } from '../data/prompts.js';
 import { type Denoiser, guidedDenoiser, netDenoiser, type RawNet } from '../diffusion/denoiser.js';
 import { type Formulation, makeFormulation } from '../diffusion/formulation.js';
 import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
 import type { Params } from '../nn/params.js';
-import { type UNetConfig, unetForward } from '../nn/unet.js';
+import { tokenizeAll } from '../nn/text-encoder.js';
+import { type Condition, nullCondition, type UNetConfig, unetForward } from '../nn/unet.js';
 import { type SamplerKind, sample, samplerTimes } from '../samplers/sample.js';
 import type { DiffusionModelConfig } from './schema.js';
 
@@ -47,9 +49,14 @@ export function unetNet(unet: UNetConfig, params: Params): RawNet {
   return (x, netTime, labels) => unetForward(params, unet, x, netTime, labels).out;
 }
 
-export interface GenerateOptions {
-  /** Class per image (length = number of images). */
-  readonly labels: Int32Array;
+/** Whom each image is for: a class per image, or a prompt-conditional model's prompt per image. */
+export type GenerateConditions =
+  | { readonly labels: Int32Array; readonly prompts?: undefined }
+  | { readonly prompts: readonly string[]; readonly labels?: undefined };
+
+export type GenerateOptions = GenerateConditions & GenerateSettings;
+
+export interface GenerateSettings {
   readonly steps: number;
   readonly cfg: number;
   readonly sampler: SamplerKind;
@@ -121,8 +128,41 @@ export function checkFiniteValues(values: ArrayLike<number>, what: Generated, op
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) throw nonFiniteError(what, opts);
 }
 
+// The condition tensor of images start..end: class labels [n], or prompt tokens [n, maxTokens].
+function conditionRows(unet: UNetConfig, opts: GenerateConditions, start: number, end: number): Condition {
+  if (unet.text) {
+    if (!opts.prompts)
+      throw new Error('this model is prompt-conditional: give a prompt per image, not classes');
+    const { maxTokens } = unet.text;
+    return tf.tensor2d(
+      tokenizeAll(opts.prompts.slice(start, end), maxTokens),
+      [end - start, maxTokens],
+      'int32',
+    );
+  }
+  if (!opts.labels)
+    throw new Error('this model is not prompt-conditional: give a class per image, not prompts');
+  return tf.tensor1d(opts.labels.subarray(start, end), 'int32');
+}
+
 /**
- * Latents for `opts.labels`, chunk by chunk (`batchSize` at a time). Each chunk's noise is the next draw from one
+ * The latent [height, width] a prompt-conditional model draws `prompt` at: a digit string's cells side by side,
+ * through the autoencoder's downsampling.
+ */
+export function promptLatentSize(model: DiffusionModel, prompt: string): [number, number] {
+  const { prompts, latentShape } = model.config;
+  if (!prompts) throw new Error('this model is not prompt-conditional: it takes classes, not a prompt');
+  const factor = model.autoencoder.config.autoencoder.imageShape[0] / latentShape[0];
+  const [height, width] = digitStringSize(parseDigitString(prompt).length);
+  return [height / factor, width / factor];
+}
+
+/** Images `opts` asks for. */
+export const generateCount = (opts: GenerateConditions): number =>
+  opts.labels ? opts.labels.length : opts.prompts.length;
+
+/**
+ * Latents for `opts.labels` (or `opts.prompts`), chunk by chunk (`batchSize` at a time). Each chunk's noise is the next draw from one
  * Rng(seed) stream (the few-step sampler's re-noising follows from the same stream), so the same seed and labels
  * give the same latents for every model of the same latent shape. The ODE samplers only draw the starting noise,
  * so their output does not depend on `batchSize` either (normals are drawn in pairs: true while every chunk's
@@ -133,27 +173,28 @@ export function* latentChunks(model: DiffusionModel, opts: GenerateOptions): Gen
   const f: Formulation = makeFormulation(config.formulation);
   const [h, w] = opts.latentSize ?? [config.latentShape[0], config.latentShape[1]];
   const c = config.latentShape[2];
-  const denoise = guidedDenoiser(modelDenoiser(model), opts.cfg, config.unet.numClasses);
+  const denoise = guidedDenoiser(modelDenoiser(model), opts.cfg, (b) => nullCondition(config.unet, b));
   const times = samplerTimes(f, opts.steps);
   const rng = new Rng(opts.seed);
   const batchSize = opts.batchSize ?? DEFAULT_BATCH;
   const { share } = opts;
-  for (let start = 0; start < opts.labels.length; start += batchSize) {
-    const chunk = opts.labels.subarray(start, Math.min(opts.labels.length, start + batchSize));
+  const count = generateCount(opts);
+  for (let start = 0; start < count; start += batchSize) {
+    const end = Math.min(count, start + batchSize);
     if (share !== undefined && (start / batchSize) % share.count !== share.index) {
       tf.tidy(() => {
-        const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
+        const noise = randn(rng, [end - start, h, w, c]) as tf.Tensor4D;
         sample(opts.sampler, (x) => tf.zerosLike(x), f, noise, {
           times,
-          labels: tf.tensor1d(chunk, 'int32'),
+          labels: conditionRows(config.unet, opts, start, end),
           rng,
         });
       });
       continue;
     }
     const latents = tf.tidy(() => {
-      const noise = randn(rng, [chunk.length, h, w, c]) as tf.Tensor4D;
-      const labels = tf.tensor1d(chunk, 'int32');
+      const noise = randn(rng, [end - start, h, w, c]) as tf.Tensor4D;
+      const labels = conditionRows(config.unet, opts, start, end);
       const out = sample(opts.sampler, denoise, f, noise, { times, labels, rng });
       if (opts.checkFinite) checkFinite(out, 'latents', opts);
       return out;
@@ -162,7 +203,7 @@ export function* latentChunks(model: DiffusionModel, opts: GenerateOptions): Gen
   }
 }
 
-/** Images in [-1, 1] for `opts.labels`, generated and decoded chunk by chunk (see `latentChunks`). */
+/** Images in [-1, 1] for `opts`'s labels or prompts, generated and decoded chunk by chunk (see `latentChunks`). */
 export function* imageChunks(model: DiffusionModel, opts: GenerateOptions): Generator<GeneratedChunk> {
   const ae = model.autoencoder;
   for (const { start, tensor: latents } of latentChunks(model, opts)) {

@@ -39,6 +39,10 @@ export const unetConfigSchema = z
     embedDim: positiveInt,
     groups: positiveInt,
     heads: positiveInt,
+    text: z
+      .object({ maxTokens: positiveInt, width: positiveInt, layers: positiveInt, heads: positiveInt })
+      .strict()
+      .optional(),
   })
   .strict() satisfies z.ZodType<UNetConfig>;
 
@@ -82,6 +86,14 @@ export const diffusionModelSchema = z
     autoencoder: z.string().min(1),
     latentShape: shape3,
     classNames: z.array(z.string()),
+    /**
+     * A prompt-conditional model's prompts: digit strings of these lengths, one aspect-ratio bucket each (the
+     * image size follows from the prompt; `dataset` is where the digits come from). latentShape is one digit's.
+     */
+    prompts: z
+      .object({ source: z.literal('digit-strings'), lengths: z.array(positiveInt).min(1) })
+      .strict()
+      .optional(),
     formulation: formulationConfigSchema,
     unet: unetConfigSchema,
     /** What the net predicts when it differs from the formulation's default (PADD's 1-step student: x0). */

@@ -63,11 +63,13 @@ function decodeWith(s: ParamScope, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.T
   const d = s.child('dec');
   const levels = cfg.channels.length;
   let h = conv2d(d.child('in'), z, cfg.channels[levels - 1]!);
-  // Output sizes of each level, coarsest first, so odd sizes (28 -> 14 -> 7) are restored exactly.
+  // Output sizes of each level, so odd sizes (28 -> 14 -> 7) are restored exactly. A latent of another size (a
+  // wider digit string, a larger canvas) decodes to that size times the downsampling, per axis.
+  const [latentH, latentW] = latentShape(cfg);
+  const imageH = z.shape[1] === latentH ? cfg.imageShape[0] : z.shape[1] * 2 ** (levels - 1);
+  const imageW = z.shape[2] === latentW ? cfg.imageShape[1] : z.shape[2] * 2 ** (levels - 1);
   const sizes: [number, number][] = [];
-  for (let l = 0; l < levels; l++) {
-    sizes.push([Math.ceil(cfg.imageShape[0] / 2 ** l), Math.ceil(cfg.imageShape[1] / 2 ** l)]);
-  }
+  for (let l = 0; l < levels; l++) sizes.push([Math.ceil(imageH / 2 ** l), Math.ceil(imageW / 2 ** l)]);
   for (let level = levels - 1; level >= 0; level--) {
     const ls = d.child('level').child(level);
     h = resBlock(ls.child('res'), h, cfg.groups);

@@ -102,6 +102,44 @@ export function selfAttention(s: ParamScope, x: tf.Tensor4D, heads: number, grou
   return x.add(out.reshape([b, h, w, c]));
 }
 
+/** LayerNorm over the last axis with its own scale and shift. x: [..., C]. */
+export function layerNorm(s: ParamScope, x: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const c = x.shape[x.rank - 1]!;
+  const { mean, variance } = tf.moments(x, x.rank - 1, true);
+  const normed = x.sub(mean).mul(tf.rsqrt(variance.add(eps)));
+  return normed.mul(s.param('scale', [c], (shape) => tf.ones([...shape]))).add(s.param('shift', [c], zeros));
+}
+
+/**
+ * Multi-head cross-attention from the H*W positions to a context sequence (a prompt's token states), with a
+ * residual connection, as in Stable Diffusion's transformer blocks. x: [B, H, W, C], context: [B, L, D].
+ */
+export function crossAttention(
+  s: ParamScope,
+  x: tf.Tensor4D,
+  context: tf.Tensor3D,
+  heads: number,
+  groups: number,
+): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  const l = context.shape[1];
+  if (c % heads !== 0) throw new Error(`attention: ${c} channels do not split into ${heads} heads`);
+  const dHead = c / heads;
+  const heads3 = (t: tf.Tensor, len: number) =>
+    t
+      .reshape([b, len, heads, dHead])
+      .transpose([0, 2, 1, 3])
+      .reshape([b * heads, len, dHead]) as tf.Tensor3D;
+  const q = linear(s.child('q'), groupNorm(s.child('norm'), x, groups).reshape([b, h * w, c]), c);
+  const kv = linear(s.child('kv'), context, 2 * c);
+  const [k, v] = tf.split(kv, 2, 2);
+  const attended = attention(heads3(q, h * w), heads3(k!, l), heads3(v!, l), 1 / Math.sqrt(dHead))
+    .reshape([b, heads, h * w, dHead])
+    .transpose([0, 2, 1, 3]);
+  const out = linear(s.child('out'), attended.reshape([b, h * w, c]), c, { zeroInit: true });
+  return x.add(out.reshape([b, h, w, c]));
+}
+
 /**
  * Sinusoidal embedding of a (continuous) noise level, as in "Attention is all you need" / DDPM.
  * t: [B] -> [B, dim]. Callers scale t so that it spans about 0..1000.

@@ -4,13 +4,16 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
+import { type Denoiser, guidedDenoiser } from '../diffusion/denoiser.js';
 import { expectNoLeak, maxAbsDiff, testBackend } from '../test-utils/backend.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 import type { Params } from './params.js';
+import { tokenizeAll } from './text-encoder.js';
 import {
   encoderParams,
   featureChannels,
   initUNet,
+  nullCondition,
   type UNetConfig,
   unetEncoderForward,
   unetForward,
@@ -123,5 +126,80 @@ describe('U-Net', () => {
     const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
     const last = losses.slice(-5).reduce((a, b) => a + b) / 5;
     assert.ok(last < 0.8 * first, `loss did not fall: ${first.toFixed(3)} -> ${last.toFixed(3)}`);
+  });
+});
+
+/** Adds small noise to every parameter in place, so zero-initialised layers pass information. */
+function perturb(params: Params, scale = 0.1): void {
+  const rng = new Rng(99);
+  for (const [name, p] of Object.entries(params)) {
+    params[name] = tf.tidy(() => p.add(randn(rng, p.shape).mul(scale)));
+    p.dispose();
+  }
+}
+
+describe('prompt-conditional U-Net', () => {
+  const promptNet: UNetConfig = {
+    ...tiny,
+    numClasses: 0,
+    text: { maxTokens: 8, width: 8, layers: 1, heads: 2 },
+  };
+  const tokens = (prompts: string[]) =>
+    tf.tensor2d(tokenizeAll(prompts, 8), [prompts.length, 8], 'int32') as tf.Tensor2D;
+
+  it('cross-attends to the prompt at every width a digit string takes, and the output follows the prompt', () => {
+    const params = initUNet(promptNet, new Rng(0));
+    // Residual branches and the output layer start at zero (the net outputs zero): move every weight off its init.
+    perturb(params);
+    for (const width of [7, 14, 28, 42]) {
+      tf.tidy(() => {
+        const x = randn(new Rng(width), [2, 7, width, 2]) as tf.Tensor4D;
+        const t = tf.tensor1d([300, 300]);
+        const same = unetForward(params, promptNet, x, t, tokens(['4', '4'])).out;
+        const other = unetForward(params, promptNet, x, t, tokens(['4', '7'])).out;
+        assert.deepEqual(same.shape, [2, 7, width, 2]);
+        const row = (y: tf.Tensor, i: number) => y.slice([i], [1]);
+        assert.equal(maxAbsDiff(row(same, 0), row(other, 0)), 0);
+        assert.ok(
+          maxAbsDiff(row(same, 1), row(other, 1)) > 1e-5,
+          `width ${width}: the prompt changes nothing`,
+        );
+      });
+    }
+    assert.ok(Object.keys(params).some((n) => n.startsWith('text.')));
+    assert.ok(
+      Object.keys(encoderParams(params)).some((n) => n.startsWith('text.')),
+      'the encoder holds the text net',
+    );
+    tf.dispose(Object.values(params));
+  });
+
+  it('guides with the empty prompt: scale 0 is the model on the empty prompt', () => {
+    const params = initUNet(promptNet, new Rng(1));
+    tf.tidy(() => {
+      const denoise: Denoiser = (x, t, cond) => unetForward(params, promptNet, x, t.mul(1000), cond).out;
+      const x = randn(new Rng(2), [2, 7, 14, 2]) as tf.Tensor4D;
+      const t = tf.tensor1d([0.5, 0.9]);
+      const unguided = guidedDenoiser(denoise, 0, (b) => nullCondition(promptNet, b))(
+        x,
+        t,
+        tokens(['12', '90']),
+      );
+      assert.ok(maxAbsDiff(unguided, denoise(x, t, tokens(['', '']))) < 1e-5);
+    });
+    tf.dispose(Object.values(params));
+  });
+
+  it('refuses class labels, and a config with both classes and a prompt', () => {
+    const params = initUNet(promptNet, new Rng(0));
+    tf.tidy(() => {
+      const x = tf.zeros([1, 7, 7, 2]) as tf.Tensor4D;
+      assert.throws(
+        () => unetForward(params, promptNet, x, tf.tensor1d([1]), tf.tensor1d([3], 'int32')),
+        /prompt-conditional: pass token ids/,
+      );
+    });
+    tf.dispose(Object.values(params));
+    assert.throws(() => initUNet({ ...promptNet, numClasses: 3 }, new Rng(0)), /has no classes/);
   });
 });

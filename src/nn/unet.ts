@@ -1,11 +1,12 @@
-// A class-conditional U-Net (DDPM/ADM family) whose encoder features can be tapped, and whose encoder alone
-// (down + middle blocks) can run as a separate network on the same weights: the PADD and LADD discriminators.
+// A class- or prompt-conditional U-Net (DDPM/ADM family) whose encoder features can be tapped, and whose encoder
+// alone (down + middle blocks) can run as a separate network on the same weights: the PADD and LADD discriminators.
 
 import type { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import {
   classEmbedding,
   conv2d,
+  crossAttention,
   downsample,
   groupNorm,
   linear,
@@ -15,6 +16,12 @@ import {
   upsample,
 } from './layers.js';
 import { initParams, ParamScope, type Params, selectParams } from './params.js';
+import {
+  emptyPromptTokens,
+  type TextEncoderConfig,
+  textEncoderForward,
+  validateTextEncoderConfig,
+} from './text-encoder.js';
 
 export interface UNetConfig {
   /** Channels of the network's input and output (latent channels for a latent model). */
@@ -36,6 +43,23 @@ export interface UNetConfig {
   readonly groups: number;
   /** Attention heads. */
   readonly heads: number;
+  /**
+   * A prompt-conditional net (then numClasses is 0): its text encoder's pooled output joins the time embedding
+   * (as SDXL's pooled text embedding does) and every attention block also cross-attends to the token states.
+   */
+  readonly text?: TextEncoderConfig | undefined;
+}
+
+/**
+ * What a net is conditioned on, int32: class labels [B] (`numClasses` for the null class), or a prompt-conditional
+ * net's token ids [B, maxTokens] (the empty prompt for none).
+ */
+export type Condition = tf.Tensor1D | tf.Tensor2D;
+
+/** The unconditional input for `batch` rows: the null class, or the empty prompt. Caller owns it. */
+export function nullCondition(cfg: Pick<UNetConfig, 'numClasses' | 'text'>, batch: number): Condition {
+  if (cfg.text) return emptyPromptTokens(batch, cfg.text.maxTokens);
+  return tf.fill([batch], cfg.numClasses, 'int32') as tf.Tensor1D;
 }
 
 /** One tapped encoder feature map, named by where it was taken. */
@@ -51,7 +75,7 @@ export interface UNetOutput {
 }
 
 /** Parameter name prefixes that make up the encoder (everything the middle block depends on). */
-export const ENCODER_PREFIXES = ['in.', 'time.', 'class.', 'down.', 'mid.'] as const;
+export const ENCODER_PREFIXES = ['in.', 'time.', 'class.', 'text.', 'down.', 'mid.'] as const;
 
 export function validateUNetConfig(cfg: UNetConfig): void {
   const fail = (msg: string): never => {
@@ -68,6 +92,10 @@ export function validateUNetConfig(cfg: UNetConfig): void {
   }
   if (cfg.blocksPerLevel < 1) fail(`blocksPerLevel must be >= 1, got ${cfg.blocksPerLevel}`);
   if (cfg.numClasses < 0) fail(`numClasses must be >= 0, got ${cfg.numClasses}`);
+  if (cfg.text) {
+    if (cfg.numClasses !== 0) fail('a prompt-conditional net (text) has no classes: set numClasses to 0');
+    validateTextEncoderConfig(cfg.text);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -94,25 +122,47 @@ function resBlock(
   return skip.add(h2);
 }
 
-function embed(
-  s: ParamScope,
-  cfg: UNetConfig,
-  cNoise: tf.Tensor1D,
-  labels: tf.Tensor1D | undefined,
-): tf.Tensor2D {
-  const base = cfg.channels[0]!;
-  let emb = timestepEmbedding(s.child('time'), cNoise, base, cfg.embedDim);
-  if (cfg.numClasses > 0) {
-    if (!labels)
-      throw new Error('this U-Net is class-conditional: pass labels (use the null class for none)');
-    emb = emb.add(classEmbedding(s.child('class'), labels, cfg.numClasses, cfg.embedDim));
-  }
-  return emb;
+interface Embedding {
+  readonly emb: tf.Tensor2D;
+  /** A prompt's token states for cross-attention. */
+  readonly context?: tf.Tensor3D;
 }
 
-interface EncoderState {
+function embed(s: ParamScope, cfg: UNetConfig, cNoise: tf.Tensor1D, cond: Condition | undefined): Embedding {
+  const base = cfg.channels[0]!;
+  const emb = timestepEmbedding(s.child('time'), cNoise, base, cfg.embedDim);
+  if (cfg.text) {
+    if (cond?.rank !== 2)
+      throw new Error(
+        'this U-Net is prompt-conditional: pass token ids [B, maxTokens] (the empty prompt for none)',
+      );
+    const text = textEncoderForward(s.child('text'), cfg.text, cond as tf.Tensor2D);
+    const pooled = linear(s.child('text').child('pool'), text.pooled, cfg.embedDim) as tf.Tensor2D;
+    return { emb: emb.add(pooled), context: text.tokens };
+  }
+  if (cfg.numClasses > 0) {
+    if (cond?.rank !== 1)
+      throw new Error('this U-Net is class-conditional: pass labels [B] (use the null class for none)');
+    return {
+      emb: emb.add(classEmbedding(s.child('class'), cond as tf.Tensor1D, cfg.numClasses, cfg.embedDim)),
+    };
+  }
+  return { emb };
+}
+
+// Self-attention, then cross-attention to the prompt when there is one.
+function attend(
+  s: ParamScope,
+  cfg: UNetConfig,
+  h: tf.Tensor4D,
+  context: tf.Tensor3D | undefined,
+): tf.Tensor4D {
+  const attended = selfAttention(s, h, cfg.heads, cfg.groups);
+  return context ? crossAttention(s.child('cross'), attended, context, cfg.heads, cfg.groups) : attended;
+}
+
+interface EncoderState extends Embedding {
   readonly h: tf.Tensor4D;
-  readonly emb: tf.Tensor2D;
   readonly skips: tf.Tensor4D[];
   readonly features: Feature[];
 }
@@ -122,9 +172,9 @@ function encode(
   cfg: UNetConfig,
   x: tf.Tensor4D,
   cNoise: tf.Tensor1D,
-  labels?: tf.Tensor1D,
+  cond?: Condition,
 ): EncoderState {
-  const emb = embed(s, cfg, cNoise, labels);
+  const { emb, context } = embed(s, cfg, cNoise, cond);
   let h = conv2d(s.child('in'), x, cfg.channels[0]!);
   const skips: tf.Tensor4D[] = [h];
   const features: Feature[] = [];
@@ -132,8 +182,7 @@ function encode(
     const ls = s.child('down').child(level);
     for (let i = 0; i < cfg.blocksPerLevel; i++) {
       h = resBlock(ls.child('res').child(i), h, emb, ch, cfg.groups);
-      if (cfg.attentionLevels.includes(level))
-        h = selfAttention(ls.child('attn').child(i), h, cfg.heads, cfg.groups);
+      if (cfg.attentionLevels.includes(level)) h = attend(ls.child('attn').child(i), cfg, h, context);
       skips.push(h);
     }
     features.push({ name: `down.${level}`, x: h });
@@ -145,10 +194,10 @@ function encode(
   const ms = s.child('mid');
   const midCh = cfg.channels[cfg.channels.length - 1]!;
   h = resBlock(ms.child('res1'), h, emb, midCh, cfg.groups);
-  if (cfg.midAttention) h = selfAttention(ms.child('attn'), h, cfg.heads, cfg.groups);
+  if (cfg.midAttention) h = attend(ms.child('attn'), cfg, h, context);
   h = resBlock(ms.child('res2'), h, emb, midCh, cfg.groups);
   features.push({ name: 'mid', x: h });
-  return { h, emb, skips, features };
+  return { h, emb, ...(context ? { context } : {}), skips, features };
 }
 
 function decode(s: ParamScope, cfg: UNetConfig, state: EncoderState): tf.Tensor4D {
@@ -159,8 +208,7 @@ function decode(s: ParamScope, cfg: UNetConfig, state: EncoderState): tf.Tensor4
     const ch = cfg.channels[level]!;
     for (let i = 0; i <= cfg.blocksPerLevel; i++) {
       h = resBlock(ls.child('res').child(i), tf.concat([h, skips.pop()!], 3), state.emb, ch, cfg.groups);
-      if (cfg.attentionLevels.includes(level))
-        h = selfAttention(ls.child('attn').child(i), h, cfg.heads, cfg.groups);
+      if (cfg.attentionLevels.includes(level)) h = attend(ls.child('attn').child(i), cfg, h, state.context);
     }
     if (level > 0) {
       const target = skips[skips.length - 1]!;
@@ -175,17 +223,17 @@ function decode(s: ParamScope, cfg: UNetConfig, state: EncoderState): tf.Tensor4
 
 /**
  * U-Net forward pass. x: [B, H, W, inChannels] (any H, W), cNoise: [B] noise-level input (scaled to ~0..1000),
- * labels: int32 [B] (class, or `numClasses` for the null class). Runs inside the caller's tidy/gradient scope.
+ * cond: what the net is conditioned on (see Condition). Runs inside the caller's tidy/gradient scope.
  */
 export function unetForward(
   params: Params,
   cfg: UNetConfig,
   x: tf.Tensor4D,
   cNoise: tf.Tensor1D,
-  labels?: tf.Tensor1D,
+  cond?: Condition,
 ): UNetOutput {
   const s = ParamScope.apply(params);
-  const state = encode(s, cfg, x, cNoise, labels);
+  const state = encode(s, cfg, x, cNoise, cond);
   return { out: decode(s, cfg, state), features: state.features };
 }
 
@@ -198,9 +246,9 @@ export function unetEncoderForward(
   cfg: UNetConfig,
   x: tf.Tensor4D,
   cNoise: tf.Tensor1D,
-  labels?: tf.Tensor1D,
+  cond?: Condition,
 ): readonly Feature[] {
-  return encode(ParamScope.apply(params), cfg, x, cNoise, labels).features;
+  return encode(ParamScope.apply(params), cfg, x, cNoise, cond).features;
 }
 
 /** Fresh U-Net parameters; caller owns them. */
@@ -208,8 +256,8 @@ export function initUNet(cfg: UNetConfig, rng: Rng): Params {
   validateUNetConfig(cfg);
   return initParams(rng, (s) => {
     const x = tf.zeros([1, 8, 8, cfg.inChannels]) as tf.Tensor4D;
-    const labels = cfg.numClasses > 0 ? tf.tensor1d([0], 'int32') : undefined;
-    decode(s, cfg, encode(s, cfg, x, tf.zeros([1]), labels));
+    const cond = cfg.text || cfg.numClasses > 0 ? nullCondition(cfg, 1) : undefined;
+    decode(s, cfg, encode(s, cfg, x, tf.zeros([1]), cond));
   });
 }
 

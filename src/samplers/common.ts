@@ -2,6 +2,7 @@
 import * as tf from '../core/tf.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
 import type { Formulation } from '../diffusion/formulation.js';
+import type { Condition } from '../nn/unet.js';
 
 /** What a sampler reports before each step; `x` is valid only during the callback (clone it to keep it). */
 export interface StepInfo {
@@ -16,8 +17,8 @@ export interface StepInfo {
 export interface SampleOptions {
   /** Sampler times, strictly descending in (0, 1]; every sampler then ends at t = 0 (clean data). */
   readonly times: readonly number[];
-  /** Class labels, int32 [B] (the null class for unconditional); the caller keeps ownership. */
-  readonly labels: tf.Tensor1D;
+  /** What each sample is conditioned on (class labels or prompt tokens, see Condition); the caller keeps it. */
+  readonly labels: Condition;
   readonly onStep?: (info: StepInfo) => void;
 }
 
@@ -121,7 +122,7 @@ export function ddimStepAt(
   x: tf.Tensor4D,
   from: Float32Array,
   to: Float32Array,
-  labels: tf.Tensor1D,
+  labels: Condition,
 ): tf.Tensor4D {
   const x0Hat = denoise(x, tf.tensor1d(from), labels);
   return ddimStep(x, scalesAt(f, from), scalesAt(f, to), x0Hat);

@@ -2,19 +2,24 @@ import { relative, resolve } from 'node:path';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
+import { DigitStrings } from '../data/digit-strings.js';
 import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
+import { DIGIT_STRING_TRAIN_LENGTHS, type PromptedSource } from '../data/prompts.js';
 import { type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
 import { denoisingLoss } from '../diffusion/loss.js';
 import { loadAutoencoder, saveModelFolder } from '../models/folder.js';
 import { unetNet } from '../models/pipeline.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
-import { encodeImages, latentShape } from '../nn/autoencoder.js';
-import { countParams } from '../nn/params.js';
-import { initUNet, type UNetConfig } from '../nn/unet.js';
+import { type AutoencoderConfig, encodeImages, encodeLatents, latentShape } from '../nn/autoencoder.js';
+import { countParams, type Params } from '../nn/params.js';
+import type { TextEncoderConfig } from '../nn/text-encoder.js';
+import { tokenizeAll } from '../nn/text-encoder.js';
+import { type Condition, initUNet, type UNetConfig } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
 import { isRankZero } from '../train/data-parallel.js';
 import { Ema } from '../train/ema.js';
+import type { StepContext } from '../train/loop.js';
 import { type TrainResult, train } from '../train/loop.js';
 import { ADAM_DEFAULTS, AdamW } from '../train/optim.js';
 
@@ -30,8 +35,18 @@ export interface TrainTeacherOptions {
   readonly checkpointEvery: number;
   /** Profile this many steps after a warm-up step and stop (see TrainOptions.profile). */
   readonly profile?: number;
-  /** Share of labels replaced by the null class, so the model also learns the unconditional score. */
+  /**
+   * Share of labels replaced by the null class (prompts by the empty prompt), so the model also learns the
+   * unconditional score.
+   */
   readonly labelDropout: number;
+  /**
+   * Train on prompted images instead of the autoencoder's labelled dataset: 'digit-strings' (prompt-conditional,
+   * one aspect-ratio bucket per string length).
+   */
+  readonly prompts?: 'digit-strings';
+  /** The text encoder of a prompt-conditional teacher (defaults: TEXT_ENCODER_DEFAULTS). */
+  readonly text?: Partial<TextEncoderConfig>;
   readonly emaDecay: number;
   readonly limit?: number;
   readonly unet?: Partial<UNetConfig>;
@@ -46,6 +61,12 @@ export const TEACHER_UNET_DEFAULTS = {
   heads: 4,
 } as const;
 
+/**
+ * A prompt-conditional teacher's text encoder: room for 15 digits (lengths 5 and 6 test unseen lengths), two
+ * blocks at the U-Net's first width. Digit strings need little language; the U-Net's cross-attention does the rest.
+ */
+export const TEXT_ENCODER_DEFAULTS = { maxTokens: 16, layers: 2, heads: 4 } as const;
+
 export const FLOW_DEFAULTS: FormulationConfig = { kind: 'flow', logitMean: 0, logitStd: 1 };
 export const VP_DEFAULTS: FormulationConfig = {
   kind: 'vp',
@@ -55,36 +76,117 @@ export const VP_DEFAULTS: FormulationConfig = {
   betaEnd: 0.012,
 };
 
+/** What one training step trains on: clean latents and their condition, this rank's rows; the step disposes both. */
+interface TeacherBatch {
+  readonly x0: tf.Tensor4D;
+  readonly cond: Condition;
+}
+
+/**
+ * A labelled dataset, encoded once: each batch's labels dropped to the null class with p = labelDropout. The
+ * dropout draws are made on the host and the labels replaced on the device: nothing is read back.
+ */
+async function labelledBatches(
+  opts: TrainTeacherOptions,
+  ae: { readonly params: Params; readonly config: { readonly autoencoder: AutoencoderConfig } },
+  data: Awaited<ReturnType<typeof loadDataset>>,
+  unet: UNetConfig,
+): Promise<(ctx: StepContext) => TeacherBatch> {
+  const shape = latentShape(ae.config.autoencoder);
+  process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
+  const latents = await encodeImages(ae.params, ae.config.autoencoder, data.images, data.count);
+  const loader = new BatchLoader(
+    { data: latents, labels: data.labels, shape },
+    { batchSize: opts.batchSize, seed: opts.seed },
+  );
+  const b = opts.batchSize;
+  return (ctx) => {
+    // Drawn whole on every rank (the same stream), then this rank's rows (all of them in one process).
+    const batch = loader.batchAt(ctx.step);
+    const dropped = tf.tensor1d(
+      Array.from({ length: b }, () => (ctx.rng.uniform() < opts.labelDropout ? 1 : 0)),
+      'bool',
+    );
+    const labels = tf.tidy(() =>
+      tf.where(dropped, tf.fill([b], unet.numClasses, 'int32'), batch.labels),
+    ) as tf.Tensor1D;
+    const x0 = ctx.shard(batch.x);
+    const cond = ctx.shard(labels);
+    tf.dispose([batch.labels, dropped]);
+    return { x0, cond };
+  };
+}
+
+/**
+ * Prompted images, encoded batch by batch (each batch one bucket's shape, so latent sizes vary across steps):
+ * each prompt replaced by the empty one with p = labelDropout.
+ */
+function promptedBatches(
+  opts: TrainTeacherOptions,
+  ae: { readonly params: Params; readonly config: { readonly autoencoder: AutoencoderConfig } },
+  source: PromptedSource,
+  text: TextEncoderConfig,
+): (ctx: StepContext) => TeacherBatch {
+  const b = opts.batchSize;
+  return (ctx) => {
+    const batch = source.batchAt(ctx.step, b);
+    const prompts = batch.prompts.map((prompt) => (ctx.rng.uniform() < opts.labelDropout ? '' : prompt));
+    const images = tf.tensor4d(batch.images, [b, batch.height, batch.width, batch.channels]);
+    const latents = encodeLatents(ae.params, ae.config.autoencoder, images);
+    const tokens = tf.tensor2d(tokenizeAll(prompts, text.maxTokens), [b, text.maxTokens], 'int32');
+    const x0 = ctx.shard(latents);
+    const cond = ctx.shard(tokens);
+    tf.dispose([images]);
+    return { x0, cond };
+  };
+}
+
+/** The digit-strings source for a prompt-conditional teacher; fails unless the autoencoder takes 28-px grey cells. */
+async function promptSource(opts: TrainTeacherOptions, aeCfg: AutoencoderConfig): Promise<PromptedSource> {
+  const [height, , channels] = aeCfg.imageShape;
+  const factor = height / latentShape(aeCfg)[0];
+  if (channels !== 1 || 28 % factor !== 0) {
+    throw new Error(
+      `digit strings are grey 28-px cells; the autoencoder takes ${channels} channels with ${factor}x downsampling: ` +
+        'train one on mnist (ladder train-ae --data mnist)',
+    );
+  }
+  return DigitStrings.load('train', {
+    seed: opts.seed,
+    lengths: DIGIT_STRING_TRAIN_LENGTHS,
+    ...(opts.limit === undefined ? {} : { limit: opts.limit }),
+  });
+}
+
 export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResult> {
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const ae = await loadAutoencoder(opts.aeDir);
   const aeCfg = ae.config.autoencoder;
-  const data = await loadDataset(
-    ae.config.dataset,
-    'train',
-    opts.limit === undefined ? {} : { limit: opts.limit },
-  );
+  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
+  const data = opts.prompts ? undefined : await loadDataset(ae.config.dataset, 'train', limit);
+  const source = opts.prompts ? await promptSource(opts, aeCfg) : undefined;
   const shape = latentShape(aeCfg);
   const base = { ...TEACHER_UNET_DEFAULTS, ...opts.unet };
+  const text: TextEncoderConfig | undefined = source
+    ? { ...TEXT_ENCODER_DEFAULTS, width: base.channels[0]!, ...opts.text }
+    : undefined;
   const unet: UNetConfig = {
     inChannels: shape[2],
     outChannels: shape[2],
-    numClasses: data.numClasses,
+    numClasses: data?.numClasses ?? 0,
     embedDim: 4 * base.channels[0]!,
     ...base,
     // The default attends at level 1; a one-level net given with --channels has none.
     attentionLevels:
       opts.unet?.attentionLevels ?? base.attentionLevels.filter((level) => level < base.channels.length),
+    ...(text ? { text } : {}),
   };
   const f = makeFormulation(opts.formulation);
 
-  // 1. Encode the training set once: the teacher trains on latents (posterior means, normalised).
-  process.stderr.write(`encoding ${data.count} ${data.name} images to latents ${shape.join('x')}\n`);
-  const latents = await encodeImages(ae.params, aeCfg, data.images, data.count);
-  const loader = new BatchLoader(
-    { data: latents, labels: data.labels, shape },
-    { batchSize: opts.batchSize, seed: opts.seed },
-  );
+  // 1. The data: a labelled set encoded once to latents (posterior means, normalised), or prompted images
+  // encoded batch by batch.
+  const nextBatch =
+    source && text ? promptedBatches(opts, ae, source, text) : await labelledBatches(opts, ae, data!, unet);
 
   const params = initUNet(unet, new Rng(opts.seed));
   const player = {
@@ -96,24 +198,15 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
   const result = await train(
     { teacher: player },
     (ctx) => {
-      // 2. x0, its class (dropped to the null class with p = labelDropout), t from the training density, noise.
-      // Drawn whole on every rank (the same stream), then this rank's rows (all of them in one process).
-      const batch = loader.batchAt(ctx.step);
-      // The dropout draws are made on the host and the labels replaced on the device: nothing is read back.
-      const dropped = tf.tensor1d(
-        Array.from({ length: b }, () => (ctx.rng.uniform() < opts.labelDropout ? 1 : 0)),
-        'bool',
-      );
-      const labels = tf.tidy(() =>
-        tf.where(dropped, tf.fill([b], unet.numClasses, 'int32'), batch.labels),
-      ) as tf.Tensor1D;
+      // 2. x0 and its condition (dropped to the null one with p = labelDropout), t from the training density,
+      // noise; drawn whole on every rank (the same stream), then this rank's rows.
+      const { x0, cond } = nextBatch(ctx);
+      const [, h, w, c] = x0.shape;
       const t = ctx.shard(tf.tensor1d(f.sampleTrainingTimes(ctx.rng, b)));
-      const eps = ctx.shard(randn(ctx.rng, [b, ...shape]) as tf.Tensor4D);
-      const x0 = ctx.shard(batch.x);
-      const c = ctx.shard(labels);
+      const eps = ctx.shard(randn(ctx.rng, [b, h, w, c]) as tf.Tensor4D);
       // 3. Regress the net's output on the formulation's target (velocity, eps or v).
-      const metrics = ctx.update('teacher', (p) => denoisingLoss(f, unetNet(unet, p), x0, eps, t, c));
-      tf.dispose([x0, batch.labels, dropped, c, t, eps]);
+      const metrics = ctx.update('teacher', (p) => denoisingLoss(f, unetNet(unet, p), x0, eps, t, cond));
+      tf.dispose([x0, cond, t, eps]);
       return metrics;
     },
     {
@@ -137,14 +230,15 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     dataset: ae.config.dataset,
     autoencoder: relative(resolve(opts.outDir), resolve(opts.aeDir)) || '.',
     latentShape: shape,
-    classNames: [...data.classNames],
+    classNames: data ? [...data.classNames] : [],
+    ...(source ? { prompts: { source: 'digit-strings', lengths: [...DIGIT_STRING_TRAIN_LENGTHS] } } : {}),
     formulation: opts.formulation,
     unet,
     prediction: 'formulation',
     sampling: { steps: [32], cfg: 3 },
   };
   const card = makeCard(
-    { seed: opts.seed, dataset: datasetLabel(ae.config.dataset), batchSize: b },
+    { seed: opts.seed, dataset: source?.name ?? datasetLabel(ae.config.dataset), batchSize: b },
     result,
     {},
     {

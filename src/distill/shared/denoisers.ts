@@ -6,6 +6,7 @@ import { makeFormulation } from '../../diffusion/formulation.js';
 import { configDenoiser, type DiffusionModel } from '../../models/pipeline.js';
 import type { DiffusionModelConfig } from '../../models/schema.js';
 import type { Params } from '../../nn/params.js';
+import { nullCondition } from '../../nn/unet.js';
 
 export interface MethodDenoisers {
   /** The guidance scale the teacher runs at: the one asked for, or 1 for an unconditional teacher. */
@@ -26,12 +27,20 @@ export function methodDenoisers(
   opts: { readonly cfg: number; readonly studentPrediction?: DiffusionModelConfig['prediction'] },
 ): MethodDenoisers {
   const { config } = teacher;
+  if (config.unet.text) {
+    // The methods' discriminator heads and data are class-conditional; prompts need them conditioned on text.
+    throw new Error(
+      'this teacher is prompt-conditional; ladder distils class-conditional teachers only so far (LADD with prompts is not built yet)',
+    );
+  }
   const f = makeFormulation(config.formulation);
   const studentConfig = { ...config, prediction: opts.studentPrediction ?? config.prediction };
   const cfg = config.unet.numClasses > 0 ? opts.cfg : 1;
   return {
     teacherCfg: cfg,
-    teacher: guidedDenoiser(configDenoiser(config, teacher.params, f), cfg, config.unet.numClasses),
+    teacher: guidedDenoiser(configDenoiser(config, teacher.params, f), cfg, (b) =>
+      nullCondition(config.unet, b),
+    ),
     student: (params) => configDenoiser(studentConfig, params, f),
   };
 }
