@@ -1,20 +1,17 @@
 // A run folder through the real CLI, as a careful user and an unlucky one would treat it: resumes that must be
 // exact, finished models that must not be rewritten, two processes on one folder, Ctrl-C, and what kills leave.
 import * as assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runLadder, startLadder, waitForCheckpoint } from '../test-utils/cli.js';
 import { latestCheckpointStep } from '../train/checkpoint.js';
 import { LOCK_FILE } from '../train/run-lock.js';
 
-const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const autoencoder = fileURLToPath(new URL('../../models/mnist/autoencoder', import.meta.url));
-const env = { ...process.env, LADDER_TORCH_THREADS: '1' };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The issue's reproduction: a small teacher on 256 images, a checkpoint at every step. */
 const teacherArgs = (out: string, steps: number, ...more: string[]): string[] => [
@@ -36,47 +33,17 @@ const teacherArgs = (out: string, steps: number, ...more: string[]): string[] =>
   ...more,
 ];
 
-const ladder = (args: readonly string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', main, ...args], { encoding: 'utf8', env });
-
-/** A `ladder` process left running; `done` gives its exit code and what it wrote to stderr. */
-function ladderChild(args: readonly string[]): {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; stderr: string }>;
-} {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env,
-  });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-    stderr += s;
-  });
-  const done = new Promise<{ code: number | null; stderr: string }>((r) =>
-    child.once('close', (code) => r({ code, stderr })),
-  );
-  return { child, done };
-}
-
-async function waitForCheckpoint(dir: string, atLeast: number): Promise<number> {
-  for (;;) {
-    const step = await latestCheckpointStep(dir).catch(() => undefined);
-    if (step !== undefined && step >= atLeast) return step;
-    await sleep(50);
-  }
-}
-
 const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'ladder-run-safety-'));
 
 describe('run folders through the CLI', () => {
   it('20 steps, then --iterations 21 --resume, gives the same weights as 21 steps in one go; the step-20 model is kept', async () => {
     const root = await tmp();
-    const whole = ladder(teacherArgs(join(root, 'whole'), 21));
+    const whole = runLadder(teacherArgs(join(root, 'whole'), 21));
     assert.equal(whole.status, 0, whole.stderr);
     const split = join(root, 'split');
-    assert.equal(ladder(teacherArgs(split, 20)).status, 0);
+    assert.equal(runLadder(teacherArgs(split, 20)).status, 0);
     const step20 = await readFile(join(split, 'weights.safetensors'));
-    const resumed = ladder(teacherArgs(split, 21, '--resume'));
+    const resumed = runLadder(teacherArgs(split, 21, '--resume'));
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, /continuing the model finished at step 20 to --iterations 21/);
     const a = await readFile(join(root, 'whole', 'weights.safetensors'));
@@ -84,7 +51,7 @@ describe('run folders through the CLI', () => {
     assert.ok(a.equals(b), 'the resumed model differs from the uninterrupted one');
     // The old model is a complete sibling folder, loadable as it was (its relative paths resolve at the same depth).
     assert.ok((await readFile(join(`${split}.replaced-step-20`, 'weights.safetensors'))).equals(step20));
-    const old = ladder([
+    const old = runLadder([
       'sample',
       '--model',
       `${split}.replaced-step-20`,
@@ -98,7 +65,7 @@ describe('run folders through the CLI', () => {
 
   it('--resume on a finished model rewrites nothing; --resume --steps below the run is refused', async () => {
     const out = join(await tmp(), 'teacher');
-    assert.equal(ladder(teacherArgs(out, 3)).status, 0);
+    assert.equal(runLadder(teacherArgs(out, 3)).status, 0);
     // What a user adds after training: a default guidance and eval results in the card.
     const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
     config.sampling.cfg = 3.5;
@@ -107,13 +74,13 @@ describe('run folders through the CLI', () => {
     await writeFile(join(out, 'card.json'), JSON.stringify({ ...card, eval: { fid: 1 } }));
     const before = await Promise.all(['config.json', 'card.json'].map((f) => readFile(join(out, f))));
 
-    const again = ladder(teacherArgs(out, 3, '--resume'));
+    const again = runLadder(teacherArgs(out, 3, '--resume'));
     assert.equal(again.status, 1);
     assert.match(
       again.stderr,
       /finished at step 3; --resume never rewrites a finished model: pass --iterations above 3/,
     );
-    const lower = ladder(teacherArgs(out, 2, '--resume'));
+    const lower = runLadder(teacherArgs(out, 2, '--resume'));
     assert.equal(lower.status, 1);
     const after = await Promise.all(['config.json', 'card.json'].map((f) => readFile(join(out, f))));
     assert.ok(
@@ -123,20 +90,20 @@ describe('run folders through the CLI', () => {
 
     // An unfinished run at step 3 asked to stop at step 2.
     const unfinished = join(await tmp(), 'teacher');
-    const { child, done } = ladderChild(teacherArgs(unfinished, 100000));
+    const { child, done } = startLadder(teacherArgs(unfinished, 100000));
     await waitForCheckpoint(unfinished, 3);
     child.kill('SIGKILL');
     await done;
-    const past = ladder(teacherArgs(unfinished, 2, '--resume'));
+    const past = runLadder(teacherArgs(unfinished, 2, '--resume'));
     assert.equal(past.status, 1);
     assert.match(past.stderr, /already at step \d+, past --iterations 2: pass --iterations \d+ or more/);
   });
 
   it('Ctrl-C checkpoints and exits 130 saying where; a second process on the folder is refused; a dead one is taken over', async () => {
     const out = join(await tmp(), 'teacher');
-    const first = ladderChild(teacherArgs(out, 100000));
+    const first = startLadder(teacherArgs(out, 100000));
     await waitForCheckpoint(out, 2);
-    const second = ladder(teacherArgs(out, 100000, '--resume'));
+    const second = runLadder(teacherArgs(out, 100000, '--resume'));
     assert.equal(second.status, 1);
     assert.match(second.stderr, new RegExp(`in use by another ladder process \\(PID ${first.child.pid}\\)`));
     first.child.kill('SIGINT');
@@ -150,7 +117,7 @@ describe('run folders through the CLI', () => {
     assert.ok(!existsSync(join(out, LOCK_FILE)), 'the lock is released on exit');
 
     // A kill leaves a stale lock and temp files behind: the next process takes the folder over and cleans up.
-    const killed = ladderChild(teacherArgs(out, 100000, '--resume'));
+    const killed = startLadder(teacherArgs(out, 100000, '--resume'));
     await waitForCheckpoint(out, ((await latestCheckpointStep(out)) ?? 0) + 1);
     killed.child.kill('SIGKILL');
     await killed.done;
@@ -162,7 +129,7 @@ describe('run folders through the CLI', () => {
     await writeFile(stale[0]!, 'half-written');
     await mkdir(stale[1]!);
     const last = (await latestCheckpointStep(out))!;
-    const finish = ladder(teacherArgs(out, last + 1, '--resume'));
+    const finish = runLadder(teacherArgs(out, last + 1, '--resume'));
     assert.equal(finish.status, 0, finish.stderr);
     for (const file of stale) assert.ok(!existsSync(file), `${file} was not cleaned`);
     assert.ok(existsSync(join(out, 'config.json')));
@@ -170,7 +137,7 @@ describe('run folders through the CLI', () => {
 
   it('--resume on a folder without a checkpoint says that it starts fresh', async () => {
     const out = join(await tmp(), 'teacher');
-    const r = ladder(teacherArgs(out, 1, '--resume'));
+    const r = runLadder(teacherArgs(out, 1, '--resume'));
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /--resume found no checkpoint in .*; starting a fresh run/);
   });
