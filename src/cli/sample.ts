@@ -19,6 +19,7 @@ import {
   MAX_CFG,
   promptLatentSize,
 } from '../models/pipeline.js';
+import { downsampling } from '../nn/autoencoder.js';
 import type { SamplerKind } from '../samplers/sample.js';
 import { cfgScale, int, modelFolder, sampler } from './options.js';
 
@@ -194,9 +195,9 @@ export async function sampleCommand(o: SampleCommandOptions): Promise<void> {
   const { count, latentSize } = plan;
   const cfg = o.cfg ?? config.sampling.cfg;
   // The decoder's images: the latent size times the autoencoder's downsampling.
-  const [imageH, , c] = model.autoencoder.config.autoencoder.imageShape;
-  const factor = imageH / config.latentShape[0];
-  const [h, w] = [latentSize[0] * factor, latentSize[1] * factor];
+  const aeConfig = model.autoencoder.config.autoencoder;
+  const c = aeConfig.imageShape[2];
+  const [h, w] = [latentSize[0] * downsampling(aeConfig), latentSize[1] * downsampling(aeConfig)];
   const size = h * w * c;
   // Everything that cannot fit fails here, before the first image is generated (a chunk is at most `count`).
   checkChunkFits(model, { latentSize, batchSize: Math.min(o.batch, count), cfg, decode: true });

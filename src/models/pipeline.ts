@@ -6,7 +6,7 @@ import * as tf from '../core/tf.js';
 import { digitStringSize, parseDigitString } from '../data/prompts.js';
 import { type Denoiser, guidedDenoiser, netDenoiser, type RawNet } from '../diffusion/denoiser.js';
 import { type Formulation, makeFormulation } from '../diffusion/formulation.js';
-import { type AutoencoderConfig, decodeLatents } from '../nn/autoencoder.js';
+import { type AutoencoderConfig, decodeLatents, downsampling } from '../nn/autoencoder.js';
 import type { Params } from '../nn/params.js';
 import { tokenizeAll } from '../nn/text-encoder.js';
 import { type Condition, nullCondition, type UNetConfig, unetForward } from '../nn/unet.js';
@@ -150,9 +150,10 @@ function conditionRows(unet: UNetConfig, opts: GenerateConditions, start: number
  * through the autoencoder's downsampling.
  */
 export function promptLatentSize(model: DiffusionModel, prompt: string): [number, number] {
-  const { prompts, latentShape } = model.config;
-  if (!prompts) throw new Error('this model is not prompt-conditional: it takes classes, not a prompt');
-  const factor = model.autoencoder.config.autoencoder.imageShape[0] / latentShape[0];
+  if (!model.config.prompts) {
+    throw new Error('this model is not prompt-conditional: it takes classes, not a prompt');
+  }
+  const factor = downsampling(model.autoencoder.config.autoencoder);
   const [height, width] = digitStringSize(parseDigitString(prompt).length);
   return [height / factor, width / factor];
 }

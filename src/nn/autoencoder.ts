@@ -24,8 +24,11 @@ export interface AutoencoderConfig {
 }
 
 /** Latent shape [h, w, c] for the config's image shape. */
+/** How many image pixels one latent pixel spans per axis: each level after the first halves the size. */
+export const downsampling = (cfg: AutoencoderConfig): number => 2 ** (cfg.channels.length - 1);
+
 export function latentShape(cfg: AutoencoderConfig): [number, number, number] {
-  const down = 2 ** (cfg.channels.length - 1);
+  const down = downsampling(cfg);
   return [Math.ceil(cfg.imageShape[0] / down), Math.ceil(cfg.imageShape[1] / down), cfg.latentChannels];
 }
 
@@ -66,8 +69,8 @@ function decodeWith(s: ParamScope, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.T
   // Output sizes of each level, so odd sizes (28 -> 14 -> 7) are restored exactly. A latent of another size (a
   // wider digit string, a larger canvas) decodes to that size times the downsampling, per axis.
   const [latentH, latentW] = latentShape(cfg);
-  const imageH = z.shape[1] === latentH ? cfg.imageShape[0] : z.shape[1] * 2 ** (levels - 1);
-  const imageW = z.shape[2] === latentW ? cfg.imageShape[1] : z.shape[2] * 2 ** (levels - 1);
+  const imageH = z.shape[1] === latentH ? cfg.imageShape[0] : z.shape[1] * downsampling(cfg);
+  const imageW = z.shape[2] === latentW ? cfg.imageShape[1] : z.shape[2] * downsampling(cfg);
   const sizes: [number, number][] = [];
   for (let l = 0; l < levels; l++) sizes.push([Math.ceil(imageH / 2 ** l), Math.ceil(imageW / 2 ** l)]);
   for (let level = levels - 1; level >= 0; level--) {

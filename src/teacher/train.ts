@@ -5,14 +5,20 @@ import { loadDataset } from '../data/dataset.js';
 import { DigitStrings } from '../data/digit-strings.js';
 import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
-import { DIGIT_STRING_TRAIN_LENGTHS, type PromptedSource } from '../data/prompts.js';
+import { DIGIT_CELL, DIGIT_STRING_TRAIN_LENGTHS, type PromptedSource } from '../data/prompts.js';
 import { type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
 import { denoisingLoss } from '../diffusion/loss.js';
-import { loadAutoencoder, saveModelFolder } from '../models/folder.js';
+import { type LoadedAutoencoder, loadAutoencoder, saveModelFolder } from '../models/folder.js';
 import { unetNet } from '../models/pipeline.js';
 import type { DiffusionModelConfig } from '../models/schema.js';
-import { type AutoencoderConfig, encodeImages, encodeLatents, latentShape } from '../nn/autoencoder.js';
-import { countParams, type Params } from '../nn/params.js';
+import {
+  type AutoencoderConfig,
+  downsampling,
+  encodeImages,
+  encodeLatents,
+  latentShape,
+} from '../nn/autoencoder.js';
+import { countParams } from '../nn/params.js';
 import { type TextEncoderConfig, tokenizeAll } from '../nn/text-encoder.js';
 import { type Condition, initUNet, type UNetConfig } from '../nn/unet.js';
 import { makeCard, prepareRunDir } from '../train/card.js';
@@ -87,7 +93,7 @@ interface TeacherBatch {
  */
 async function labelledBatches(
   opts: TrainTeacherOptions,
-  ae: { readonly params: Params; readonly config: { readonly autoencoder: AutoencoderConfig } },
+  ae: LoadedAutoencoder,
   data: Awaited<ReturnType<typeof loadDataset>>,
   unet: UNetConfig,
 ): Promise<(ctx: StepContext) => TeacherBatch> {
@@ -122,7 +128,7 @@ async function labelledBatches(
  */
 function promptedBatches(
   opts: TrainTeacherOptions,
-  ae: { readonly params: Params; readonly config: { readonly autoencoder: AutoencoderConfig } },
+  ae: LoadedAutoencoder,
   source: PromptedSource,
   text: TextEncoderConfig,
 ): (ctx: StepContext) => TeacherBatch {
@@ -142,9 +148,9 @@ function promptedBatches(
 
 /** The digit-strings source for a prompt-conditional teacher; fails unless the autoencoder takes 28-px grey cells. */
 async function promptSource(opts: TrainTeacherOptions, aeCfg: AutoencoderConfig): Promise<PromptedSource> {
-  const [height, , channels] = aeCfg.imageShape;
-  const factor = height / latentShape(aeCfg)[0];
-  if (channels !== 1 || 28 % factor !== 0) {
+  const channels = aeCfg.imageShape[2];
+  const factor = downsampling(aeCfg);
+  if (channels !== 1 || DIGIT_CELL % factor !== 0) {
     throw new Error(
       `digit strings are grey 28-px cells; the autoencoder takes ${channels} channels with ${factor}x downsampling: ` +
         'train one on mnist (ladder train-ae --data mnist)',
