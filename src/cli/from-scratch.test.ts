@@ -75,10 +75,10 @@ describe('ladder demo --from-scratch: the plan', () => {
     // The shipped PADD stage-1 was made on this ladder, in the teacher's parameterisation.
     assert.match(
       cardCommand('padd/stage-1'),
-      /--schedule 32:mse,8:mse,4,2,1 .*--one-step-prediction teacher/,
+      /--schedule 32:mse,8:mse,4:mse,2,1 .*--one-step-prediction teacher/,
     );
     assert.ok(
-      args('padd').includes('--schedule 32:mse,8:mse,4,2,1 --one-step-prediction teacher'),
+      args('padd').includes('--schedule 32:mse,8:mse,4:mse,2,1 --one-step-prediction teacher'),
       args('padd'),
     );
     const quick = fromScratchPlan({ dataset: 'emoji', root: R, quick: true });

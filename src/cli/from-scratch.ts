@@ -55,8 +55,8 @@ const DEFAULT_RECIPE: DatasetRecipe = {
 /**
  * 32x32 colour emoji: wider networks, a third encoder level (8x8 latents) and longer runs, the flags of the
  * `models/emoji` cards. Both feature nets keep 64 features: about 200 reference images per set estimate a 128-dim
- * covariance poorly. PADD: an MSE rung from 8 to 4 steps as well (better than the adversarial one on the selection
- * net), and the 1-step student in the teacher's parameterisation (an x0 output did not converge in its warm-up and
+ * covariance poorly. PADD: MSE rungs from 8 to 4 and from 4 to 2 steps as well (each better than the adversarial
+ * one on the selection net), and the 1-step student in the teacher's parameterisation (an x0 output did not converge in its warm-up and
  * the adversarial phases made colour noise of it): the flags of the shipped stages.
  */
 const EMOJI_RECIPE: DatasetRecipe = {
@@ -64,7 +64,7 @@ const EMOJI_RECIPE: DatasetRecipe = {
   teacher: ['--channels', '64,128', '--iterations', '3000'],
   features: ['--channels', '32,64,64', '--kernel', '3', '--feature-dim', '64'],
   reportFeatures: ['--channels', '32,64,128', '--kernel', '3', '--feature-dim', '64', '--seed', '7'],
-  paddSchedule: '32:mse,8:mse,4,2,1',
+  paddSchedule: '32:mse,8:mse,4:mse,2,1',
   padd: ['--one-step-prediction', 'teacher'],
 };
 
