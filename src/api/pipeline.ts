@@ -9,10 +9,11 @@ import {
   DEFAULT_BATCH,
   type DiffusionModel,
   defaultSampler,
-  type GenerateSettings,
+  type GenerateOptions,
   imageChunks,
   MAX_CFG,
   nfe,
+  promptLatentSize,
 } from '../models/pipeline.js';
 import type { DistillMethod } from '../models/schema.js';
 import { disposeParams } from '../nn/params.js';
@@ -26,8 +27,13 @@ export interface PipelineInfo {
   /** How a student was distilled. */
   readonly method?: DistillMethod;
   readonly dataset: string;
-  /** Class names by index (empty for an unconditional model). */
+  /** Class names by index (empty for an unconditional or a prompt-conditional model). */
   readonly classNames: readonly string[];
+  /**
+   * A prompt-conditional model's prompts: digit strings of the trained lengths. Its images are `height` high and
+   * `width` wide per digit.
+   */
+  readonly prompts?: { readonly source: 'digit-strings'; readonly lengths: readonly number[] };
   /** Default sampling steps, then the other step counts a student was trained for. */
   readonly steps: readonly number[];
   readonly guidance: number;
@@ -44,7 +50,12 @@ export interface PipelineInfo {
 export interface GenerateRequest {
   /** Classes by index or by name (default: every class of the model; an unconditional model has one, 0). */
   readonly classes?: readonly (number | string)[];
-  /** Images per class (default 1). */
+  /**
+   * A prompt-conditional model's prompt (required for one, refused otherwise), e.g. "407" for a digit-strings
+   * model: the image takes the prompt's size (28 x 84 px for "407").
+   */
+  readonly prompt?: string;
+  /** Images per class, or of the prompt (default 1). */
   readonly n?: number;
   /** Sampling steps (default: the model's first, see PipelineInfo.steps). */
   readonly steps?: number;
@@ -67,10 +78,15 @@ export class GeneratedImage {
     readonly width: number,
     readonly height: number,
     readonly channels: number,
-    /** The class index it was generated for, and its name (the index as text when the model has no names). */
+    /**
+     * The class index it was generated for, and its name (the index as text when the model has no names); for a
+     * prompted image -1 and the prompt.
+     */
     readonly label: number,
     readonly className: string,
     private readonly encodePng?: PngEncoder,
+    /** The prompt it was generated for (prompt-conditional models). */
+    readonly prompt?: string,
   ) {}
 
   /** The pixels as opaque RGBA (grey repeated into R, G and B). */
@@ -117,6 +133,7 @@ export function pipelineInfo(
     ...(config.distill === undefined ? {} : { method: config.distill.method }),
     dataset: datasetId(config.dataset),
     classNames: config.classNames,
+    ...(config.prompts === undefined ? {} : { prompts: config.prompts }),
     steps: config.sampling.steps,
     guidance: config.sampling.cfg,
     sampler: defaultSampler(config),
@@ -173,12 +190,14 @@ export class Pipeline {
   ) {}
 
   /** The options `generate` passes to the sampler for `request` (defaults filled in, everything checked). */
-  resolve(
-    request: GenerateRequest = {},
-  ): GenerateSettings & { labels: Int32Array; classes: number[]; batchSize: number } {
+  resolve(request: GenerateRequest = {}): GenerateOptions & {
+    classes: number[];
+    batchSize: number;
+    latentSize: readonly [number, number];
+  } {
     const { config } = this.model;
-    const classes = resolveRequestClasses(request.classes, config.classNames, config.unet.numClasses);
     const n = checkInteger('n', request.n ?? 1, 1);
+    const conditions = this.conditions(request, n);
     const steps = checkInteger('steps', request.steps ?? this.info.steps[0]!, 1);
     const cfg = request.guidance ?? this.info.guidance;
     if (!(cfg >= 0 && cfg <= MAX_CFG))
@@ -189,10 +208,11 @@ export class Pipeline {
     }
     const seed = checkInteger('seed', request.seed ?? 0, 0);
     const batchSize = checkInteger('batchSize', request.batchSize ?? DEFAULT_BATCH, 1);
-    const labels = Int32Array.from(classes.flatMap((k) => Array<number>(n).fill(k)));
     return {
-      classes,
-      labels,
+      ...conditions,
+      latentSize: conditions.prompts
+        ? promptLatentSize(this.model, conditions.prompts[0]!)
+        : [config.latentShape[0], config.latentShape[1]],
       steps,
       cfg,
       sampler,
@@ -203,6 +223,28 @@ export class Pipeline {
     };
   }
 
+  // Whom the images are for: n of each class, or n of the prompt.
+  private conditions(
+    request: GenerateRequest,
+    n: number,
+  ):
+    | { classes: number[]; labels: Int32Array; prompts?: undefined }
+    | { classes: number[]; prompts: string[]; labels?: undefined } {
+    const { config } = this.model;
+    if (config.unet.text) {
+      if (request.classes !== undefined)
+        throw new Error(`${this.info.source} is prompt-conditional: give a prompt, not classes`);
+      if (typeof request.prompt !== 'string')
+        throw new Error(`${this.info.source} is prompt-conditional: give a prompt, e.g. { prompt: "407" }`);
+      promptLatentSize(this.model, request.prompt); // checks it is a prompt this model can draw
+      return { classes: [], prompts: Array<string>(n).fill(request.prompt) };
+    }
+    if (request.prompt !== undefined)
+      throw new Error(`${this.info.source} is not prompt-conditional: choose classes, not a prompt`);
+    const classes = resolveRequestClasses(request.classes, config.classNames, config.unet.numClasses);
+    return { classes, labels: Int32Array.from(classes.flatMap((k) => Array<number>(n).fill(k))) };
+  }
+
   /** Network evaluations per image for `request` (steps, doubled by guidance). */
   nfe(request: GenerateRequest = {}): number {
     const { steps, cfg } = this.resolve(request);
@@ -210,26 +252,27 @@ export class Pipeline {
   }
 
   /**
-   * `n` images of each requested class, in class order. Backend memory is freed before it returns; NaN or
+   * `n` images of each requested class, in class order (or `n` of the prompt). Backend memory is freed before it returns; NaN or
    * infinite latents or images are an error, not an image (one small read back per chunk checks them).
    */
   async generate(request: GenerateRequest = {}): Promise<GeneratedImage[]> {
     this.checkNotDisposed();
     const opts = this.resolve(request);
-    const { width, height, channels, classNames } = this.info;
+    const { channels, classNames } = this.info;
+    const count = opts.prompts ? opts.prompts.length : opts.labels.length;
     checkChunkFits(
       this.model,
       {
-        latentSize: [this.model.config.latentShape[0], this.model.config.latentShape[1]],
-        batchSize: Math.min(opts.batchSize, opts.labels.length),
+        latentSize: opts.latentSize,
+        batchSize: Math.min(opts.batchSize, count),
         cfg: opts.cfg,
         decode: true,
       },
       { batch: 'batchSize', latentSize: 'the latent size' },
     );
-    const size = width * height * channels;
     const images: GeneratedImage[] = [];
     for (const { start, tensor } of imageChunks(this.model, opts)) {
+      const [, height, width] = tensor.shape; // a prompt's images take its size
       let values: ArrayLike<number>;
       try {
         values = await tensor.data();
@@ -237,20 +280,24 @@ export class Pipeline {
         tensor.dispose();
       }
       this.checkNotDisposed(); // dispose() may have run while the chunk was read back
+      const size = width * height * channels;
       for (let i = 0; i * size < values.length; i++) {
         const pixels = new Uint8Array(size);
         for (let j = 0; j < size; j++) pixels[j] = signedToByte(values[i * size + j]!);
-        const label = opts.labels[start + i]!;
+        const prompt = opts.prompts?.[start + i];
+        const label = opts.labels?.[start + i] ?? -1;
         images.push(
-          new GeneratedImage(
-            pixels,
-            width,
-            height,
-            channels,
-            label,
-            classNames[label] ?? String(label),
-            this.encodePng,
-          ),
+          prompt === undefined
+            ? new GeneratedImage(
+                pixels,
+                width,
+                height,
+                channels,
+                label,
+                classNames[label] ?? String(label),
+                this.encodePng,
+              )
+            : new GeneratedImage(pixels, width, height, channels, -1, prompt, this.encodePng, prompt),
         );
       }
     }

@@ -1,10 +1,15 @@
 // `ladder card`: measures a model folder (sample grids at several step counts, sampling throughput) and records
 // the results in its card.json, next to how the model was made.
 import { join, relative } from 'node:path';
-import { writeJsonAtomic } from '../core/fs.js';
+import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import * as tf from '../core/tf.js';
 import { datasetId } from '../data/image-dataset.js';
 import { currentBackend } from '../engine/backend.js';
+import {
+  DIGIT_STRING_EVAL_LENGTHS,
+  digitStringsGridPng,
+  parseDigitStringEvalJson,
+} from '../eval/digit-strings.js';
 import { type EvalJson, parseEvalJson } from '../eval/eval-json.js';
 import { writeImageGrid } from '../image/png.js';
 import { CARD_FILE, CONFIG_FILE, loadDiffusionModel, readJson } from '../models/folder.js';
@@ -14,6 +19,7 @@ import {
   defaultSampler,
   generateImages,
   nfe,
+  promptLatentSize,
 } from '../models/pipeline.js';
 import { diffusionModelSchema, parseConfig } from '../models/schema.js';
 
@@ -55,14 +61,45 @@ export function cardMetrics(run: EvalJson, evalFile: string) {
 
 type CardMetrics = ReturnType<typeof cardMetrics>;
 
+/** What a card keeps of a digit-strings eval: per step count, each length's accuracies and cell FID. */
+export function digitStringCardMetrics(run: ReturnType<typeof parseDigitStringEvalJson>, evalFile: string) {
+  return {
+    net: run.featureNet,
+    role: `digitStrings${run.featureNetRole === 'report' ? 'Report' : 'Selection'}`,
+    samples: run.samples,
+    seed: run.seed,
+    trainedLengths: run.trainedLengths,
+    results: run.results.map((r) => ({
+      steps: r.steps,
+      cfg: r.cfg,
+      nfe: r.nfe,
+      lengths: r.lengths.map((l) => ({
+        length: l.length,
+        digitAccuracy: l.digitAccuracy,
+        ...(l.digitAccuracyInterval === undefined ? {} : { digitAccuracyInterval: l.digitAccuracyInterval }),
+        stringAccuracy: l.stringAccuracy,
+        cellFid: l.cellFid,
+        ...(l.fidInterval === undefined ? {} : { cellFidInterval: l.fidInterval }),
+        ...(l.cellFidFloor === undefined ? {} : { cellFidFloor: l.cellFidFloor }),
+        msPerImage: l.msPerImage,
+      })),
+    })),
+    evalFiles: [evalFile],
+  };
+}
+
 /**
  * Adds `entry` to the card's metrics under its role: an eval with the same net, sample count and seed adds its
  * settings (a setting measured again, same steps and guidance, takes the new numbers); any other replaces the
  * role's entry, as a new protocol.
  */
-export function mergeCardMetrics(metrics: Record<string, unknown>, entry: CardMetrics): void {
+export function mergeCardMetrics(
+  metrics: Record<string, unknown>,
+  entry: CardMetrics | ReturnType<typeof digitStringCardMetrics>,
+): void {
+  type Entry = typeof entry;
   const key = `${entry.role}Net`;
-  const old = metrics[key] as Partial<CardMetrics> | undefined;
+  const old = metrics[key] as Partial<Entry> | undefined;
   const same =
     old !== undefined && old.net === entry.net && old.samples === entry.samples && old.seed === entry.seed;
   if (!same) {
@@ -79,10 +116,18 @@ export function mergeCardMetrics(metrics: Record<string, unknown>, entry: CardMe
   };
 }
 
+/** A prompt-conditional model's throughput is timed on this prompt. */
+const THROUGHPUT_PROMPT = '407';
+
 /** Images per second when sampling `batch` images at once (one warm-up batch first). */
 export function samplingThroughput(model: DiffusionModel, steps: number, cfg: number, batch: number) {
-  const labels = balancedLabels([...Array(model.config.unet.numClasses).keys()], batch);
-  const opts = { labels, steps, cfg, sampler: defaultSampler(model.config), seed: 0, batchSize: batch };
+  const whom = model.config.prompts
+    ? {
+        prompts: Array<string>(batch).fill(THROUGHPUT_PROMPT),
+        latentSize: promptLatentSize(model, THROUGHPUT_PROMPT),
+      }
+    : { labels: balancedLabels([...Array(model.config.unet.numClasses).keys()], batch) };
+  const opts = { ...whom, steps, cfg, sampler: defaultSampler(model.config), seed: 0, batchSize: batch };
   tf.dispose(generateImages(model, opts));
   const began = performance.now();
   tf.dispose(generateImages(model, { ...opts, seed: 1 }));
@@ -94,6 +139,7 @@ export function samplingThroughput(model: DiffusionModel, steps: number, cfg: nu
     batch,
     imagesPerSecond: Number((batch / seconds).toFixed(2)),
     msPerImage: Number(((seconds * 1000) / batch).toFixed(2)),
+    ...(model.config.prompts ? { prompt: THROUGHPUT_PROMPT } : {}),
     backend: currentBackend(),
   };
 }
@@ -107,6 +153,22 @@ export async function cardCommand(o: CardOptions): Promise<void> {
   // Recording an eval alone leaves the grids and the timing as they are.
   const stepsList = o.steps ?? (o.eval.length > 0 ? [] : DEFAULT_CARD_STEPS);
   for (const steps of stepsList) {
+    if (model.config.prompts) {
+      // Rows are string lengths (5 and 6 not trained), columns strings of balanced digits.
+      const file = `grid-${steps}step-cfg${cfg}.png`;
+      const png = await digitStringsGridPng(model, {
+        steps,
+        cfg,
+        sampler: defaultSampler(model.config),
+        seed: o.seed,
+        lengths: DIGIT_STRING_EVAL_LENGTHS,
+        perLength: perClass,
+      });
+      await writeFileAtomic(join(o.model, file), png);
+      grids[`${steps}`] = file;
+      process.stderr.write(`card: ${file}\n`);
+      continue;
+    }
     // Rows are classes, columns seeds: the same noise for every step count, so the grids compare directly.
     const labels = Int32Array.from({ length: classes * perClass }, (_, i) => Math.floor(i / perClass));
     const images = generateImages(model, {
@@ -132,7 +194,17 @@ export async function cardCommand(o: CardOptions): Promise<void> {
     ...((card.metrics as Record<string, unknown> | undefined) ?? {}),
   };
   for (const path of o.eval) {
-    const run = parseEvalJson(await readJson(path, 'eval JSON'), path);
+    const json = await readJson(path, 'eval JSON');
+    if ((json as { format?: unknown }).format === 'ladder-digit-strings-eval') {
+      if (!model.config.prompts)
+        throw new Error(`${path} scores a digit-strings model, but ${o.model} is not one`);
+      mergeCardMetrics(
+        metrics,
+        digitStringCardMetrics(parseDigitStringEvalJson(json, path), relative(o.model, path)),
+      );
+      continue;
+    }
+    const run = parseEvalJson(json, path);
     if (run.dataset !== datasetId(model.config.dataset)) {
       throw new Error(
         `${path} scores a ${run.dataset} model, but ${o.model} is a ${datasetId(model.config.dataset)} model`,

@@ -11,7 +11,7 @@ import { makeTinyTeacher } from '../distill/fixtures/tiny-teacher.js';
 import { LADD_DEFAULTS } from '../distill/ladd-config.js';
 import { LADD_DMD_DEFAULTS } from '../distill/ladd-dmd-config.js';
 import { PADD_DEFAULTS } from '../distill/padd-config.js';
-import { loadSynthetic } from '../distill/shared/synth.js';
+import { loadSynthetic, type SyntheticSet } from '../distill/shared/synth.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { disposeParams } from '../nn/params.js';
 import { testBackend } from '../test-utils/backend.js';
@@ -59,7 +59,7 @@ describe('ladder synth / distill', () => {
       await ladder('synth', '--teacher', teacher, '--n', '10', '--steps', '2', '--cfg', '1.5', '--out', file),
       '',
     );
-    const set = await loadSynthetic(file);
+    const set = (await loadSynthetic(file)) as SyntheticSet;
     assert.deepEqual(Array.from(set.labels), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert.deepEqual({ steps: set.settings.steps, cfg: set.settings.cfg }, { steps: 2, cfg: 1.5 });
 

@@ -1,9 +1,10 @@
 // The evaluation verbs of `ladder`: train-features (the feature net), eval (metrics JSON) and report (HTML).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { type Command, Option } from 'commander';
 import { writeFileAtomic } from '../core/fs.js';
+import { DIGIT_STRING_EVAL_LENGTHS, evaluateDigitStrings } from '../eval/digit-strings.js';
 import { type EvalJson, FEATURE_NET_ROLES, parseEvalJson } from '../eval/eval-json.js';
 import {
   BOOTSTRAP_BLOCKS,
@@ -13,7 +14,7 @@ import {
 } from '../eval/evaluate.js';
 import { renderReport } from '../eval/report.js';
 import { trainFeatureNet } from '../eval/train-features.js';
-import { readJson } from '../models/folder.js';
+import { CONFIG_FILE, readJson } from '../models/folder.js';
 import { DEFAULT_BATCH, MAX_CFG } from '../models/pipeline.js';
 import { FEATURE_NET_DEFAULTS } from '../nn/feature-net.js';
 import { SAMPLER_KINDS } from '../samplers/sample.js';
@@ -76,6 +77,14 @@ export async function reportCommand(
   });
   await writeFileAtomic(out, html);
   process.stderr.write(`report of ${files.length} eval file(s) -> ${out}\n`);
+}
+
+// The prompt source a model folder's config names, if any (a missing or unreadable config is left to the eval).
+async function promptSource(modelDir: string): Promise<string | undefined> {
+  const path = join(modelDir, CONFIG_FILE);
+  if (!existsSync(path)) return undefined;
+  const config = (await readJson(path, 'model config')) as { prompts?: { source?: unknown } };
+  return typeof config.prompts?.source === 'string' ? config.prompts.source : undefined;
 }
 
 /** Adds `train-features`, `eval` and `report` to the `ladder` program. */
@@ -180,7 +189,24 @@ export function registerEvalCommands(program: Command): void {
       `${SAMPLER_KINDS.join(', ')} (default: the model's own; else few-step for students, euler for teachers)`,
       sampler,
     )
-    .option('--samples <n>', 'generated images per step count (class-balanced)', int('--samples', 4), 1000)
+    .addOption(
+      new Option(
+        '--data <name>',
+        'what a prompt-conditional model is scored on: digit-strings (each 28-px cell read by the MNIST feature ' +
+          'net: per-digit and whole-string accuracy, cell FID, per string length; the default for such a model)',
+      ).choices(['digit-strings']),
+    )
+    .option(
+      '--lengths <list>',
+      `--data digit-strings: string lengths to measure (default ${DIGIT_STRING_EVAL_LENGTHS.join(',')})`,
+      list(int('--lengths', 1)),
+    )
+    .option(
+      '--samples <n>',
+      'generated images per step count (class-balanced; with --data digit-strings: strings per length)',
+      int('--samples', 4),
+      1000,
+    )
     .option(
       '--seed <n>',
       'seed of the noise (same seed: same noise and labels for every model)',
@@ -233,6 +259,32 @@ export function registerEvalCommands(program: Command): void {
       'folder of the reference-statistics cache (default: .cache in the repository)',
     )
     .action(async (o) => {
+      if (o.data === 'digit-strings' || (await promptSource(o.model)) === 'digit-strings') {
+        if (o.latentSize !== undefined)
+          throw new Error('--latent-size: a digit string sets its own size; use --lengths');
+        await evaluateDigitStrings({
+          modelDir: o.model,
+          samples: o.samples,
+          seed: o.seed,
+          outJson: o.json,
+          batchSize: o.batch,
+          kidSubsets: o.kidSubsets,
+          bootstrapReplicates: o.bootstrap,
+          featureNetRole: o.net,
+          overwrite: o.force,
+          ...(o.lengths === undefined ? {} : { lengths: o.lengths }),
+          ...(o.steps === undefined ? {} : { steps: o.steps }),
+          ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
+          ...(o.sampler === undefined ? {} : { sampler: o.sampler }),
+          ...(o.features === undefined ? {} : { featuresDir: o.features }),
+          ...(o.name === undefined ? {} : { name: o.name }),
+          ...(o.refLimit === undefined ? {} : { referenceLimit: o.refLimit }),
+          ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+        });
+        return;
+      }
+      if (o.lengths !== undefined)
+        throw new Error('--lengths needs a digit-strings model (--data digit-strings)');
       await evaluateModel({
         modelDir: o.model,
         samples: o.samples,

@@ -2,13 +2,17 @@
 // after a kill, and samples prompts of two lengths at their own aspect ratios.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadPipeline } from '../api/node.js';
+import { isPromptSet, loadSynthetic } from '../distill/shared/synth.js';
 import { decodePng } from '../image/png.js';
 import { decodeNpy } from '../io/npy.js';
+import { detokenize } from '../nn/text-encoder.js';
+import { testBackend } from '../test-utils/backend.js';
 import { runLadder, startLadder, waitForCheckpoint } from '../test-utils/cli.js';
 
 const autoencoder = fileURLToPath(new URL('../../models/mnist/autoencoder', import.meta.url));
@@ -116,5 +120,232 @@ describe('a prompt-conditional teacher on digit strings', () => {
     const run = runLadder(['sample', '--model', classModel, '--prompt', '7', '--out', out]);
     assert.equal(run.status, 1);
     assert.match(run.stderr, /not prompt-conditional: choose classes with --classes/);
+  });
+
+  it('is evaluated per string length: digit and string accuracy, cell FID, a grid row per length', async () => {
+    const json = join(root, 'eval.json');
+    const args = [
+      'eval',
+      '--model',
+      teacher,
+      '--steps',
+      '1',
+      '--lengths',
+      '1,5',
+      '--samples',
+      '10',
+      '--ref-limit',
+      '200',
+      '--bootstrap',
+      '20',
+      '--kid-subsets',
+      '2',
+      '--cache-dir',
+      root,
+      '--json',
+      json,
+    ];
+    const run = runLadder(args);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /1 steps, length 5: digits [0-9.]+%.*cell FID.*\(length not trained\)/);
+    const out = JSON.parse(await readFile(json, 'utf8'));
+    assert.equal(out.format, 'ladder-digit-strings-eval');
+    assert.deepEqual(out.trainedLengths, [1, 2, 3, 4]);
+    assert.deepEqual(
+      out.results[0].lengths.map((r: { length: number }) => r.length),
+      [1, 5],
+    );
+    for (const r of out.results[0].lengths) {
+      assert.ok(r.digitAccuracy >= 0 && r.digitAccuracy <= 1);
+      assert.ok(r.stringAccuracy <= r.digitAccuracy, 'a string is right only when all its digits are');
+      assert.ok(Number.isFinite(r.cellFid) && r.cellFid > 0);
+      assert.ok(Number.isFinite(r.cellFidFloor));
+      assert.equal(r.digitAccuracyInterval.length, 2);
+    }
+    // Two rows (lengths 1 and 5) of 6 strings, each on a canvas five cells wide, at 2x with 2-px gaps.
+    const grid = decodePng(await readFile(join(root, out.results[0].grid)));
+    assert.deepEqual([grid.height, grid.width], [2 + 2 * (56 + 2), 2 + 6 * (280 + 2)]);
+
+    const again = runLadder(args);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already exist.*pass --force/);
+    const classModel = fileURLToPath(new URL('../../models/mnist/teacher', import.meta.url));
+    const wrong = runLadder([
+      'eval',
+      '--model',
+      classModel,
+      '--data',
+      'digit-strings',
+      '--json',
+      join(root, 'c.json'),
+    ]);
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /not a digit-strings model \(it takes classes\)/);
+  });
+
+  it('distils into a LADD student: synthetic latents per bucket, prompts at their aspect ratios, exact resume', async () => {
+    const synthetic = join(root, 'synth.safetensors');
+    const synth = runLadder([
+      'synth',
+      '--teacher',
+      teacher,
+      '--n',
+      '10',
+      '--steps',
+      '2',
+      '--batch',
+      '4',
+      '--out',
+      synthetic,
+    ]);
+    assert.equal(synth.status, 0, synth.stderr);
+    const set = await loadSynthetic(synthetic);
+    assert.ok(isPromptSet(set), 'a prompt teacher makes a bucketed set');
+    // Lengths 1 to 4: 10 latents spread 3, 3, 2, 2, each bucket at its own latent width (7 per digit).
+    assert.deepEqual(
+      set.buckets.map((b) => [b.shape, b.tokens.length / set.maxTokens]),
+      [
+        [[7, 7, 4], 3],
+        [[7, 14, 4], 3],
+        [[7, 21, 4], 2],
+        [[7, 28, 4], 2],
+      ],
+    );
+    assert.deepEqual(detokenize(set.buckets[2]!.tokens.subarray(0, set.maxTokens)).length, 3);
+
+    const ladd = (out: string, iterations: number, ...more: string[]) => [
+      'distill',
+      '--method',
+      'ladd',
+      '--teacher',
+      teacher,
+      '--synthetic',
+      synthetic,
+      '--steps',
+      '2',
+      '--backward-sim',
+      '--batch',
+      '2',
+      '--iterations',
+      String(iterations),
+      '--checkpoint-every',
+      '1',
+      '--out',
+      out,
+      ...more,
+    ];
+    const whole = join(root, 'ladd-whole');
+    const run = runLadder(ladd(whole, 6));
+    assert.equal(run.status, 0, run.stderr);
+    const config = JSON.parse(await readFile(join(whole, 'config.json'), 'utf8'));
+    assert.equal(config.kind, 'student');
+    assert.deepEqual(config.prompts, { source: 'digit-strings', lengths: [1, 2, 3, 4] });
+
+    const split = join(root, 'ladd-split');
+    const { child, done } = startLadder(ladd(split, 100000));
+    await waitForCheckpoint(split, 3);
+    child.kill('SIGKILL');
+    await done;
+    const resumed = runLadder(ladd(split, 6, '--resume'));
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const a = await readFile(join(whole, 'weights.safetensors'));
+    const b = await readFile(join(split, 'weights.safetensors'));
+    assert.ok(a.equals(b), 'the resumed LADD student differs from the uninterrupted one');
+
+    const npy = join(root, 'student.npy');
+    const sampled = runLadder(['sample', '--model', whole, '--prompt', '40712', '--n', '2', '--out', npy]);
+    assert.equal(sampled.status, 0, sampled.stderr);
+    assert.deepEqual(decodeNpy(await readFile(npy)).shape, [2, 28, 140, 1]);
+  });
+
+  it('is refused by the methods whose discriminators take classes only', () => {
+    for (const method of ['padd', 'ladd-dmd']) {
+      const run = runLadder([
+        'distill',
+        '--method',
+        method,
+        '--teacher',
+        teacher,
+        '--iterations',
+        '1',
+        '--out',
+        join(root, method),
+      ]);
+      assert.equal(run.status, 1, method);
+      assert.match(run.stderr, /only LADD distils prompt-conditional teachers so far/);
+    }
+  });
+
+  it("generates a prompt through the library pipeline, at the prompt's size", async () => {
+    await testBackend();
+    const pipe = await loadPipeline(teacher);
+    try {
+      assert.deepEqual(pipe.info.prompts, { source: 'digit-strings', lengths: [1, 2, 3, 4] });
+      assert.deepEqual(pipe.info.classNames, []);
+      const images = await pipe.generate({ prompt: '40', n: 2, steps: 1 });
+      assert.deepEqual(
+        images.map((im) => [im.width, im.height, im.prompt, im.className, im.label]),
+        [
+          [56, 28, '40', '40', -1],
+          [56, 28, '40', '40', -1],
+        ],
+      );
+      await assert.rejects(pipe.generate({ steps: 1 }), /prompt-conditional: give a prompt, e.g./);
+      await assert.rejects(pipe.generate({ classes: [1], steps: 1 }), /give a prompt, not classes/);
+      await assert.rejects(pipe.generate({ prompt: 'x1', steps: 1 }), /"x1" is not a digit string/);
+    } finally {
+      pipe.dispose();
+    }
+    const classes = await loadPipeline('mnist/teacher');
+    try {
+      await assert.rejects(
+        classes.generate({ prompt: '4', steps: 1 }),
+        /not prompt-conditional: choose classes/,
+      );
+    } finally {
+      classes.dispose();
+    }
+  });
+
+  it('gets a card with a grid per step count (a row per length), its throughput and its eval', async () => {
+    const folder = join(root, 'card-teacher');
+    await cp(teacher, folder, { recursive: true });
+    const json = join(root, 'card-eval.json');
+    const evalRun = runLadder([
+      'eval',
+      '--model',
+      folder,
+      '--steps',
+      '1',
+      '--lengths',
+      '2,3',
+      '--samples',
+      '5',
+      '--ref-limit',
+      '200',
+      '--bootstrap',
+      '0',
+      '--kid-subsets',
+      '2',
+      '--cache-dir',
+      root,
+      '--json',
+      json,
+    ]);
+    assert.equal(evalRun.status, 0, evalRun.stderr);
+    const run = runLadder(['card', '--model', folder, '--steps', '1', '--eval', json]);
+    assert.equal(run.status, 0, run.stderr);
+    const card = JSON.parse(await readFile(join(folder, 'card.json'), 'utf8'));
+    assert.equal(card.throughput.prompt, '407');
+    assert.ok(card.throughput.imagesPerSecond > 0);
+    const grid = decodePng(await readFile(join(folder, card.samples.grids['1'])));
+    // Lengths 1 to 6, 8 strings each, on canvases six cells wide.
+    assert.deepEqual([grid.height, grid.width], [2 + 6 * (56 + 2), 2 + 8 * (336 + 2)]);
+    const metrics = card.metrics.digitStringsSelectionNet;
+    assert.deepEqual(
+      metrics.results[0].lengths.map((l: { length: number }) => l.length),
+      [2, 3],
+    );
+    assert.ok(metrics.results[0].lengths.every((l: { cellFid: number }) => Number.isFinite(l.cellFid)));
   });
 });

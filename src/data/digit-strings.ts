@@ -7,6 +7,7 @@ import type { ImageDataset, Split } from './image-dataset.js';
 import { derivedSeed } from './loader.js';
 import { loadMnist } from './mnist.js';
 import {
+  bucketAt,
   DIGIT_CELL,
   DIGIT_STRING_TRAIN_LENGTHS,
   digitStringSize,
@@ -71,11 +72,7 @@ export class DigitStrings implements PromptedSource {
    * every bucket trains equally often and no two nearby batches follow a fixed pattern.
    */
   lengthAt(step: number): number {
-    if (!Number.isSafeInteger(step) || step < 0)
-      throw new Error(`batch step must be a non-negative integer, got ${step}`);
-    const n = this.lengths.length;
-    const order = new Rng(derivedSeed(this.seed ^ 0x5bd1e995, Math.floor(step / n))).permutation(n);
-    return this.lengths[order[step % n]!]!;
+    return this.lengths[bucketAt(this.seed, step, this.lengths.length)]!;
   }
 
   batchAt(step: number, batchSize: number): PromptedBatch {

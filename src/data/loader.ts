@@ -21,6 +21,29 @@ export interface Batch {
   readonly labels: tf.Tensor1D;
 }
 
+/** A batch and what it is conditioned on; the caller owns both tensors. */
+export interface ConditionedBatch {
+  /** [B, H, W, C] */
+  readonly x: tf.Tensor4D;
+  /** Class labels [B] or prompt tokens [B, maxTokens], int32. */
+  readonly condition: tf.Tensor1D | tf.Tensor2D;
+}
+
+/** Seeded, stateless batches whose shape may change from batch to batch (aspect-ratio buckets). */
+export interface ConditionedBatches {
+  batchAt(step: number): ConditionedBatch;
+}
+
+/** A class-labelled loader's batches, the labels as the condition. */
+export function classBatches(loader: BatchLoader): ConditionedBatches {
+  return {
+    batchAt: (step) => {
+      const { x, labels } = loader.batchAt(step);
+      return { x, condition: labels };
+    },
+  };
+}
+
 export interface BatchLoaderOptions {
   readonly batchSize: number;
   readonly seed: number;

@@ -1,5 +1,8 @@
 // Prompted data that any runtime can read (no Node APIs): the digit-string prompt format and its image sizes, and
 // the batch contract of prompted, multi-aspect training data.
+import { Rng } from '../core/rng.js';
+import * as tf from '../core/tf.js';
+import { BatchLoader, type BatchLoaderOptions, type ConditionedBatches, derivedSeed } from './loader.js';
 
 /** String lengths the shipped digit-string models train on (widths 28 to 112). */
 export const DIGIT_STRING_TRAIN_LENGTHS: readonly number[] = [1, 2, 3, 4];
@@ -38,4 +41,86 @@ export function parseDigitString(prompt: string): number[] {
     );
   }
   return [...prompt].map(Number);
+}
+
+/**
+ * `count` prompts of `length` digits with every digit equally often over all cells (so the cells' classes match a
+ * balanced reference), in a seeded order that differs per length.
+ */
+export function balancedDigitStrings(length: number, count: number, seed: number): string[] {
+  const cells = length * count;
+  const order = new Rng(derivedSeed(seed, length)).permutation(cells);
+  const digitAt = (cell: number): number => Math.floor((order[cell]! * 10) / cells);
+  return Array.from({ length: count }, (_, i) =>
+    Array.from({ length }, (_, j) => String(digitAt(i * length + j))).join(''),
+  );
+}
+
+/**
+ * The bucket of batch `step` among `buckets`: steps go in rounds of one batch per bucket, each round in a seeded
+ * order, so every bucket trains equally often and no two nearby batches follow a fixed pattern.
+ */
+export function bucketAt(seed: number, step: number, buckets: number): number {
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new Error(`batch step must be a non-negative integer, got ${step}`);
+  const order = new Rng(derivedSeed(seed ^ 0x5bd1e995, Math.floor(step / buckets))).permutation(buckets);
+  return order[step % buckets]!;
+}
+
+/** One aspect-ratio bucket of prompted samples (latents, say): samples of one shape and their prompts' tokens. */
+export interface PromptBucket {
+  /** Per-sample [height, width, channels]. */
+  readonly shape: readonly [number, number, number];
+  /** Samples back to back. */
+  readonly data: Float32Array;
+  /** Token ids, `maxTokens` per sample. */
+  readonly tokens: Int32Array;
+}
+
+/**
+ * Batches over aspect-ratio buckets: batch k is bucket `bucketAt(seed, k)`'s, drawn from that bucket without
+ * replacement epoch by epoch (its own BatchLoader, stepping once per round), with the prompts' tokens as the
+ * condition. Stateless like BatchLoader: batch k depends only on (seed, k).
+ */
+export class BucketedLoader implements ConditionedBatches {
+  private readonly loaders: BatchLoader[];
+
+  constructor(
+    private readonly buckets: readonly PromptBucket[],
+    private readonly maxTokens: number,
+    private readonly opts: BatchLoaderOptions,
+  ) {
+    if (buckets.length === 0) throw new Error('no aspect-ratio buckets to batch');
+    this.loaders = buckets.map((bucket, k) => {
+      const count = bucket.tokens.length / maxTokens;
+      if (!Number.isInteger(count)) {
+        throw new Error(
+          `bucket ${bucket.shape.join('x')}: ${bucket.tokens.length} token ids are not rows of ${maxTokens}`,
+        );
+      }
+      // Only the loader's sample order is used; its labels are row numbers.
+      const rows = Int32Array.from({ length: count }, (_, i) => i);
+      return new BatchLoader(
+        { data: bucket.data, labels: rows, shape: bucket.shape },
+        { batchSize: opts.batchSize, seed: derivedSeed(opts.seed, k) },
+      );
+    });
+  }
+
+  batchAt(step: number) {
+    const k = bucketAt(this.opts.seed, step, this.buckets.length);
+    const rows = this.loaders[k]!.indicesAt(Math.floor(step / this.buckets.length));
+    const { shape, data, tokens } = this.buckets[k]!;
+    const size = shape[0] * shape[1] * shape[2];
+    const x = new Float32Array(rows.length * size);
+    const ids = new Int32Array(rows.length * this.maxTokens);
+    rows.forEach((row, i) => {
+      x.set(data.subarray(row * size, (row + 1) * size), i * size);
+      ids.set(tokens.subarray(row * this.maxTokens, (row + 1) * this.maxTokens), i * this.maxTokens);
+    });
+    return {
+      x: tf.tensor4d(x, [rows.length, ...shape]),
+      condition: tf.tensor2d(ids, [rows.length, this.maxTokens], 'int32'),
+    };
+  }
 }

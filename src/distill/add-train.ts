@@ -26,7 +26,7 @@ import {
   resolveAddConfig,
 } from './add.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { trainingLatents } from './shared/latents.js';
+import { classTrainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -97,7 +97,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
     checkFeatureNet(featureNet, teacher, opts.allowSameDatasetFeatures);
     const { unet } = teacher.config;
     const heads = addHeadsConfig(featureNet.config.featureNet, unet.numClasses, config);
-    const latents = await trainingLatents(opts, 'real', teacher);
+    const latents = await classTrainingLatents(opts, 'real', teacher, 'ADD');
     const denoisers = methodDenoisers(teacher, {
       cfg: config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg,
     });

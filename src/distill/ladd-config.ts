@@ -99,5 +99,6 @@ export function laddHeadsConfig(unet: UNetConfig, config: LaddConfig): HeadsConf
     groups: config.headGroups,
     embedDim: config.headEmbedDim,
     numClasses: unet.numClasses,
+    ...(unet.text ? { promptWidth: unet.text.width } : {}),
   };
 }

@@ -9,7 +9,7 @@ import { FAKE_SCORE, type LaddDmdSetup, laddDmdPlayers, laddDmdStep } from './la
 import { type LaddDmdConfig, resolveLaddDmdConfig } from './ladd-dmd-config.js';
 import { type DistillLaddOptions, laddSetup } from './ladd-train.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { trainingLatents } from './shared/latents.js';
+import { classTrainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -30,7 +30,7 @@ export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<Disti
       );
     }
     const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
-    const latents = await trainingLatents(opts, config.data, teacher);
+    const latents = await classTrainingLatents(opts, config.data, teacher, 'LADD-DMD');
     const cfg = config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg;
     const denoisers = methodDenoisers(teacher, { cfg });
     const setup: LaddDmdSetup = {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { BatchLoader } from '../data/loader.js';
+import { BatchLoader, classBatches } from '../data/loader.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { testBackend } from '../test-utils/backend.js';
@@ -164,7 +164,9 @@ describe('LADD-DMD on a tiny teacher', () => {
       const count = 8;
       const data = new Rng(seed).fillNormal(new Float32Array(count * 7 * 7 * 4));
       const labels = Int32Array.from({ length: count }, (_, i) => i % 10);
-      const loader = new BatchLoader({ data, labels, shape: [7, 7, 4] }, { batchSize: 2, seed: 0 });
+      const loader = classBatches(
+        new BatchLoader({ data, labels, shape: [7, 7, 4] }, { batchSize: 2, seed: 0 }),
+      );
       const players = laddDmdPlayers({ ...setup, data: loader }, new Rng(3));
       return { setup: { ...setup, data: loader }, players };
     };

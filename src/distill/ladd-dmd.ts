@@ -12,6 +12,7 @@ import { type Denoiser, netDenoiser, type RawNet } from '../diffusion/denoiser.j
 import { sampleUniformTimes } from '../diffusion/formulation.js';
 import { denoisingLoss } from '../diffusion/loss.js';
 import type { Params } from '../nn/params.js';
+import type { Condition } from '../nn/unet.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, StepMetrics, TrainStep } from '../train/loop.js';
 import { type LaddRound, type LaddSetup, laddPlayers, laddRound, laddStudentInputs } from './ladd.js';
@@ -65,7 +66,7 @@ function matchingDraw(
   setup: LaddDmdSetup,
   ctx: Pick<StepContext, 'rng' | 'shard'>,
   sampleShape: readonly number[],
-  labels: tf.Tensor1D,
+  labels: Condition,
 ): MatchingDraw {
   const c = setup.config;
   const b = c.batchSize;
@@ -96,10 +97,10 @@ function fakeScoreUpdate(
     const whole = setup.data.batchAt(batch);
     owned.push(whole.x);
     const student = players[GENERATOR]!.params;
-    const inputs = laddStudentInputs(setup, ctx, whole.x, whole.labels, student);
+    const inputs = laddStudentInputs(setup, ctx, whole.x, whole.condition, student);
     const t = ctx.shard(tf.tensor1d(f.sampleTrainingTimes(ctx.rng, whole.x.shape[0])));
     const eps = ctx.shard(randn(ctx.rng, whole.x.shape) as tf.Tensor4D);
-    const [labels, s, xs] = [ctx.shard(whole.labels), ctx.shard(inputs.s), ctx.shard(inputs.xs)];
+    const [labels, s, xs] = [ctx.shard(whole.condition), ctx.shard(inputs.s), ctx.shard(inputs.xs)];
     owned.push(labels, s, xs, t, eps);
     const samples = tf.tidy(() => stopGradient(setup.student(student)(xs, s, labels)));
     owned.push(samples);
@@ -120,7 +121,7 @@ function withMatchingTerm(
   fakeScoreParams: Params,
 ): AdversarialRound {
   const { config: c, formulation: f } = setup;
-  const draw = matchingDraw(setup, ctx, round.batchShape.slice(1), round.labels);
+  const draw = matchingDraw(setup, ctx, round.batchShape.slice(1), round.condition);
   const fakeScore: Denoiser = netDenoiser(setup.fakeScoreNet(fakeScoreParams), f);
   return {
     ...round,

@@ -8,6 +8,7 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
+import type { ArraySource } from '../data/loader.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { loadDiffusionModel } from '../models/folder.js';
 import { defaultSampler, generateImages } from '../models/pipeline.js';
@@ -165,7 +166,7 @@ describe('distill --method ladd (tiny, end to end)', () => {
       );
       disposeParams(student.params);
       disposeParams(student.autoencoder.params);
-      assert.equal(fromRoot.labels.length, 16);
+      assert.equal((fromRoot as ArraySource).labels.length, 16);
       // Written by an older ladder: accepted, with a warning on stderr.
       const old = join(root, 'unrecorded.safetensors');
       const { madeBy: _madeBy, ...unrecorded } = await loadSynthetic(synthFile);
@@ -182,7 +183,7 @@ describe('distill --method ladd (tiny, end to end)', () => {
       } finally {
         process.stderr.write = write;
       }
-      assert.equal(latents.labels.length, 16);
+      assert.equal((latents as ArraySource).labels.length, 16);
       assert.match(warning, /unrecorded\.safetensors does not record which teacher made it/);
     } finally {
       disposeParams(other.params);

@@ -1,5 +1,6 @@
 import { Rng } from '../core/rng.js';
-import { type ArraySource, BatchLoader } from '../data/loader.js';
+import { BatchLoader, classBatches } from '../data/loader.js';
+import { BucketedLoader } from '../data/prompts.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import type { HeadsConfig } from '../nn/heads.js';
@@ -9,7 +10,7 @@ import type { Player } from '../train/checkpoint.js';
 import { type LaddSetup, laddPlayers, laddStep } from './ladd.js';
 import { type LaddConfig, laddHeadsConfig, resolveLaddConfig } from './ladd-config.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
+import { type LatentSet, type LatentSourceOptions, trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -31,17 +32,20 @@ export function laddSetup<C extends LaddConfig>(
   teacher: LoadedDiffusionModel,
   config: C,
   heads: HeadsConfig,
-  latents: ArraySource,
+  latents: LatentSet,
   seed: number,
 ): LaddSetup & { readonly config: C } {
   return {
     config,
     formulation: makeFormulation(teacher.config.formulation),
-    student: methodDenoisers(teacher, { cfg: 1 }).student,
+    student: methodDenoisers(teacher, { cfg: 1, prompts: true }).student,
     unet: teacher.config.unet,
     teacherParams: teacher.params,
     heads,
-    data: new BatchLoader(latents, { batchSize: config.batchSize, seed }),
+    data:
+      'buckets' in latents
+        ? new BucketedLoader(latents.buckets, latents.maxTokens, { batchSize: config.batchSize, seed })
+        : classBatches(new BatchLoader(latents, { batchSize: config.batchSize, seed })),
   };
 }
 

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { BatchLoader } from '../data/loader.js';
+import { BatchLoader, classBatches } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { disposeParams, type Params } from '../nn/params.js';
 import { maxAbsDiff, testBackend } from '../test-utils/backend.js';
@@ -35,7 +35,9 @@ const setupWith = (overrides: Partial<LaddConfig> = {}): LaddSetup => {
     unet: TINY_TEACHER_UNET,
     teacherParams,
     heads: laddHeadsConfig(TINY_TEACHER_UNET, config),
-    data: new BatchLoader({ data, labels, shape: [7, 7, 4] }, { batchSize: config.batchSize, seed: 0 }),
+    data: classBatches(
+      new BatchLoader({ data, labels, shape: [7, 7, 4] }, { batchSize: config.batchSize, seed: 0 }),
+    ),
   };
 };
 

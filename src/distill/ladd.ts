@@ -3,12 +3,20 @@
 // teacher's encoder runs on them, and small trainable heads judge its features. Hinge loss, no distillation loss.
 import { type Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import type { BatchLoader } from '../data/loader.js';
+import type { ConditionedBatches } from '../data/loader.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
 import { addNoise, alphaSigmaTensors, type Formulation } from '../diffusion/formulation.js';
-import { type HeadLogits, type HeadsConfig, headLogits, initHeads, pickFeatures } from '../nn/heads.js';
-import type { Params } from '../nn/params.js';
-import { type UNetConfig, unetEncoderForward } from '../nn/unet.js';
+import {
+  type HeadCondition,
+  type HeadLogits,
+  type HeadsConfig,
+  headLogits,
+  initHeads,
+  pickFeatures,
+} from '../nn/heads.js';
+import { ParamScope, type Params } from '../nn/params.js';
+import { textEncoderForward } from '../nn/text-encoder.js';
+import { type Condition, type UNetConfig, unetEncoderForward } from '../nn/unet.js';
 import { fewStepPath } from '../samplers/few-step.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
@@ -32,8 +40,11 @@ export interface LaddSetup {
    */
   readonly teacherParams: Params;
   readonly heads: HeadsConfig;
-  /** Training latents (x0) and their classes; batch k is the same in every run with the same seed. */
-  readonly data: BatchLoader;
+  /**
+   * Training latents (x0) and their condition (classes, or prompts in aspect-ratio buckets); batch k is the same in
+   * every run with the same seed.
+   */
+  readonly data: ConditionedBatches;
 }
 
 /** Discriminator noise levels: t_hat = sigmoid(mean + std * z), z ~ N(0, 1). */
@@ -66,7 +77,7 @@ export function simulatedStudentInputs(
   times: readonly number[],
   timeIndex: Int32Array,
   start: tf.Tensor4D,
-  labels: tf.Tensor1D,
+  labels: Condition,
   rng: Rng,
 ): tf.Tensor4D {
   const b = start.shape[0];
@@ -93,10 +104,10 @@ export function simulatedStudentInputs(
   return inputs!;
 }
 
-/** A LADD round, with the classes and shape of its batch (the hybrid's extra term is drawn for the same batch). */
+/** A LADD round, with the condition and shape of its batch (the hybrid's extra term is drawn for the same batch). */
 export interface LaddRound extends AdversarialRound {
-  /** The classes c of the round's batch [B] (int32), owned by the round. */
-  readonly labels: tf.Tensor1D;
+  /** The condition c of the round's batch (classes [B] or prompt tokens [B, L], int32), owned by the round. */
+  readonly condition: Condition;
   /** [B, H, W, C] of the round's latents. */
   readonly batchShape: readonly [number, number, number, number];
 }
@@ -110,7 +121,7 @@ export function laddStudentInputs(
   setup: Pick<LaddSetup, 'config' | 'formulation' | 'student'>,
   ctx: Pick<StepContext, 'step' | 'rng'>,
   x0: tf.Tensor4D,
-  labels: tf.Tensor1D,
+  condition: Condition,
   studentNow?: Params,
 ): { readonly s: tf.Tensor1D; readonly xs: tf.Tensor4D } {
   const { config: c, formulation: f } = setup;
@@ -127,7 +138,7 @@ export function laddStudentInputs(
     const start = tf.tidy(() => addNoise(f, x0, eps, tf.fill([b], times[0]!) as tf.Tensor1D));
     // The draws are float32: compare each with the float32 of every time.
     const timeIndex = Int32Array.from(sValues, (v) => times.findIndex((t) => Math.fround(t) === v));
-    const xs = simulatedStudentInputs(setup.student(studentNow!), f, times, timeIndex, start, labels, rng);
+    const xs = simulatedStudentInputs(setup.student(studentNow!), f, times, timeIndex, start, condition, rng);
     start.dispose();
     return { s, xs };
   } finally {
@@ -150,12 +161,13 @@ export function laddRound(
   const { rng } = ctx;
   const b = c.batchSize;
 
-  // 1. Data: a fresh batch of synthetic latents x0 and their classes c for every update of the step.
+  // 1. Data: a fresh batch of synthetic latents x0 and their condition c (classes, or prompts: then every batch is
+  //    one aspect-ratio bucket) for every update of the step.
   const whole = data.batchAt(batch);
   const shape = whole.x.shape.slice(1);
 
   // 2. Student input x_s at a student time s (forward-noised data, or the student's own path).
-  const inputs = laddStudentInputs(setup, ctx, whole.x, whole.labels, studentNow);
+  const inputs = laddStudentInputs(setup, ctx, whole.x, whole.condition, studentNow);
 
   // 3. Discriminator noise level t_hat ~ logit-normal(tHatMean, tHatStd), shared by real and fake; fresh noise
   //    for each.
@@ -166,20 +178,25 @@ export function laddRound(
   // Data-parallel: everything above is drawn for the whole batch (the same stream on every rank); each rank keeps
   // its rows. In one process `shard` keeps them all.
   const shard = <T extends tf.Tensor>(t: T): T => (ctx.shard === undefined ? t : ctx.shard(t));
-  const [x0, labels, s, xs, tHat] = [whole.x, whole.labels, inputs.s, inputs.xs, tHatWhole].map(shard) as [
-    tf.Tensor4D,
-    tf.Tensor1D,
-    tf.Tensor1D,
-    tf.Tensor4D,
-    tf.Tensor1D,
-  ];
+  const [x0, condition, s, xs, tHat] = [whole.x, whole.condition, inputs.s, inputs.xs, tHatWhole].map(
+    shard,
+  ) as [tf.Tensor4D, Condition, tf.Tensor1D, tf.Tensor4D, tf.Tensor1D];
   const noise = { real: shard(noiseWhole.real), fake: shard(noiseWhole.fake) };
   const r1Noise = r1NoiseWhole === undefined ? undefined : shard(r1NoiseWhole);
   const netTime = tHat.mul(f.netTime(1)) as tf.Tensor1D;
   const { alpha, sigma } = alphaSigmaTensors(f, tHat); // [B, 1, 1, 1] each
 
-  // 4. Student: x0_hat = D_theta(x_s, s, c), guidance-free (the class, never the null label).
-  const fake = (studentParams: Params): tf.Tensor4D => setup.student(studentParams)(xs, s, labels);
+  // 4. Student: x0_hat = D_theta(x_s, s, c), guidance-free (the class or prompt, never the null one).
+  const fake = (studentParams: Params): tf.Tensor4D => setup.student(studentParams)(xs, s, condition);
+
+  // The heads' condition: the class, or the frozen teacher's pooled prompt embedding (a constant of the round).
+  const { text } = unet;
+  const headCondition: HeadCondition = text
+    ? tf.tidy(() => {
+        const scope = ParamScope.apply(teacherParams).child('text');
+        return textEncoderForward(scope, text, condition as tf.Tensor2D).pooled;
+      })
+    : (condition as tf.Tensor1D);
 
   // 5. Discriminator: re-noise at t_hat, run the FROZEN teacher's encoder (the decoder is not needed), then one
   //    head per tapped feature, conditioned on t_hat and c. The teacher's weights are constants here: the
@@ -187,17 +204,18 @@ export function laddRound(
   const renoise = (x: tf.Tensor4D, side: 'real' | 'fake'): tf.Tensor4D =>
     x.mul(alpha).add(noise[side].mul(sigma)) as tf.Tensor4D;
   const judge = (headParams: Params, xNoisy: tf.Tensor4D): HeadLogits => {
-    const features = unetEncoderForward(teacherParams, unet, xNoisy, netTime, labels);
-    return headLogits(headParams, heads, pickFeatures(features, heads), netTime, labels);
+    const features = unetEncoderForward(teacherParams, unet, xNoisy, netTime, condition);
+    return headLogits(headParams, heads, pickFeatures(features, heads), netTime, headCondition);
   };
 
-  const owned = [x0, labels, s, xs, tHat, netTime, alpha, sigma, noise.real, noise.fake, r1Noise ?? []];
+  const owned = [x0, condition, s, xs, tHat, netTime, alpha, sigma, noise.real, noise.fake, r1Noise ?? []];
+  if (headCondition !== condition) owned.push(headCondition);
 
   // 6. Losses (hinge, in the shared step): L_D = sum_k max(0, 1 - D_k(real)) + max(0, 1 + D_k(sg(fake))),
   //    L_G = -sum_k D_k(fake). Optional approximate R1: perturb the re-noised real input, penalise the logit
   //    change.
   return {
-    labels,
+    condition,
     batchShape: x0.shape,
     fake,
     realLogits: (headParams) => judge(headParams, renoise(x0, 'real')),

@@ -45,7 +45,7 @@ import {
   stagePhases,
 } from './padd-config.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { type LatentSourceOptions, trainingLatents } from './shared/latents.js';
+import { classTrainingLatents, type LatentSourceOptions } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 
 export interface DistillPaddOptions extends LatentSourceOptions {
@@ -161,7 +161,7 @@ async function runStage(
   stage: PaddStage,
   stageIndex: number,
   teacher: LoadedDiffusionModel,
-  latents: Awaited<ReturnType<typeof trainingLatents>>,
+  latents: Awaited<ReturnType<typeof classTrainingLatents>>,
   firstStage: boolean,
   group: Collectives | undefined,
 ): Promise<{ readonly complete: boolean; readonly profile?: EngineProfile }> {
@@ -184,7 +184,10 @@ async function runStage(
     unet: t.unet,
     teacher: denoisers.teacher,
     student: denoisers.student,
-    data: new BatchLoader(latents, { batchSize: config.batchSize, seed: opts.seed + stageIndex }),
+    data: new BatchLoader(latents, {
+      batchSize: config.batchSize,
+      seed: opts.seed + stageIndex,
+    }),
   };
 
   const owned: Params[] = [];
@@ -356,7 +359,7 @@ export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult>
   try {
     // The latents come from the original teacher (its autoencoder and synthetic set) for every stage.
     const original = from === 0 ? teacher : await loadDiffusionModel(opts.teacherDir);
-    const latents = await trainingLatents(opts, config.data, original);
+    const latents = await classTrainingLatents(opts, config.data, original, 'PADD');
     if (original !== teacher) {
       disposeParams(original.params);
       disposeParams(original.autoencoder.params);

@@ -37,6 +37,7 @@ export function studentConfig(opts: StudentConfigOptions): DiffusionModelConfig 
     classNames: [...t.classNames],
     formulation: t.formulation,
     unet: t.unet,
+    ...(t.prompts === undefined ? {} : { prompts: t.prompts }),
     prediction: opts.prediction ?? 'formulation',
     sampling: { steps: [...opts.steps], cfg: 1, ...(opts.sampler ? { sampler: opts.sampler } : {}) },
     distill: { ...opts.methodConfig, method: opts.method, teacher: relativeTo(outDir, teacher.dir) },

@@ -27,7 +27,15 @@ export interface HeadsConfig {
   readonly embedDim: number;
   /** Classes of the condition (0: no class conditioning); label `numClasses` is the null class. */
   readonly numClasses: number;
+  /** Width of a pooled prompt embedding to condition on instead of a class (prompt-conditional teachers). */
+  readonly promptWidth?: number;
 }
+
+/**
+ * What the heads are conditioned on: class labels int32 [B], or a frozen text encoder's pooled prompt embedding
+ * [B, promptWidth] (as SD3-Turbo's heads take the pooled text embedding).
+ */
+export type HeadCondition = tf.Tensor1D | tf.Tensor2D;
 
 /** Names of the features a U-Net's encoder can give, in the order `unetEncoderForward` returns them. */
 export function unetFeatureNames(cfg: UNetConfig): string[] {
@@ -77,11 +85,19 @@ function head(s: ParamScope, cfg: HeadsConfig, x: tf.Tensor4D, emb: tf.Tensor2D)
   return logitMap.mean([1, 2, 3]) as tf.Tensor1D; // one logit per sample
 }
 
-/** Condition embedding: sinusoidal(netTime) -> linear, plus a class embedding (with the null row). */
-function condition(s: ParamScope, cfg: HeadsConfig, netTime: tf.Tensor1D, labels: tf.Tensor1D): tf.Tensor2D {
+/** Condition embedding: sinusoidal(netTime) -> linear, plus a class embedding (with the null row) or a projection of the pooled prompt. */
+function condition(s: ParamScope, cfg: HeadsConfig, netTime: tf.Tensor1D, cond: HeadCondition): tf.Tensor2D {
   let emb = linear(s.child('time'), sinusoidalEmbedding(netTime, cfg.embedDim), cfg.embedDim) as tf.Tensor2D;
-  if (cfg.numClasses > 0)
-    emb = emb.add(classEmbedding(s.child('class'), labels, cfg.numClasses, cfg.embedDim));
+  if (cfg.promptWidth !== undefined) {
+    if (cond.rank !== 2 || cond.shape[1] !== cfg.promptWidth)
+      throw new Error(
+        `the heads take a pooled prompt embedding [B, ${cfg.promptWidth}], got [${cond.shape}]`,
+      );
+    emb = emb.add(linear(s.child('prompt'), cond, cfg.embedDim));
+  } else if (cfg.numClasses > 0) {
+    if (cond.rank !== 1) throw new Error(`the heads take class labels [B], got [${cond.shape}]`);
+    emb = emb.add(classEmbedding(s.child('class'), cond as tf.Tensor1D, cfg.numClasses, cfg.embedDim));
+  }
   return emb;
 }
 
@@ -90,7 +106,7 @@ function forward(
   cfg: HeadsConfig,
   features: readonly tf.Tensor4D[],
   netTime: tf.Tensor1D,
-  labels: tf.Tensor1D,
+  cond: HeadCondition,
 ): tf.Tensor1D[] {
   if (features.length !== cfg.features.length) {
     throw new Error(`the heads read ${cfg.features.length} features but got ${features.length}`);
@@ -101,23 +117,23 @@ function forward(
       throw new Error(`feature "${name}" has ${x.shape[3]} channels but its head was built for ${channels}`);
     }
     const hs = s.child(headKey(name));
-    return head(hs, cfg, x, condition(hs.child('cond'), cfg, netTime, labels));
+    return head(hs, cfg, x, condition(hs.child('cond'), cfg, netTime, cond));
   });
 }
 
 /**
  * Per-head logits, one [B] tensor per tapped feature. `features` in `cfg.features` order (see `pickFeatures`);
- * `netTime` is the re-noising time as the network's time input (0..~1000); labels int32 [B]. Runs inside the
- * caller's tidy / gradient scope.
+ * `netTime` is the re-noising time as the network's time input (0..~1000); `cond` the batch's HeadCondition.
+ * Runs inside the caller's tidy / gradient scope.
  */
 export function headLogits(
   params: Params,
   cfg: HeadsConfig,
   features: readonly tf.Tensor4D[],
   netTime: tf.Tensor1D,
-  labels: tf.Tensor1D,
+  cond: HeadCondition,
 ): HeadLogits {
-  return forward(ParamScope.apply(params), cfg, features, netTime, labels);
+  return forward(ParamScope.apply(params), cfg, features, netTime, cond);
 }
 
 /** Fresh head parameters (keys `<feature>.<layer>...`, e.g. `down0.conv1.w`); caller owns them. */
@@ -129,7 +145,8 @@ export function initHeads(cfg: HeadsConfig, rng: Rng): Params {
   if (new Set(keys).size !== keys.length) throw new Error(`tapped features repeat: ${keys.join(', ')}`);
   return initParams(rng, (s) => {
     const features = cfg.features.map((f) => tf.zeros([1, 4, 4, f.channels]) as tf.Tensor4D);
-    forward(s, cfg, features, tf.zeros([1]), tf.zeros([1], 'int32'));
+    const cond = cfg.promptWidth === undefined ? tf.zeros([1], 'int32') : tf.zeros([1, cfg.promptWidth]);
+    forward(s, cfg, features, tf.zeros([1]), cond as HeadCondition);
   });
 }
 

@@ -102,6 +102,34 @@ export function selfAttention(s: ParamScope, x: tf.Tensor4D, heads: number, grou
   return x.add(out.reshape([b, h, w, c]));
 }
 
+/**
+ * Rotary position embedding (RoPE, Su et al. 2021) on per-head queries or keys x [B*heads, L, dHead]: channel pairs
+ * (i, i + F) of the first 2F channels turn by the angle position * frequencies[i], the rest pass unchanged (partial
+ * rotary, as GPT-NeoX), so attention scores see position only as the difference between query and key positions
+ * and a head can still attend by content. positions: [B or 1, L], constants (no gradient through them).
+ */
+export function rotary(
+  x: tf.Tensor3D,
+  positions: tf.Tensor2D,
+  heads: number,
+  frequencies: readonly number[],
+): tf.Tensor3D {
+  const [bh, l, dHead] = x.shape;
+  const f = frequencies.length;
+  if (f === 0) return x;
+  if (2 * f > dHead) throw new Error(`rotary: ${f} frequencies need ${2 * f} channels, a head has ${dHead}`);
+  const angles = positions
+    .reshape([positions.shape[0], 1, l, 1])
+    .mul(tf.tensor1d([...frequencies]).reshape([1, 1, 1, f]));
+  const cos = tf.cos(angles);
+  const sin = tf.sin(angles);
+  const perSample = x.reshape([bh / heads, heads, l, dHead]);
+  const sizes = dHead > 2 * f ? [f, f, dHead - 2 * f] : [f, f];
+  const [x1, x2, ...rest] = tf.split(perSample, sizes, 3) as tf.Tensor4D[];
+  const turned = [x1!.mul(cos).sub(x2!.mul(sin)), x1!.mul(sin).add(x2!.mul(cos))];
+  return tf.concat([...turned, ...rest], 3).reshape([bh, l, dHead]) as tf.Tensor3D;
+}
+
 /** LayerNorm over the last axis with its own scale and shift. x: [..., C]. */
 export function layerNorm(s: ParamScope, x: tf.Tensor, eps = 1e-5): tf.Tensor {
   const c = x.shape[x.rank - 1]!;
@@ -110,30 +138,52 @@ export function layerNorm(s: ParamScope, x: tf.Tensor, eps = 1e-5): tf.Tensor {
   return normed.mul(s.param('scale', [c], (shape) => tf.ones([...shape]))).add(s.param('shift', [c], zeros));
 }
 
+/** A prompt as cross-attention reads it. */
+export interface PromptContext {
+  /** Token states [B, L, D]. */
+  readonly tokens: tf.Tensor3D;
+  /** Each token's place in the prompt's reading order, in [0, 1] (see textEncoderForward), [B, L]. */
+  readonly positions: tf.Tensor2D;
+}
+
+// Cross-attention's rotary frequencies, for positions in [0, 1]: the slowest turns half a circle across the whole
+// width, the fastest separates places 1/16 of the width apart.
+const CROSS_FREQUENCIES = [1, 2, 4, 8].map((k) => Math.PI * k);
+
 /**
- * Multi-head cross-attention from the H*W positions to a context sequence (a prompt's token states), with a
- * residual connection, as in Stable Diffusion's transformer blocks. x: [B, H, W, C], context: [B, L, D].
+ * Multi-head cross-attention from the H*W positions to a prompt's token states, with a residual connection, as
+ * in Stable Diffusion's transformer blocks. Queries carry their column as a fraction of the width and keys their
+ * place in the prompt, both rotary, so a head can read the prompt left to right across the image at any width
+ * and prompt length (the reading order of written text; a prompt that is not laid out will use the content half).
+ * x: [B, H, W, C].
  */
 export function crossAttention(
   s: ParamScope,
   x: tf.Tensor4D,
-  context: tf.Tensor3D,
+  context: PromptContext,
   heads: number,
   groups: number,
 ): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  const l = context.shape[1];
+  const l = context.tokens.shape[1];
   if (c % heads !== 0) throw new Error(`attention: ${c} channels do not split into ${heads} heads`);
   const dHead = c / heads;
+  const frequencies = CROSS_FREQUENCIES.slice(0, Math.floor(dHead / 4));
   const heads3 = (t: tf.Tensor, len: number) =>
     t
       .reshape([b, len, heads, dHead])
       .transpose([0, 2, 1, 3])
       .reshape([b * heads, len, dHead]) as tf.Tensor3D;
+  const columns = Float32Array.from({ length: h * w }, (_, i) => ((i % w) + 0.5) / w);
   const q = linear(s.child('q'), groupNorm(s.child('norm'), x, groups).reshape([b, h * w, c]), c);
-  const kv = linear(s.child('kv'), context, 2 * c);
+  const kv = linear(s.child('kv'), context.tokens, 2 * c);
   const [k, v] = tf.split(kv, 2, 2);
-  const attended = attention(heads3(q, h * w), heads3(k!, l), heads3(v!, l), 1 / Math.sqrt(dHead))
+  const attended = attention(
+    rotary(heads3(q, h * w), tf.tensor2d(columns, [1, h * w]), heads, frequencies),
+    rotary(heads3(k!, l), context.positions, heads, frequencies),
+    heads3(v!, l),
+    1 / Math.sqrt(dHead),
+  )
     .reshape([b, heads, h * w, dHead])
     .transpose([0, 2, 1, 3]);
   const out = linear(s.child('out'), attended.reshape([b, h * w, c]), c, { zeroInit: true });

@@ -4,7 +4,7 @@
 // conditioning needs (ByT5 makes the same choice for the same robustness).
 import * as tf from '../core/tf.js';
 import { attention } from '../engine/fused.js';
-import { layerNorm, linear, silu } from './layers.js';
+import { layerNorm, linear, type PromptContext, rotary, silu } from './layers.js';
 import { normal, type ParamScope } from './params.js';
 
 /** Padding after the prompt's bytes; attended to like any token, so masks are never needed. */
@@ -80,15 +80,14 @@ export function emptyPromptTokens(batch: number, maxTokens: number): tf.Tensor2D
   return tf.tensor2d(tokenizeAll(Array(batch).fill(''), maxTokens), [batch, maxTokens], 'int32');
 }
 
-export interface TextEncoding {
-  /** Per-token states [B, L, width]: what cross-attention attends to. */
-  readonly tokens: tf.Tensor3D;
+export interface TextEncoding extends PromptContext {
   /** The BOS token's final state [B, width]: the prompt as one vector. */
   readonly pooled: tf.Tensor2D;
 }
 
 // Pre-norm transformer block (GPT-2/CLIP layout): x + attn(LN x), then x + MLP(LN x). Bidirectional, no mask.
-function block(s: ParamScope, x: tf.Tensor3D, heads: number): tf.Tensor3D {
+// Token order enters as rotary positions in the attention (relative, so no table of positions limits the length).
+function block(s: ParamScope, x: tf.Tensor3D, heads: number, order: tf.Tensor2D): tf.Tensor3D {
   const [b, l, d] = x.shape;
   const dHead = d / heads;
   const qkv = linear(s.child('qkv'), layerNorm(s.child('norm1'), x), 3 * d);
@@ -98,13 +97,31 @@ function block(s: ParamScope, x: tf.Tensor3D, heads: number): tf.Tensor3D {
     tf.Tensor3D,
     tf.Tensor3D,
   ];
-  const attended = attention(q, k, v, 1 / Math.sqrt(dHead))
+  // Half of each head's channels turn, the slowest pair once in about maxTokens tokens.
+  const pairs = Math.floor(dHead / 4);
+  const frequencies = Array.from({ length: pairs }, (_, i) => l ** (-i / pairs));
+  const attended = attention(
+    rotary(q, order, heads, frequencies),
+    rotary(k, order, heads, frequencies),
+    v,
+    1 / Math.sqrt(dHead),
+  )
     .reshape([b, heads, l, dHead])
     .transpose([0, 2, 1, 3])
     .reshape([b, l, d]);
   const h = x.add(linear(s.child('attn_out'), attended, d, { zeroInit: true })) as tf.Tensor3D;
   const mlp = linear(s.child('fc1'), layerNorm(s.child('norm2'), h), 4 * d);
   return h.add(linear(s.child('fc2'), silu(mlp), d, { zeroInit: true })) as tf.Tensor3D;
+}
+
+/**
+ * Where each token sits in its prompt, for cross-attention: the k-th of n prompt bytes at (k + 0.5) / n, so the
+ * first and last bytes of any prompt sit near 0 and 1 (BOS and padding at 0). ids: int32 [B, L] -> [B, L].
+ */
+export function promptPositions(ids: tf.Tensor2D): tf.Tensor2D {
+  const isByte = ids.greaterEqual(BYTE_OFFSET).toFloat();
+  const count = isByte.sum(1, true).maximum(1);
+  return tf.cumsum(isByte, 1).sub(0.5).div(count).mul(isByte) as tf.Tensor2D;
 }
 
 /** Encodes token ids int32 [B, maxTokens]; runs inside the caller's tidy/gradient scope. */
@@ -114,13 +131,10 @@ export function textEncoderForward(s: ParamScope, cfg: TextEncoderConfig, ids: t
     throw new Error(`text encoder: got ${l} tokens per prompt, the model reads ${cfg.maxTokens}`);
   }
   const table = s.param('tokens', [VOCAB_SIZE, cfg.width], normal(0.02)) as tf.Tensor2D;
-  const positions = s.param('positions', [cfg.maxTokens, cfg.width], normal(0.02));
-  let x = tf
-    .gather(table, ids.toInt().reshape([-1]))
-    .reshape([b, l, cfg.width])
-    .add(positions) as tf.Tensor3D;
-  for (let i = 0; i < cfg.layers; i++) x = block(s.child('block').child(i), x, cfg.heads);
+  const order = tf.range(0, l).reshape([1, l]) as tf.Tensor2D;
+  let x = tf.gather(table, ids.toInt().reshape([-1])).reshape([b, l, cfg.width]) as tf.Tensor3D;
+  for (let i = 0; i < cfg.layers; i++) x = block(s.child('block').child(i), x, cfg.heads, order);
   const tokens = layerNorm(s.child('norm'), x) as tf.Tensor3D;
   const pooled = tokens.slice([0, 0, 0], [b, 1, cfg.width]).reshape([b, cfg.width]) as tf.Tensor2D;
-  return { tokens, pooled };
+  return { tokens, pooled, positions: promptPositions(ids.toInt()) };
 }

@@ -10,6 +10,7 @@ import {
   downsample,
   groupNorm,
   linear,
+  type PromptContext,
   selfAttention,
   silu,
   timestepEmbedding,
@@ -124,8 +125,8 @@ function resBlock(
 
 interface Embedding {
   readonly emb: tf.Tensor2D;
-  /** A prompt's token states for cross-attention. */
-  readonly context?: tf.Tensor3D;
+  /** The prompt for cross-attention. */
+  readonly context?: PromptContext;
 }
 
 function embed(s: ParamScope, cfg: UNetConfig, cNoise: tf.Tensor1D, cond: Condition | undefined): Embedding {
@@ -138,7 +139,7 @@ function embed(s: ParamScope, cfg: UNetConfig, cNoise: tf.Tensor1D, cond: Condit
       );
     const text = textEncoderForward(s.child('text'), cfg.text, cond as tf.Tensor2D);
     const pooled = linear(s.child('text').child('pool'), text.pooled, cfg.embedDim) as tf.Tensor2D;
-    return { emb: emb.add(pooled), context: text.tokens };
+    return { emb: emb.add(pooled), context: text };
   }
   if (cfg.numClasses > 0) {
     if (cond?.rank !== 1)
@@ -155,7 +156,7 @@ function attend(
   s: ParamScope,
   cfg: UNetConfig,
   h: tf.Tensor4D,
-  context: tf.Tensor3D | undefined,
+  context: PromptContext | undefined,
 ): tf.Tensor4D {
   const attended = selfAttention(s, h, cfg.heads, cfg.groups);
   return context ? crossAttention(s.child('cross'), attended, context, cfg.heads, cfg.groups) : attended;

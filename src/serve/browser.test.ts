@@ -10,6 +10,7 @@ import { saveModelFolder } from '../models/folder.js';
 import { initUNet } from '../nn/unet.js';
 import { testBackend } from '../test-utils/backend.js';
 import { TINY_TEACHER, writeTinyModels } from '../test-utils/serve-models.js';
+import { jittered } from '../test-utils/tiny-models.js';
 import { chromiumMissing, type HeadlessBrowser, openServedPage } from './browser.js';
 import { buildWeb } from './bundle.js';
 import type { BenchOptions, BenchResult } from './page.js';
@@ -52,6 +53,26 @@ describe('ladder serve in Chromium', { skip }, () => {
     // Weights of another architecture: only loading them (in the browser) finds the mismatch.
     const wider = { ...TINY_TEACHER.unet, channels: [16, 16] };
     await saveModelFolder(join(mnist, 'mismatch'), TINY_TEACHER, initUNet(wider, new Rng(0)), {});
+    // A prompt-conditional teacher (digit strings): the page offers a prompt box instead of classes.
+    const promptedUnet = {
+      ...TINY_TEACHER.unet,
+      numClasses: 0,
+      attentionLevels: [1],
+      midAttention: true,
+      text: { maxTokens: 8, width: 8, layers: 1, heads: 1 },
+    };
+    const prompted = {
+      ...TINY_TEACHER,
+      classNames: [],
+      unet: promptedUnet,
+      prompts: { source: 'digit-strings' as const, lengths: [1, 2, 3, 4] },
+    };
+    await saveModelFolder(
+      join(mnist, 'prompted'),
+      prompted,
+      jittered(initUNet(promptedUnet, new Rng(0)), new Rng(4), 0.2),
+      {},
+    );
     const web = await buildWeb(join(root, 'web'));
     server = await startServer({
       modelsDir: join(root, 'models'),
@@ -141,6 +162,28 @@ describe('ladder serve in Chromium', { skip }, () => {
     await page.click('#run');
     await waitForFrames('stats', 2);
     await page.click('#run');
+  });
+
+  it("draws a prompt-conditional model at the prompt's aspect ratio, from a prompt box", async () => {
+    await page.selectOption('#model', 'mnist/prompted');
+    assert.ok(await page.isHidden('#class-label'));
+    assert.ok(await page.isVisible('#prompt'));
+    await page.fill('#prompt', '4071');
+    await page.selectOption('#steps', '1');
+    await page.click('#run');
+    await waitForFrames('stats', 2);
+    const size = await page.$eval('#grid', (c) => [
+      (c as HTMLCanvasElement).width,
+      (c as HTMLCanvasElement).height,
+    ]);
+    // One row of 8 images 112 px wide and 28 px high (plus the grid's gaps).
+    assert.ok(size[0]! > 20 * size[1]!, `canvas ${size.join('x')}`);
+    assert.deepEqual(await page.locator('#row-labels li').allTextContents(), ['4071']);
+    assert.ok(new Set(await pixels('grid')).size > 10);
+    await page.click('#run');
+    await page.selectOption('#model', 'mnist/ladd');
+    assert.ok(await page.isVisible('#class-label'));
+    assert.ok(await page.isHidden('#prompt'));
   });
 
   it('measures throughput for the benchmark', async () => {

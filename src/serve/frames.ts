@@ -1,5 +1,12 @@
 // The page's frame machinery: a worker client, the frame loop that keeps a canvas regenerating, its figures.
-import type { BackendReport, GeneratedGrid, WebBackend, WorkerReply, WorkerRequest } from './protocol.js';
+import type {
+  BackendReport,
+  GeneratedGrid,
+  GridCondition,
+  WebBackend,
+  WorkerReply,
+  WorkerRequest,
+} from './protocol.js';
 
 const SCALE = 3; // screen pixels per image pixel
 const STATS_WINDOW = 10; // frames averaged for the figures
@@ -42,10 +49,10 @@ export class GeneratorWorker {
     });
   }
 
-  /** One grid of `labels.length` images from the model folder at `url`, in rows of `columns`. */
+  /** One grid of the images `condition` asks for from the model folder at `url`, in rows of `columns`. */
   async generate(
     url: string,
-    labels: Int32Array,
+    condition: GridCondition,
     steps: number,
     seed: number,
     columns: number,
@@ -54,7 +61,7 @@ export class GeneratorWorker {
     const reply = await this.request({
       type: 'generate',
       url,
-      labels,
+      condition,
       steps,
       seed,
       columns,
@@ -115,7 +122,7 @@ export class Stats {
 /** What one frame asks the worker for. */
 export interface FrameRequest {
   readonly url: string;
-  readonly labels: Int32Array;
+  readonly condition: GridCondition;
   readonly steps: number;
   readonly columns: number;
   /** Seed of the first frame; each later frame takes the next (default 0). */
@@ -148,8 +155,10 @@ export class FrameLoop {
     let previous = '';
     const frame = async () => {
       if (run !== this.run) return;
-      const { url, labels, steps, columns, seed = 0, cfg } = next();
-      const key = `${url} ${steps} ${cfg} ${seed} ${labels.join()}`;
+      const { url, condition, steps, columns, seed = 0, cfg } = next();
+      const whom =
+        'labels' in condition ? condition.labels.join() : `${condition.count} x ${condition.prompt}`;
+      const key = `${url} ${steps} ${cfg} ${seed} ${whom}`;
       if (key !== previous) {
         this.stats.reset('starting…');
         this.sinceChange = 0;
@@ -157,7 +166,14 @@ export class FrameLoop {
       previous = key;
       const began = performance.now();
       try {
-        const grid = await this.worker.generate(url, labels, steps, seed + this.sinceChange++, columns, cfg);
+        const grid = await this.worker.generate(
+          url,
+          condition,
+          steps,
+          seed + this.sinceChange++,
+          columns,
+          cfg,
+        );
         if (run !== this.run) return;
         draw(this.canvas, grid);
         this.stats.add(grid.images, performance.now() - began, grid.ms);

@@ -205,6 +205,7 @@ export class ModelIndexer {
       steps: config.sampling.steps,
       cfg: config.sampling.cfg,
       classNames: config.classNames,
+      ...(config.prompts === undefined ? {} : { prompts: config.prompts }),
       ...(quality === undefined ? {} : { quality }),
     };
   }

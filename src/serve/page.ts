@@ -1,10 +1,19 @@
 // The `ladder serve` page: pickers, a continuously regenerated canvas grid, and teacher-vs-student panels.
 // Generation runs in workers (worker.ts) driven by frames.ts; this module wires the DOM.
 import { FrameLoop, GeneratorWorker, Stats } from './frames.js';
-import { isBroken, type ModelEntry, type ModelIndex, type ModelInfo, WEB_BACKENDS } from './protocol.js';
+import {
+  type GridCondition,
+  isBroken,
+  type ModelEntry,
+  type ModelIndex,
+  type ModelInfo,
+  WEB_BACKENDS,
+} from './protocol.js';
 
 const TEACHER_STEPS = 32;
 const TEACHER_STEP_CHOICES = [1, 2, 4, 8, 16, 32, 64];
+/** What the prompt box asks of a prompt-conditional model when it is left empty. */
+const DEFAULT_PROMPT = '407';
 
 // ---
 // DOM helpers.
@@ -42,6 +51,12 @@ function stepChoices(model: ModelInfo): number[] {
 function labelsFor(classValue: string, count: number, numClasses: number): Int32Array {
   if (classValue === 'all') return Int32Array.from({ length: count }, (_, i) => i % numClasses);
   return new Int32Array(count).fill(Number(classValue));
+}
+
+/** `count` images for `model`: of the class picked (or every class in turn), or of the prompt typed. */
+function conditionFor(model: ModelInfo, classValue: string, prompt: string, count: number): GridCondition {
+  if (model.prompts !== undefined) return { prompt: prompt.trim() || DEFAULT_PROMPT, count };
+  return { labels: labelsFor(classValue, count, model.classNames.length) };
 }
 
 const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
@@ -125,6 +140,7 @@ export async function startPage(): Promise<void> {
   // The playground: any model, class and step count.
   const modelSelect = byId('model', HTMLSelectElement);
   const classSelect = byId('class', HTMLSelectElement);
+  const promptInput = byId('prompt', HTMLInputElement);
   const stepsSelect = byId('steps', HTMLSelectElement);
   const rowsSelect = byId('rows', HTMLSelectElement);
   const guidanceInput = byId('guidance', HTMLInputElement);
@@ -175,6 +191,12 @@ export async function startPage(): Promise<void> {
     );
     const classes = model.classNames.map((name, i): [string, string] => [String(i), name]);
     setOptions(classSelect, [['all', 'all'], ...classes], classSelect.value);
+    // A prompt-conditional model takes a prompt instead of a class; its canvas takes the prompt's aspect ratio.
+    const prompted = model.prompts !== undefined;
+    byId('class-label', HTMLElement).hidden = prompted;
+    byId('prompt-label', HTMLElement).hidden = !prompted;
+    if (prompted)
+      promptInput.title = `digit strings; trained on lengths ${model.prompts!.lengths.join(', ')}`;
     guidanceInput.value = String(model.cfg);
     onSettings();
   };
@@ -259,17 +281,25 @@ export async function startPage(): Promise<void> {
     runButton.textContent = 'Stop';
     main.start(() => {
       const model = byPath(modelSelect.value)!;
-      const { labels, rowClasses } = classRows(
-        classSelect.value,
-        Number(rowsSelect.value),
-        columns,
-        model.classNames.length,
-      );
-      showRowLabels(rowClasses.map((k) => model.classNames[k] ?? String(k)));
       downloadButton.disabled = false;
+      let condition: GridCondition;
+      if (model.prompts !== undefined) {
+        const rows = Number(rowsSelect.value);
+        condition = conditionFor(model, classSelect.value, promptInput.value, rows * columns);
+        showRowLabels(Array<string>(rows).fill((condition as { prompt: string }).prompt));
+      } else {
+        const { labels, rowClasses } = classRows(
+          classSelect.value,
+          Number(rowsSelect.value),
+          columns,
+          model.classNames.length,
+        );
+        showRowLabels(rowClasses.map((k) => model.classNames[k] ?? String(k)));
+        condition = { labels };
+      }
       return {
         url: absolute(model),
-        labels,
+        condition,
         steps: Number(stepsSelect.value),
         columns,
         seed: seed(),
@@ -292,16 +322,16 @@ export async function startPage(): Promise<void> {
       new Stats(byId('student-stats', HTMLElement)),
       onLoopError,
     );
-    const classOf = (numClasses: number) => labelsFor(classSelect.value, 8, numClasses);
+    const conditionOf = (model: ModelInfo) => conditionFor(model, classSelect.value, promptInput.value, 8);
     teacherLoop.start(() => ({
       url: absolute(teacher),
-      labels: classOf(teacher.classNames.length),
+      condition: conditionOf(teacher),
       steps: TEACHER_STEPS,
       columns: 4,
     }));
     studentLoop.start(() => ({
       url: absolute(student),
-      labels: classOf(student.classNames.length),
+      condition: conditionOf(student),
       steps: 1,
       columns: 4,
     }));
@@ -344,13 +374,13 @@ function exposeBench(
     stopAll();
     const model = models.find((m) => m.path === o.path);
     if (model === undefined) throw new Error(`no usable model ${o.path} is served`);
-    const labels = labelsFor('all', o.batch, model.classNames.length);
-    await worker.generate(absolute(model), labels, o.steps, 0, 8); // warm-up: model load, shader compilation
+    const condition = conditionFor(model, 'all', DEFAULT_PROMPT, o.batch);
+    await worker.generate(absolute(model), condition, o.steps, 0, 8); // warm-up: model load, shader compilation
     let frames = 0;
     let ms = 0;
     const began = performance.now();
     while (frames < 2 || performance.now() - began < 1000 * o.seconds) {
-      ms += (await worker.generate(absolute(model), labels, o.steps, ++frames, 8)).ms;
+      ms += (await worker.generate(absolute(model), condition, o.steps, ++frames, 8)).ms;
     }
     const images = frames * o.batch;
     const wall = performance.now() - began;

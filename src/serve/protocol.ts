@@ -18,6 +18,8 @@ export interface ModelInfo {
   readonly steps: readonly number[];
   readonly cfg: number;
   readonly classNames: readonly string[];
+  /** A prompt-conditional model's prompts (digit strings of the trained lengths); it has no classes. */
+  readonly prompts?: { readonly source: string; readonly lengths: readonly number[] };
   /** FIDs and class accuracies from the model's card (the report net's when it has them). */
   readonly quality?: ModelQuality;
 }
@@ -57,6 +59,15 @@ export const WEB_BACKENDS: readonly WebBackend[] = ['webgpu', 'webgl', 'wasm'];
 // ---
 // Page <-> worker messages. Each request carries an id that its reply repeats.
 
+/** Whom a grid's images are for: a class per image, or `count` images of one prompt (at the prompt's size). */
+export type GridCondition =
+  | { readonly labels: Int32Array }
+  | { readonly prompt: string; readonly count: number };
+
+/** Images a grid condition asks for. */
+export const gridImages = (condition: GridCondition): number =>
+  'labels' in condition ? condition.labels.length : condition.count;
+
 export type WorkerRequest =
   | { readonly type: 'init'; readonly id: number; readonly backend?: WebBackend }
   | {
@@ -64,7 +75,7 @@ export type WorkerRequest =
       readonly id: number;
       /** Absolute model folder URL. */
       readonly url: string;
-      readonly labels: Int32Array;
+      readonly condition: GridCondition;
       readonly steps: number;
       readonly seed: number;
       /** Guidance scale (default: the model's own). */

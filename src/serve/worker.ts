@@ -2,9 +2,9 @@
 // off the main thread so the page stays responsive while a teacher takes its 32 steps.
 import * as tf from '../core/tf.js';
 import { type FetchedModel, fetchDiffusionModel } from '../models/fetch.js';
-import { defaultSampler, generateImages } from '../models/pipeline.js';
+import { defaultSampler, generateImages, promptLatentSize } from '../models/pipeline.js';
 import { imagesToGrid, type RgbaGrid } from './grid.js';
-import type { BackendReport, WorkerReply, WorkerRequest } from './protocol.js';
+import { type BackendReport, gridImages, type WorkerReply, type WorkerRequest } from './protocol.js';
 import { selectWebBackend } from './web-backend.js';
 
 /** The parts of a dedicated worker's global scope used here (the project's types describe a window). */
@@ -38,8 +38,16 @@ async function handle(scope: WorkerScope, request: WorkerRequest): Promise<void>
   await backend;
   const model = await loadModel(request.url);
   const began = performance.now();
+  const { condition } = request;
+  const whom =
+    'labels' in condition
+      ? { labels: condition.labels }
+      : {
+          prompts: Array<string>(condition.count).fill(condition.prompt),
+          latentSize: promptLatentSize(model, condition.prompt),
+        };
   const images = generateImages(model, {
-    labels: request.labels,
+    ...whom,
     steps: request.steps,
     cfg: request.cfg ?? model.config.sampling.cfg,
     sampler: defaultSampler(model.config),
@@ -57,7 +65,7 @@ async function handle(scope: WorkerScope, request: WorkerRequest): Promise<void>
     type: 'grid',
     id: request.id,
     ...grid,
-    images: request.labels.length,
+    images: gridImages(condition),
     ms,
     tensors,
   };

@@ -24,18 +24,23 @@ export interface MethodDenoisers {
  */
 export function methodDenoisers(
   teacher: Pick<DiffusionModel, 'config' | 'params'>,
-  opts: { readonly cfg: number; readonly studentPrediction?: DiffusionModelConfig['prediction'] },
+  opts: {
+    readonly cfg: number;
+    readonly studentPrediction?: DiffusionModelConfig['prediction'];
+    /** The method takes prompt-conditional teachers (LADD); others are refused for them. */
+    readonly prompts?: boolean;
+  },
 ): MethodDenoisers {
   const { config } = teacher;
-  if (config.unet.text) {
-    // The methods' discriminator heads and data are class-conditional; prompts need them conditioned on text.
+  if (config.unet.text && opts.prompts !== true) {
+    // PADD's discriminator copies the teacher's encoder and ADD's reads images, both class-conditional so far.
     throw new Error(
-      'this teacher is prompt-conditional; ladder distils class-conditional teachers only so far (LADD with prompts is not built yet)',
+      'this teacher is prompt-conditional: of the methods, only LADD distils prompt-conditional teachers so far (--method ladd)',
     );
   }
   const f = makeFormulation(config.formulation);
   const studentConfig = { ...config, prediction: opts.studentPrediction ?? config.prediction };
-  const cfg = config.unet.numClasses > 0 ? opts.cfg : 1;
+  const cfg = config.unet.numClasses > 0 || config.unet.text ? opts.cfg : 1;
   return {
     teacherCfg: cfg,
     teacher: guidedDenoiser(configDenoiser(config, teacher.params, f), cfg, (b) =>

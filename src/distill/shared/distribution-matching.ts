@@ -7,6 +7,7 @@ import { stopGradient } from '../../core/stop-gradient.js';
 import * as tf from '../../core/tf.js';
 import type { Denoiser } from '../../diffusion/denoiser.js';
 import { addNoise, type Formulation } from '../../diffusion/formulation.js';
+import type { Condition } from '../../nn/unet.js';
 
 /** One draw of the distribution-matching term: the noise level and noise that re-noise the student's samples. */
 export interface MatchingDraw {
@@ -14,8 +15,8 @@ export interface MatchingDraw {
   readonly t: tf.Tensor1D;
   /** Noise shaped like the samples. */
   readonly eps: tf.Tensor4D;
-  /** Classes of the samples [B] (int32): both scores are conditioned on them. */
-  readonly labels: tf.Tensor1D;
+  /** The samples' condition (classes [B] or prompt tokens, int32): both scores are conditioned on it. */
+  readonly labels: Condition;
 }
 
 /**

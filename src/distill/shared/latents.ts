@@ -3,15 +3,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from '../../data/dataset.js';
 import type { ArraySource } from '../../data/loader.js';
+import type { PromptBucket } from '../../data/prompts.js';
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { encodeImages, latentShape } from '../../nn/autoencoder.js';
 import { processGroupFromEnv, valueFromRankZero } from '../../train/data-parallel.js';
 import {
+  type AnySyntheticSet,
   checkSyntheticFits,
   checkSyntheticTeacher,
   defaultSynthSettings,
+  isPromptSet,
   loadSynthetic,
-  type SyntheticSet,
   type SynthSettings,
   synthesize,
   syntheticSetFromRankZero,
@@ -33,6 +35,11 @@ export interface LatentSourceOptions {
   readonly limit?: number;
 }
 
+/** Latents of one shape with class labels, or a prompt-conditional teacher's aspect-ratio buckets. */
+export type LatentSet =
+  | ArraySource
+  | { readonly buckets: readonly PromptBucket[]; readonly maxTokens: number };
+
 /**
  * The latents LADD and PADD train on: the cached synthetic set (made when missing; one made by a teacher outside
  * this teacher's lineage is refused), or the dataset encoded by the teacher's autoencoder.
@@ -41,7 +48,7 @@ export async function trainingLatents(
   opts: LatentSourceOptions,
   kind: 'synthetic' | 'real',
   teacher: LoadedDiffusionModel,
-): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
+): Promise<LatentSet & { readonly description: Record<string, unknown> }> {
   if (kind === 'synthetic') {
     const file = opts.syntheticFile ?? join(opts.outDir, 'synthetic.safetensors');
     // An existing file is used as it is, unless generation settings were given: then they must match it.
@@ -49,8 +56,12 @@ export async function trainingLatents(
     // Under a launch the file is rank 0's: the other ranks may be on machines without it.
     const group = processGroupFromEnv();
     const lead = group === undefined || group.rank === 0;
+    if (group !== undefined && teacher.config.prompts)
+      throw new Error(
+        'data-parallel distillation of a prompt-conditional teacher is not built: run it in one process',
+      );
     const exists = lead && existsSync(file);
-    let set: SyntheticSet;
+    let set: AnySyntheticSet;
     if ((group === undefined ? exists : valueFromRankZero(group, exists)) && !asked) {
       const cached = lead ? await loadSynthetic(file) : undefined;
       if (cached !== undefined) {
@@ -68,7 +79,15 @@ export async function trainingLatents(
         acceptAncestors: true,
       });
     }
-    return { ...set, description: { kind: 'synthetic', file, ...set.settings } };
+    const description = { kind: 'synthetic', file, ...set.settings };
+    return isPromptSet(set)
+      ? { buckets: set.buckets, maxTokens: set.maxTokens, description }
+      : { ...set, description };
+  }
+  if (teacher.config.prompts) {
+    throw new Error(
+      'distilling a prompt-conditional teacher on real data is not built: use its synthetic latents (--data synthetic)',
+    );
   }
   const ae = teacher.autoencoder;
   const aeCfg = ae.config.autoencoder;
@@ -84,4 +103,24 @@ export async function trainingLatents(
     shape: latentShape(aeCfg),
     description: { kind: 'real', dataset: dataset.name, count: dataset.count },
   };
+}
+
+/**
+ * `trainingLatents` for a method whose discriminator takes classes only: a prompt-conditional teacher is refused
+ * before any latents are made.
+ */
+export async function classTrainingLatents(
+  opts: LatentSourceOptions,
+  kind: 'synthetic' | 'real',
+  teacher: LoadedDiffusionModel,
+  method: string,
+): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
+  if (teacher.config.unet.text) {
+    throw new Error(
+      `${teacher.dir} is prompt-conditional: of the methods, only LADD distils prompt-conditional teachers so far (${method} takes classes)`,
+    );
+  }
+  const set = await trainingLatents(opts, kind, teacher);
+  if ('buckets' in set) throw new Error(`${method}: a class-conditional teacher made prompted latents`);
+  return set;
 }

@@ -24,6 +24,7 @@ import { makeTinyTeacher } from '../fixtures/tiny-teacher.js';
 import {
   defaultSynthSettings,
   loadSynthetic,
+  type SyntheticSet,
   saveSynthetic,
   synthesize,
   synthesizeLatents,
@@ -85,7 +86,13 @@ describe('synthetic latents', () => {
   it('are class-balanced, seeded, and cached: a second call with the same settings reuses the file', async () => {
     const settings = defaultSynthSettings(teacher, { count: 20, steps: 2, seed: 3 });
     const file = join(root, 'synth.safetensors');
-    const made = await synthesize({ teacher, teacherDir, outFile: file, settings, batchSize: 8 });
+    const made = (await synthesize({
+      teacher,
+      teacherDir,
+      outFile: file,
+      settings,
+      batchSize: 8,
+    })) as SyntheticSet;
     assert.deepEqual(made.shape, [7, 7, 4]);
     assert.equal(made.data.length, 20 * 7 * 7 * 4);
     assert.ok(made.data.every(Number.isFinite));
@@ -93,7 +100,7 @@ describe('synthetic latents', () => {
     assert.deepEqual(counts, Array(10).fill(2));
 
     const written = statSync(file).mtimeMs;
-    const again = await synthesize({ teacher, teacherDir, outFile: file, settings });
+    const again = (await synthesize({ teacher, teacherDir, outFile: file, settings })) as SyntheticSet;
     assert.equal(statSync(file).mtimeMs, written, 'the cached file was rewritten');
     assert.deepEqual(again.data, made.data);
     assert.deepEqual(again.labels, made.labels);
@@ -114,7 +121,7 @@ describe('synthetic latents', () => {
   it('record the teacher that made them, and a set made by another teacher is refused unless forced', async () => {
     const settings = defaultSynthSettings(teacher, { count: 10, steps: 1 });
     const file = join(root, 'recorded.safetensors');
-    const made = await synthesize({ teacher, teacherDir, outFile: file, settings });
+    const made = (await synthesize({ teacher, teacherDir, outFile: file, settings })) as SyntheticSet;
     assert.deepEqual((await loadSynthetic(file)).madeBy, {
       teacher: resolve(teacherDir),
       teacherWeightsSha256: await sha256(join(teacherDir, 'weights.safetensors')),
@@ -132,7 +139,7 @@ describe('synthetic latents', () => {
         synthesize({ teacher: other, teacherDir: otherDir, outFile: file, settings }),
         /recorded\.safetensors was made by teacher .*\/teacher \(weights sha256 [0-9a-f]{12}, autoencoder .*\), not by .*other\/teacher/,
       );
-      const replaced = await synthesize({
+      const replaced = <SyntheticSet>await synthesize({
         teacher: other,
         teacherDir: otherDir,
         outFile: file,
@@ -182,7 +189,7 @@ describe('synthetic latents', () => {
   it("are this teacher's own: a student's set is not its root teacher's, except for distillation", async () => {
     const settings = defaultSynthSettings(teacher, { count: 10, steps: 1 });
     const file = join(root, 'root-teacher.safetensors');
-    const made = await synthesize({ teacher, teacherDir, outFile: file, settings });
+    const made = (await synthesize({ teacher, teacherDir, outFile: file, settings })) as SyntheticSet;
     await writeFolders(root, [
       [
         'student',
@@ -199,9 +206,9 @@ describe('synthetic latents', () => {
         /root-teacher\.safetensors was made by teacher .*\/teacher \(.*\), not by .*\/student \(.*\): choose another file, or replace it with `ladder synth --force`/,
       );
       // Distillation trains a student heading a new ladder on its root teacher's set.
-      const inherited = await synthesize({ ...forStudent, acceptAncestors: true });
+      const inherited = (await synthesize({ ...forStudent, acceptAncestors: true })) as SyntheticSet;
       assert.deepEqual(inherited.data, made.data);
-      const own = await synthesize({ ...forStudent, force: true });
+      const own = (await synthesize({ ...forStudent, force: true })) as SyntheticSet;
       assert.notDeepEqual(own.data, made.data);
       assert.equal((await loadSynthetic(file)).madeBy?.teacher, resolve(studentDir));
     } finally {
@@ -259,7 +266,7 @@ describe('synthetic latents', () => {
     assert.equal(statSync(out).mtimeMs, made);
     const forced = ladder(...args, '--n', '12', '--force');
     assert.equal(forced.status, 0, forced.stderr);
-    assert.equal((await loadSynthetic(out)).labels.length, 12);
+    assert.equal(((await loadSynthetic(out)) as SyntheticSet).labels.length, 12);
   });
 
   it('refuses a file that is not a synthetic set', async () => {

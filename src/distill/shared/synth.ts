@@ -9,6 +9,7 @@ import { ensureWritableDir, writeFileAtomic } from '../../core/fs.js';
 import { Rng } from '../../core/rng.js';
 import * as tf from '../../core/tf.js';
 import type { ArraySource } from '../../data/loader.js';
+import { balancedDigitStrings, type PromptBucket } from '../../data/prompts.js';
 import type { Collectives } from '../../engine/torch/collectives.js';
 import { decodeSafetensors, encodeSafetensors } from '../../io/safetensors.js';
 import { CONFIG_FILE, readJson, WEIGHTS_FILE } from '../../models/folder.js';
@@ -22,8 +23,10 @@ import {
   type GenerateOptions,
   latentChunks,
   MAX_CFG,
+  promptLatentSize,
 } from '../../models/pipeline.js';
 import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../../models/schema.js';
+import { tokenizeAll } from '../../nn/text-encoder.js';
 import type { SamplerKind } from '../../samplers/sample.js';
 import {
   anyRank,
@@ -60,6 +63,23 @@ export interface SyntheticSet extends ArraySource {
   /** Absent in sets written before ladder recorded it. */
   readonly madeBy?: TeacherRecord;
 }
+
+/**
+ * A prompt-conditional teacher's synthetic set: its latents bucket by bucket (one aspect ratio each), with the
+ * tokens of the prompts they were made for.
+ */
+export interface PromptSyntheticSet {
+  readonly buckets: readonly PromptBucket[];
+  readonly maxTokens: number;
+  readonly settings: SynthSettings;
+  readonly teacher: string;
+  readonly madeBy?: TeacherRecord;
+}
+
+/** What `ladder synth` makes: class-labelled latents of one shape, or a prompt-conditional teacher's buckets. */
+export type AnySyntheticSet = SyntheticSet | PromptSyntheticSet;
+
+export const isPromptSet = (set: AnySyntheticSet): set is PromptSyntheticSet => 'buckets' in set;
 
 const sha256OfFile = async (file: string): Promise<string> =>
   createHash('sha256')
@@ -105,7 +125,7 @@ export async function teacherLineage(
  * recorded no teacher, is accepted with a warning. `fix` ends the error (default: how distillation gets a set).
  */
 export function checkSyntheticTeacher(
-  set: SyntheticSet,
+  set: AnySyntheticSet,
   lineage: readonly TeacherRecord[],
   file: string,
   fix?: string,
@@ -233,28 +253,106 @@ export function synthesizeLatents(
   return { data, labels, shape: [shape[0], shape[1], shape[2]], settings, teacher: resolve(teacherDir) };
 }
 
+/**
+ * A prompt-conditional teacher's latents: `settings.count` spread evenly over its buckets (string lengths), each
+ * bucket's prompts digit strings with every digit equally often (`balancedDigitStrings`), generated in batches
+ * like `synthesizeLatents` (batch i's noise from the i-th seed of Rng(settings.seed), counted across buckets).
+ */
+export function synthesizePromptLatents(
+  teacher: DiffusionModel,
+  settings: SynthSettings,
+  teacherDir: string,
+  batchSize = DEFAULT_BATCH,
+): PromptSyntheticSet {
+  checkSynthSettings(settings);
+  const { prompts, unet, latentShape } = teacher.config;
+  if (prompts === undefined || unet.text === undefined)
+    throw new Error(`${teacherDir} is not prompt-conditional: make its set with synthesizeLatents`);
+  const { maxTokens } = unet.text;
+  const lengths = prompts.lengths;
+  const progress = createProgress('synth', settings.count);
+  const seeds = new Rng(settings.seed);
+  const buckets: PromptBucket[] = [];
+  let done = 0;
+  try {
+    for (const [k, length] of lengths.entries()) {
+      const count =
+        Math.floor(settings.count / lengths.length) + (k < settings.count % lengths.length ? 1 : 0);
+      const bucketPrompts = balancedDigitStrings(length, count, settings.seed);
+      const [h, w] = promptLatentSize(teacher, bucketPrompts[0] ?? '0'.repeat(length));
+      const shape = [h, w, latentShape[2]] as const;
+      checkChunkFits(teacher, {
+        latentSize: [h, w],
+        batchSize: Math.min(batchSize, count),
+        cfg: settings.cfg,
+        decode: false,
+      });
+      const perSample = h * w * latentShape[2];
+      const data = new Float32Array(count * perSample);
+      for (let start = 0; start < count; start += batchSize) {
+        const chunk = bucketPrompts.slice(start, Math.min(count, start + batchSize));
+        const opts: GenerateOptions = {
+          prompts: chunk,
+          steps: settings.steps,
+          cfg: settings.cfg,
+          sampler: settings.sampler,
+          seed: seeds.nextUint32(),
+          batchSize,
+          latentSize: [h, w],
+          modelName: teacherDir,
+        };
+        for (const { tensor } of latentChunks(teacher, opts)) {
+          let values: Float32Array;
+          try {
+            values = tensor.dataSync() as Float32Array; // the CPU copy is the cache; one sync per batch
+          } finally {
+            tensor.dispose();
+          }
+          checkFiniteValues(values, 'latents', opts);
+          data.set(values, start * perSample);
+        }
+        done += chunk.length;
+        progress.update(done);
+      }
+      buckets.push({ shape, data, tokens: tokenizeAll(bucketPrompts, maxTokens) });
+    }
+  } finally {
+    progress.stop();
+  }
+  return { buckets, maxTokens, settings, teacher: resolve(teacherDir) };
+}
+
 const FORMAT = 'ladder-synthetic';
 
-/** Writes `set` atomically: `latents` [N, H, W, C] and `labels` [N], settings and teacher in the metadata. */
-export async function saveSynthetic(file: string, set: SyntheticSet): Promise<void> {
-  const n = set.labels.length;
+/**
+ * Writes `set` atomically: `latents` [N, H, W, C] and `labels` [N], or a prompt set's `latents.<k>` and
+ * `tokens.<k>` per bucket; settings and teacher in the metadata.
+ */
+export async function saveSynthetic(file: string, set: AnySyntheticSet): Promise<void> {
   // Encoded straight from the arrays: no tensor copies of a set that may be large.
-  const bytes = encodeSafetensors(
-    {
-      latents: { dtype: 'F32', shape: [n, ...set.shape], data: set.data },
-      labels: { dtype: 'I32', shape: [n], data: set.labels },
-    },
-    {
-      format: FORMAT,
-      teacher: set.teacher,
-      settings: JSON.stringify(set.settings),
-      ...(set.madeBy === undefined ? {} : { madeBy: JSON.stringify(set.madeBy) }),
-    },
-  );
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+  if (isPromptSet(set)) {
+    set.buckets.forEach((bucket, k) => {
+      const n = bucket.tokens.length / set.maxTokens;
+      tensors[`latents.${k}`] = { dtype: 'F32', shape: [n, ...bucket.shape], data: bucket.data };
+      tensors[`tokens.${k}`] = { dtype: 'I32', shape: [n, set.maxTokens], data: bucket.tokens };
+    });
+  } else {
+    const n = set.labels.length;
+    tensors.latents = { dtype: 'F32', shape: [n, ...set.shape], data: set.data };
+    tensors.labels = { dtype: 'I32', shape: [n], data: set.labels };
+  }
+  const bytes = encodeSafetensors(tensors, {
+    format: FORMAT,
+    teacher: set.teacher,
+    settings: JSON.stringify(set.settings),
+    ...(isPromptSet(set) ? { buckets: String(set.buckets.length) } : {}),
+    ...(set.madeBy === undefined ? {} : { madeBy: JSON.stringify(set.madeBy) }),
+  });
   await writeFileAtomic(file, bytes);
 }
 
-export async function loadSynthetic(file: string): Promise<SyntheticSet> {
+export async function loadSynthetic(file: string): Promise<AnySyntheticSet> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
@@ -268,15 +366,42 @@ export async function loadSynthetic(file: string): Promise<SyntheticSet> {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
   const { tensors, metadata } = decoded;
+  const notASet = new Error(`${file} is not a synthetic latent set: make one with \`ladder synth\``);
+  if (metadata.format !== FORMAT) throw notASet;
+  const record = {
+    settings: JSON.parse(metadata.settings ?? '{}') as SynthSettings,
+    teacher: metadata.teacher ?? '',
+    ...(metadata.madeBy === undefined ? {} : { madeBy: JSON.parse(metadata.madeBy) as TeacherRecord }),
+  };
+  if (metadata.buckets !== undefined) {
+    const buckets: PromptBucket[] = [];
+    let maxTokens = 0;
+    for (let k = 0; k < Number(metadata.buckets); k++) {
+      const latents = tensors[`latents.${k}`];
+      const tokens = tensors[`tokens.${k}`];
+      if (
+        !(latents?.data instanceof Float32Array) ||
+        latents.shape.length !== 4 ||
+        tokens?.shape.length !== 2
+      )
+        throw notASet;
+      const [n, h, w, c] = latents.shape as [number, number, number, number];
+      if (tokens.shape[0] !== n)
+        throw new Error(`${file} bucket ${k} holds ${n} latents but ${tokens.shape[0]} prompts`);
+      maxTokens = tokens.shape[1]!;
+      buckets.push({ shape: [h, w, c], data: latents.data, tokens: Int32Array.from(tokens.data) });
+    }
+    if (buckets.length === 0) throw notASet;
+    return { buckets, maxTokens, ...record };
+  }
   const { latents, labels } = tensors;
   if (
-    metadata.format !== FORMAT ||
     !(latents?.data instanceof Float32Array) ||
     labels === undefined ||
     latents.shape.length !== 4 ||
     labels.shape.length !== 1
   ) {
-    throw new Error(`${file} is not a synthetic latent set: make one with \`ladder synth\``);
+    throw notASet;
   }
   const [n, h, w, c] = latents.shape as [number, number, number, number];
   if (labels.shape[0] !== n) throw new Error(`${file} holds ${n} latents but ${labels.shape[0]} labels`);
@@ -284,18 +409,39 @@ export async function loadSynthetic(file: string): Promise<SyntheticSet> {
     data: latents.data as Float32Array,
     labels: Int32Array.from(labels.data),
     shape: [h, w, c],
-    settings: JSON.parse(metadata.settings ?? '{}') as SynthSettings,
-    teacher: metadata.teacher ?? '',
-    ...(metadata.madeBy === undefined ? {} : { madeBy: JSON.parse(metadata.madeBy) as TeacherRecord }),
+    ...record,
   };
 }
 
-/** Fails unless `set` fits `teacher`: same latent shape, labels within its classes. */
-export function checkSyntheticFits(set: SyntheticSet, teacher: DiffusionModel, file: string): void {
+/**
+ * Fails unless `set` fits `teacher`: a class set of the teacher's latent shape and labels within its classes, or a
+ * prompt set (for a prompt-conditional teacher) of its channels and prompt length.
+ */
+export function checkSyntheticFits(set: AnySyntheticSet, teacher: DiffusionModel, file: string): void {
   const want = teacher.config.latentShape;
+  const text = teacher.config.unet.text;
+  const regenerate = 'regenerate it with `ladder synth`';
+  if (isPromptSet(set) !== (text !== undefined)) {
+    throw new Error(
+      `${file} holds ${isPromptSet(set) ? 'prompted' : 'class-labelled'} latents but the teacher is ` +
+        `${text ? 'prompt' : 'class'}-conditional: ${regenerate}`,
+    );
+  }
+  if (isPromptSet(set)) {
+    const wrong = set.buckets.find((b) => b.shape[2] !== want[2]);
+    if (wrong !== undefined)
+      throw new Error(
+        `${file} holds ${wrong.shape.join('x')} latents but the teacher's have ${want[2]} channels: ${regenerate}`,
+      );
+    if (set.maxTokens !== text!.maxTokens)
+      throw new Error(
+        `${file} holds prompts of ${set.maxTokens} tokens, the teacher reads ${text!.maxTokens}: ${regenerate}`,
+      );
+    return;
+  }
   if (set.shape.join() !== want.join()) {
     throw new Error(
-      `${file} holds ${set.shape.join('x')} latents but the teacher makes ${want.join('x')}: regenerate it with \`ladder synth\``,
+      `${file} holds ${set.shape.join('x')} latents but the teacher makes ${want.join('x')}: ${regenerate}`,
     );
   }
   const numClasses = Math.max(1, teacher.config.unet.numClasses);
@@ -327,7 +473,7 @@ export interface SynthOptions {
  * distilled from) with the same settings; otherwise it is generated and written. A file made otherwise is an
  * error unless `force`, not silently overwritten or reused.
  */
-export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
+export async function synthesize(opts: SynthOptions): Promise<AnySyntheticSet> {
   const { teacher, teacherDir, outFile, settings } = opts;
   checkSynthSettings(settings);
   // Ancestors' weights are hashed only when they may be used.
@@ -339,22 +485,29 @@ export async function synthesize(opts: SynthOptions): Promise<SyntheticSet> {
   const group = processGroupFromEnv();
   const lead = group === undefined || group.rank === 0;
   const reuse = lead && existsSync(outFile) && !opts.force;
+  if (group !== undefined && teacher.config.prompts) {
+    throw new Error(
+      "a prompt-conditional teacher's synthetic set is made in one process: run `ladder synth` first",
+    );
+  }
   if (group !== undefined && anyRank(group, reuse)) {
     const cached = reuse ? await cachedSet(opts, lineage) : undefined;
     return syntheticSetFromRankZero(group, cached);
   }
   if (reuse) return cachedSet(opts, lineage);
   await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now
-  const made = synthesizeLatents(teacher, settings, teacherDir, opts.batchSize, group);
+  const made = teacher.config.prompts
+    ? synthesizePromptLatents(teacher, settings, teacherDir, opts.batchSize)
+    : synthesizeLatents(teacher, settings, teacherDir, opts.batchSize, group);
   const set = { ...made, madeBy: lineage[0]! };
   if (!lead) return set;
   await saveSynthetic(outFile, set);
-  process.stderr.write(`${set.labels.length} synthetic latents -> ${outFile}\n`);
+  process.stderr.write(`${settings.count} synthetic latents -> ${outFile}\n`);
   return set;
 }
 
 /** The set in `opts.outFile`, checked against the teacher, its lineage and the settings. */
-async function cachedSet(opts: SynthOptions, lineage: readonly TeacherRecord[]): Promise<SyntheticSet> {
+async function cachedSet(opts: SynthOptions, lineage: readonly TeacherRecord[]): Promise<AnySyntheticSet> {
   const { teacher, outFile, settings } = opts;
   const cached = await loadSynthetic(outFile);
   const replace = 'choose another file, or replace it with `ladder synth --force`';
@@ -369,7 +522,9 @@ async function cachedSet(opts: SynthOptions, lineage: readonly TeacherRecord[]):
 }
 
 /** Rank 0's set on every rank (the others pass undefined): its record as JSON, its latents and labels. */
-export function syntheticSetFromRankZero(group: Collectives, set: SyntheticSet | undefined): SyntheticSet {
+export function syntheticSetFromRankZero(group: Collectives, set: AnySyntheticSet | undefined): SyntheticSet {
+  if (set !== undefined && isPromptSet(set))
+    throw new Error('prompted synthetic sets are not shared across processes');
   const lead = group.rank === 0;
   const info = valueFromRankZero(
     group,
