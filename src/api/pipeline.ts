@@ -246,9 +246,8 @@ export class Pipeline {
   }
 
   /** Network evaluations per image for `request` (steps, doubled by guidance). */
-  nfe(request: GenerateRequest = {}): number {
-    const { steps, cfg } = this.resolve(request);
-    return nfe(steps, cfg);
+  nfe(request: Pick<GenerateRequest, 'steps' | 'guidance'> = {}): number {
+    return nfe(request.steps ?? this.info.steps[0]!, request.guidance ?? this.info.guidance);
   }
 
   /**

@@ -204,6 +204,10 @@ export async function cardCommand(o: CardOptions): Promise<void> {
       );
       continue;
     }
+    if (model.config.prompts)
+      throw new Error(
+        `${path} is a class eval, but ${o.model} is prompt-conditional: evaluate it with \`ladder eval\` again`,
+      );
     const run = parseEvalJson(json, path);
     if (run.dataset !== datasetId(model.config.dataset)) {
       throw new Error(

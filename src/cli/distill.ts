@@ -665,7 +665,12 @@ export function registerDistillCommands(
       modelFolder,
     )
     .requiredOption('--out <file>', 'output .safetensors file (reused when it exists with the same settings)')
-    .option('--n <N>', 'latents in total, spread evenly over the classes', int('--n', 1), 10_000)
+    .option(
+      '--n <N>',
+      'latents in total, spread evenly over the classes (a prompt teacher: over its aspect-ratio buckets)',
+      int('--n', 1),
+      10_000,
+    )
     .option('--steps <S>', "teacher sampling steps (default: the teacher's)", int('--steps', 1))
     .option(
       '--cfg <W>',

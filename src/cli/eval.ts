@@ -272,6 +272,7 @@ export function registerEvalCommands(program: Command): void {
           bootstrapReplicates: o.bootstrap,
           featureNetRole: o.net,
           overwrite: o.force,
+          gridStrings: o.gridPerClass,
           ...(o.lengths === undefined ? {} : { lengths: o.lengths }),
           ...(o.steps === undefined ? {} : { steps: o.steps }),
           ...(o.cfg === undefined ? {} : { cfg: o.cfg }),

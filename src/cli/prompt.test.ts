@@ -68,7 +68,7 @@ describe('a prompt-conditional teacher on digit strings', () => {
     const config = JSON.parse(await readFile(join(teacher, 'config.json'), 'utf8'));
     assert.deepEqual(config.prompts, { source: 'digit-strings', lengths: [1, 2, 3, 4] });
     assert.equal(config.unet.numClasses, 0);
-    assert.deepEqual(config.unet.text, { maxTokens: 16, layers: 2, heads: 4, width: 8 });
+    assert.deepEqual(config.unet.text, { maxTokens: 16, layers: 2, heads: 2, width: 8 });
     assert.deepEqual(config.classNames, []);
     const card = JSON.parse(await readFile(join(teacher, 'card.json'), 'utf8'));
     assert.equal(card.dataset, 'digit-strings');
@@ -162,9 +162,10 @@ describe('a prompt-conditional teacher on digit strings', () => {
       assert.ok(Number.isFinite(r.cellFidFloor));
       assert.equal(r.digitAccuracyInterval.length, 2);
     }
-    // Two rows (lengths 1 and 5) of 6 strings, each on a canvas five cells wide, at 2x with 2-px gaps.
+    // Two rows (lengths 1 and 5) of 8 strings (--grid-per-class), each on a canvas five cells wide, at 2x with
+    // 2-px gaps.
     const grid = decodePng(await readFile(join(root, out.results[0].grid)));
-    assert.deepEqual([grid.height, grid.width], [2 + 2 * (56 + 2), 2 + 6 * (280 + 2)]);
+    assert.deepEqual([grid.height, grid.width], [2 + 2 * (56 + 2), 2 + 8 * (280 + 2)]);
 
     const again = runLadder(args);
     assert.equal(again.status, 1);

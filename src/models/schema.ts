@@ -112,7 +112,10 @@ export const diffusionModelSchema = z
       .passthrough()
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.prompts === undefined) === (c.unet.text === undefined), {
+    message: 'a prompt-conditional model has both `prompts` and `unet.text`; a class model has neither',
+  });
 
 export const featureNetConfigSchema = z
   .object({

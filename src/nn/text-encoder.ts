@@ -31,6 +31,9 @@ export function validateTextEncoderConfig(cfg: TextEncoderConfig): void {
     fail(`maxTokens must be >= 2, got ${cfg.maxTokens}`);
   if (!(Number.isInteger(cfg.layers) && cfg.layers >= 1)) fail(`layers must be >= 1, got ${cfg.layers}`);
   if (cfg.width % cfg.heads !== 0) fail(`heads=${cfg.heads} does not divide width ${cfg.width}`);
+  // Token order enters only through rotary positions, which need a pair of channels per head at least.
+  if (cfg.width / cfg.heads < 4)
+    fail(`width ${cfg.width} over ${cfg.heads} heads leaves under 4 channels per head: use fewer heads`);
 }
 
 const utf8 = new TextEncoder();

@@ -165,8 +165,8 @@ describe('ladder serve in Chromium', { skip }, () => {
   });
 
   it("draws a prompt-conditional model at the prompt's aspect ratio, from a prompt box", async () => {
+    assert.ok(await page.isHidden('#prompt'), 'no model on the page takes a prompt yet');
     await page.selectOption('#model', 'mnist/prompted');
-    assert.ok(await page.isHidden('#class-label'));
     assert.ok(await page.isVisible('#prompt'));
     await page.fill('#prompt', '4071');
     await page.selectOption('#steps', '1');

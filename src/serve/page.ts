@@ -180,6 +180,21 @@ export async function startPage(): Promise<void> {
       `${methodName(model)} · ${plural(steps, 'step')} · ${plural(passes, 'network pass', 'network passes')} ` +
       `per image · ${qualityText(model, steps, cfg)}`;
   };
+  // The class picker and the prompt box show while a model on the page (the playground's or the comparison's)
+  // takes them.
+  const showInputs = () => {
+    const paths = [
+      modelSelect.value,
+      byId('compare-teacher', HTMLSelectElement).value,
+      byId('compare-student', HTMLSelectElement).value.replace(/^teacher:/, ''),
+    ];
+    const used = paths.map(byPath).filter((m): m is ModelInfo => m !== undefined);
+    const prompted = used.find((m) => m.prompts !== undefined);
+    byId('class-label', HTMLElement).hidden = used.length > 0 && used.every((m) => m.prompts !== undefined);
+    byId('prompt-label', HTMLElement).hidden = prompted === undefined;
+    if (prompted)
+      promptInput.title = `digit strings; trained on lengths ${prompted.prompts!.lengths.join(', ')}`;
+  };
   const onModel = () => {
     const model = byPath(modelSelect.value);
     if (model === undefined) return;
@@ -189,14 +204,12 @@ export async function startPage(): Promise<void> {
       stepChoices(model).map((s) => [String(s), String(s)]),
       String(steps),
     );
-    const classes = model.classNames.map((name, i): [string, string] => [String(i), name]);
-    setOptions(classSelect, [['all', 'all'], ...classes], classSelect.value);
-    // A prompt-conditional model takes a prompt instead of a class; its canvas takes the prompt's aspect ratio.
-    const prompted = model.prompts !== undefined;
-    byId('class-label', HTMLElement).hidden = prompted;
-    byId('prompt-label', HTMLElement).hidden = !prompted;
-    if (prompted)
-      promptInput.title = `digit strings; trained on lengths ${model.prompts!.lengths.join(', ')}`;
+    // A prompt-conditional model takes a prompt instead of a class (the class picker keeps its choice).
+    if (model.prompts === undefined) {
+      const classes = model.classNames.map((name, i): [string, string] => [String(i), name]);
+      setOptions(classSelect, [['all', 'all'], ...classes], classSelect.value);
+    }
+    showInputs();
     guidanceInput.value = String(model.cfg);
     onSettings();
   };
@@ -254,6 +267,7 @@ export async function startPage(): Promise<void> {
     onStudent();
   };
   const onStudent = () => {
+    showInputs();
     const fallback = studentSelect.value.startsWith('teacher:');
     studentTitle.textContent = fallback
       ? 'Teacher at 1 step: no distilled student is served, so this shows what one step of the teacher gives'
@@ -285,8 +299,9 @@ export async function startPage(): Promise<void> {
       let condition: GridCondition;
       if (model.prompts !== undefined) {
         const rows = Number(rowsSelect.value);
-        condition = conditionFor(model, classSelect.value, promptInput.value, rows * columns);
-        showRowLabels(Array<string>(rows).fill((condition as { prompt: string }).prompt));
+        const prompt = promptInput.value.trim() || DEFAULT_PROMPT;
+        condition = { prompt, count: rows * columns };
+        showRowLabels(Array<string>(rows).fill(prompt));
       } else {
         const { labels, rowClasses } = classRows(
           classSelect.value,

@@ -173,7 +173,13 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
   const shape = latentShape(aeCfg);
   const base = { ...TEACHER_UNET_DEFAULTS, ...opts.unet };
   const text: TextEncoderConfig | undefined = source
-    ? { ...TEXT_ENCODER_DEFAULTS, width: base.channels[0]!, ...opts.text }
+    ? {
+        ...TEXT_ENCODER_DEFAULTS,
+        width: base.channels[0]!,
+        // A narrow net (tests, smoke runs) gets fewer heads, so each keeps the 4 channels rotary positions need.
+        heads: Math.max(1, Math.min(TEXT_ENCODER_DEFAULTS.heads, Math.floor(base.channels[0]! / 4))),
+        ...opts.text,
+      }
     : undefined;
   const unet: UNetConfig = {
     inChannels: shape[2],

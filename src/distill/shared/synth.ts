@@ -270,6 +270,11 @@ export function synthesizePromptLatents(
     throw new Error(`${teacherDir} is not prompt-conditional: make its set with synthesizeLatents`);
   const { maxTokens } = unet.text;
   const lengths = prompts.lengths;
+  if (settings.count < lengths.length) {
+    throw new Error(
+      `${settings.count} synthetic latents cannot fill ${lengths.length} aspect-ratio buckets (string lengths ${lengths.join(', ')}): make at least ${lengths.length}`,
+    );
+  }
   const progress = createProgress('synth', settings.count);
   const seeds = new Rng(settings.seed);
   const buckets: PromptBucket[] = [];
@@ -388,6 +393,9 @@ export async function loadSynthetic(file: string): Promise<AnySyntheticSet> {
       const [n, h, w, c] = latents.shape as [number, number, number, number];
       if (tokens.shape[0] !== n)
         throw new Error(`${file} bucket ${k} holds ${n} latents but ${tokens.shape[0]} prompts`);
+      if (k > 0 && tokens.shape[1] !== maxTokens)
+        throw new Error(`${file}: its buckets hold prompts of different lengths`);
+      if (!(tokens.data instanceof Int32Array)) throw notASet;
       maxTokens = tokens.shape[1]!;
       buckets.push({ shape: [h, w, c], data: latents.data, tokens: Int32Array.from(tokens.data) });
     }
@@ -428,10 +436,10 @@ export function checkSyntheticFits(set: AnySyntheticSet, teacher: DiffusionModel
     );
   }
   if (isPromptSet(set)) {
-    const wrong = set.buckets.find((b) => b.shape[2] !== want[2]);
+    const wrong = set.buckets.find((b) => b.shape[0] !== want[0] || b.shape[2] !== want[2]);
     if (wrong !== undefined)
       throw new Error(
-        `${file} holds ${wrong.shape.join('x')} latents but the teacher's have ${want[2]} channels: ${regenerate}`,
+        `${file} holds ${wrong.shape.join('x')} latents but the teacher's are ${want[0]} high with ${want[2]} channels: ${regenerate}`,
       );
     if (set.maxTokens !== text!.maxTokens)
       throw new Error(
