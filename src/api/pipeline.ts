@@ -15,7 +15,7 @@ import {
   nfe,
   promptLatentSize,
 } from '../models/pipeline.js';
-import type { DistillMethod } from '../models/schema.js';
+import type { DistillMethod, PromptsConfig } from '../models/schema.js';
 import { disposeParams } from '../nn/params.js';
 import { SAMPLER_KINDS, type SamplerKind } from '../samplers/sample.js';
 
@@ -30,10 +30,10 @@ export interface PipelineInfo {
   /** Class names by index (empty for an unconditional or a prompt-conditional model). */
   readonly classNames: readonly string[];
   /**
-   * A prompt-conditional model's prompts: digit strings of the trained lengths. Its images are `height` high and
-   * `width` wide per digit.
+   * A prompt-conditional model's prompts: digit strings of the trained lengths (its images are `height` high and
+   * `width` wide per digit), or captions (images of `width` x `height`).
    */
-  readonly prompts?: { readonly source: 'digit-strings'; readonly lengths: readonly number[] };
+  readonly prompts?: PromptsConfig;
   /** Default sampling steps, then the other step counts a student was trained for. */
   readonly steps: readonly number[];
   readonly guidance: number;

@@ -211,4 +211,144 @@ describe('ladder on a folder of images', () => {
       assert.ok(!existsSync(join(root, 'out', name)), `${name}: no run folder`);
     }
   });
+
+  it('trains a prompt-conditional teacher on the captions of metadata.jsonl, samples a caption and distils it', async () => {
+    const captioned = join(root, 'captioned');
+    await mkdir(captioned, { recursive: true });
+    const lines: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const kind = i % 2 === 0 ? 'discs' : 'bars';
+      await drawing(join(captioned, `${i}.png`), kind, i);
+      lines.push(
+        JSON.stringify({
+          file_name: `${i}.png`,
+          text: `a ${i % 4 < 2 ? 'dark' : 'bright'} ${kind.slice(0, -1)}`,
+        }),
+      );
+    }
+    await writeFile(join(captioned, 'metadata.jsonl'), `${lines.join('\n')}\n`);
+    const tiny = ['--iterations', '2', '--batch', '4', '--checkpoint-every', '1'];
+    const ae = join(root, 'captions', 'autoencoder');
+    ok(
+      await ladder(
+        'train-ae',
+        '--data',
+        captioned,
+        '--size',
+        '16x24',
+        '--channels',
+        '8,8,8',
+        ...tiny,
+        '--out',
+        ae,
+      ),
+    );
+    const teacher = join(root, 'captions', 'teacher');
+    ok(
+      await ladder(
+        'train-teacher',
+        '--ae',
+        ae,
+        '--data',
+        'captions',
+        '--channels',
+        '8,16',
+        ...tiny,
+        '--out',
+        teacher,
+      ),
+    );
+    const config = JSON.parse(await readFile(join(teacher, 'config.json'), 'utf8'));
+    assert.deepEqual(config.prompts, { source: 'captions' });
+    assert.equal(config.unet.text.maxTokens, 16);
+
+    const npy = join(root, 'captions', 'disc.npy');
+    ok(
+      await ladder(
+        'sample',
+        '--model',
+        teacher,
+        '--prompt',
+        'a dark disc',
+        '--n',
+        '2',
+        '--steps',
+        '2',
+        '--out',
+        npy,
+      ),
+    );
+    const header = (await readFile(npy)).subarray(0, 128).toString('latin1');
+    assert.match(header, /'shape': \(2, 24, 16, 3\)/);
+
+    const synthetic = join(root, 'captions', 'synth.safetensors');
+    ok(await ladder('synth', '--teacher', teacher, '--n', '6', '--steps', '2', '--out', synthetic));
+    const student = join(root, 'captions', 'ladd');
+    ok(
+      await ladder(
+        'distill',
+        '--method',
+        'ladd',
+        '--teacher',
+        teacher,
+        '--synthetic',
+        synthetic,
+        '--steps',
+        '1',
+        '--batch',
+        '2',
+        '--iterations',
+        '2',
+        '--checkpoint-every',
+        '1',
+        '--out',
+        student,
+      ),
+    );
+    ok(
+      await ladder(
+        'sample',
+        '--model',
+        student,
+        '--prompt',
+        'a bright bar',
+        '--n',
+        '1',
+        '--out',
+        join(root, 'captions', 's.png'),
+      ),
+    );
+
+    // A folder without captions, and a caption model given to eval, say what to do.
+    const shapesAe = join(root, 'captions', 'uncaptioned-ae');
+    ok(
+      await ladder(
+        'train-ae',
+        '--data',
+        images,
+        '--size',
+        '16x24',
+        '--channels',
+        '8,8,8',
+        ...tiny,
+        '--out',
+        shapesAe,
+      ),
+    );
+    const none = await ladder(
+      'train-teacher',
+      '--ae',
+      shapesAe,
+      '--data',
+      'captions',
+      ...tiny,
+      '--out',
+      join(root, 'nocap'),
+    );
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /has no captions: put a metadata\.jsonl beside its images/);
+    const evaluated = await ladder('eval', '--model', teacher, '--json', join(root, 'captions', 'e.json'));
+    assert.equal(evaluated.status, 1);
+    assert.match(evaluated.stderr, /prompt-conditional \(captions\).*scoring a caption model is not built/);
+  });
 });

@@ -141,8 +141,9 @@ addTrainingFlags(
       new Option(
         '--data <name>',
         'train prompt-conditional on prompted images instead: digit-strings (MNIST digits in a row, prompt ' +
-          '"407"; one aspect-ratio bucket per length 1 to 4)',
-      ).choices(['digit-strings']),
+          '"407"; one aspect-ratio bucket per length 1 to 4), or captions (the metadata.jsonl texts of the ' +
+          "autoencoder's folder dataset)",
+      ).choices(['digit-strings', 'captions']),
     )
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
     .addOption(new Option('--formulation <kind>', 'forward process').choices(['flow', 'vp']).default('flow'))

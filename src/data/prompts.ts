@@ -67,6 +67,66 @@ export function bucketAt(seed: number, step: number, buckets: number): number {
   return order[step % buckets]!;
 }
 
+/** Images with a caption each (a folder's metadata.jsonl texts), as the view of them prompted training needs. */
+export interface CaptionedSet {
+  readonly name: string;
+  readonly images: Float32Array;
+  readonly texts: readonly string[];
+  readonly count: number;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+}
+
+/**
+ * A captioned image set as prompted data: one bucket (the set's image size), batches drawn without replacement
+ * epoch by epoch, each image with its caption. Stateless like BatchLoader: batch k depends only on (seed, k).
+ */
+export class CaptionedImages implements PromptedSource {
+  readonly name: string;
+  readonly channels: number;
+  readonly buckets: readonly (readonly [number, number])[];
+  private readonly loaders = new Map<number, BatchLoader>();
+
+  constructor(
+    private readonly set: CaptionedSet,
+    private readonly seed: number,
+  ) {
+    if (set.texts.length !== set.count) {
+      throw new Error(`${set.name}: ${set.count} images but ${set.texts.length} captions`);
+    }
+    this.name = set.name;
+    this.channels = set.channels;
+    this.buckets = [[set.height, set.width]];
+  }
+
+  batchAt(step: number, batchSize: number): PromptedBatch {
+    const { set } = this;
+    let loader = this.loaders.get(batchSize);
+    if (loader === undefined) {
+      const rows = Int32Array.from({ length: set.count }, (_, i) => i);
+      loader = new BatchLoader(
+        { data: set.images, labels: rows, shape: [set.height, set.width, set.channels] },
+        { batchSize, seed: this.seed },
+      );
+      this.loaders.set(batchSize, loader);
+    }
+    const rows = loader.indicesAt(step);
+    const size = set.height * set.width * set.channels;
+    const images = new Float32Array(rows.length * size);
+    rows.forEach((row, i) => {
+      images.set(set.images.subarray(row * size, (row + 1) * size), i * size);
+    });
+    return {
+      images,
+      prompts: Array.from(rows, (row) => set.texts[row]!),
+      height: set.height,
+      width: set.width,
+      channels: set.channels,
+    };
+  }
+}
+
 /** One aspect-ratio bucket of prompted samples (latents, say): samples of one shape and their prompts' tokens. */
 export interface PromptBucket {
   /** Per-sample [height, width, channels]. */

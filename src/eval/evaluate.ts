@@ -144,6 +144,11 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
   const model = await loadDiffusionModel(opts.modelDir);
   let net: LoadedFeatureNet | undefined;
   try {
+    if (model.config.prompts) {
+      throw new Error(
+        `${opts.modelDir} is prompt-conditional (${model.config.prompts.source}): ladder eval scores class models, and digit-strings models per string length; scoring a caption model is not built`,
+      );
+    }
     if (lead) checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
     checkChunkFits(model, {
       latentSize: opts.latentSize ?? [model.config.latentShape[0], model.config.latentShape[1]],

@@ -147,12 +147,14 @@ function conditionRows(unet: UNetConfig, opts: GenerateConditions, start: number
 
 /**
  * The latent [height, width] a prompt-conditional model draws `prompt` at: a digit string's cells side by side,
- * through the autoencoder's downsampling.
+ * through the autoencoder's downsampling; a caption model's own latent size.
  */
 export function promptLatentSize(model: DiffusionModel, prompt: string): [number, number] {
   if (!model.config.prompts) {
     throw new Error('this model is not prompt-conditional: it takes classes, not a prompt');
   }
+  if (model.config.prompts.source === 'captions')
+    return [model.config.latentShape[0], model.config.latentShape[1]];
   const factor = downsampling(model.autoencoder.config.autoencoder);
   const [height, width] = digitStringSize(parseDigitString(prompt).length);
   return [height / factor, width / factor];

@@ -91,8 +91,11 @@ export const diffusionModelSchema = z
      * image size follows from the prompt; `dataset` is where the digits come from). latentShape is one digit's.
      */
     prompts: z
-      .object({ source: z.literal('digit-strings'), lengths: z.array(positiveInt).min(1) })
-      .strict()
+      .union([
+        z.object({ source: z.literal('digit-strings'), lengths: z.array(positiveInt).min(1) }).strict(),
+        // Captions of a folder dataset (metadata.jsonl): one bucket, the folder's image size.
+        z.object({ source: z.literal('captions') }).strict(),
+      ])
       .optional(),
     formulation: formulationConfigSchema,
     unet: unetConfigSchema,
@@ -149,6 +152,8 @@ export type DiffusionModelConfig = Omit<
   readonly formulation: FormulationConfig;
   readonly latentShape: readonly [number, number, number];
 };
+/** What a prompt-conditional model's prompts are: digit strings of some lengths, or a folder's captions. */
+export type PromptsConfig = NonNullable<DiffusionModelConfig['prompts']>;
 
 export type FeaturesModelConfig = Omit<z.infer<typeof featuresModelSchema>, 'featureNet'> & {
   readonly featureNet: FeatureNetConfig;

@@ -192,8 +192,12 @@ export async function startPage(): Promise<void> {
     const prompted = used.find((m) => m.prompts !== undefined);
     byId('class-label', HTMLElement).hidden = used.length > 0 && used.every((m) => m.prompts !== undefined);
     byId('prompt-label', HTMLElement).hidden = prompted === undefined;
-    if (prompted)
-      promptInput.title = `digit strings; trained on lengths ${prompted.prompts!.lengths.join(', ')}`;
+    const prompts = prompted?.prompts;
+    if (prompts)
+      promptInput.title =
+        prompts.source === 'digit-strings'
+          ? `digit strings; trained on lengths ${prompts.lengths.join(', ')}`
+          : 'a caption like those it was trained on';
   };
   const onModel = () => {
     const model = byPath(modelSelect.value);

@@ -1,5 +1,5 @@
 // What the server, the page and its generation workers say to each other (types only, browser-safe).
-import type { DistillMethod } from '../models/schema.js';
+import type { DistillMethod, PromptsConfig } from '../models/schema.js';
 
 /** A usable teacher or student in GET /api/models. */
 export interface ModelInfo {
@@ -18,8 +18,8 @@ export interface ModelInfo {
   readonly steps: readonly number[];
   readonly cfg: number;
   readonly classNames: readonly string[];
-  /** A prompt-conditional model's prompts (digit strings of the trained lengths); it has no classes. */
-  readonly prompts?: { readonly source: string; readonly lengths: readonly number[] };
+  /** A prompt-conditional model's prompts (digit strings of the trained lengths, or captions); it has no classes. */
+  readonly prompts?: PromptsConfig;
   /** FIDs and class accuracies from the model's card (the report net's when it has them). */
   readonly quality?: ModelQuality;
 }

@@ -5,7 +5,12 @@ import { loadDataset } from '../data/dataset.js';
 import { DigitStrings } from '../data/digit-strings.js';
 import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
-import { DIGIT_CELL, DIGIT_STRING_TRAIN_LENGTHS, type PromptedSource } from '../data/prompts.js';
+import {
+  CaptionedImages,
+  DIGIT_CELL,
+  DIGIT_STRING_TRAIN_LENGTHS,
+  type PromptedSource,
+} from '../data/prompts.js';
 import { type FormulationConfig, makeFormulation } from '../diffusion/formulation.js';
 import { denoisingLoss } from '../diffusion/loss.js';
 import { type LoadedAutoencoder, loadAutoencoder, saveModelFolder } from '../models/folder.js';
@@ -46,10 +51,11 @@ export interface TrainTeacherOptions {
    */
   readonly labelDropout: number;
   /**
-   * Train on prompted images instead of the autoencoder's labelled dataset: 'digit-strings' (prompt-conditional,
-   * one aspect-ratio bucket per string length).
+   * Train prompt-conditional on prompted images instead of the autoencoder's labelled dataset: 'digit-strings'
+   * (one aspect-ratio bucket per string length), or 'captions' (the autoencoder's folder dataset with its
+   * metadata.jsonl texts; one bucket, the folder's size).
    */
-  readonly prompts?: 'digit-strings';
+  readonly prompts?: 'digit-strings' | 'captions';
   /** The text encoder of a prompt-conditional teacher (defaults: TEXT_ENCODER_DEFAULTS). */
   readonly text?: Partial<TextEncoderConfig>;
   readonly emaDecay: number;
@@ -146,6 +152,44 @@ function promptedBatches(
   };
 }
 
+/** Captions longer than this many bytes are refused (the text encoder reads one more token, the begin token). */
+export const MAX_CAPTION_BYTES = 127;
+
+/**
+ * The captioned source for a prompt-conditional teacher: the autoencoder's folder dataset with its metadata.jsonl
+ * captions, and the token count the longest caption needs.
+ */
+async function captionSource(
+  opts: TrainTeacherOptions,
+  ae: LoadedAutoencoder,
+): Promise<{ source: PromptedSource; maxTokens: number }> {
+  const data = await loadDataset(
+    ae.config.dataset,
+    'train',
+    opts.limit === undefined ? {} : { limit: opts.limit },
+  );
+  const { texts } = data;
+  if (texts === undefined) {
+    throw new Error(
+      `${data.name} has no captions: put a metadata.jsonl beside its images ({"file_name": "a.png", "text": "..."} per line), or train on classes without --data captions`,
+    );
+  }
+  const bytes = texts.map((t) => new TextEncoder().encode(t).length);
+  const longest = Math.max(0, ...bytes);
+  if (longest > MAX_CAPTION_BYTES) {
+    const i = bytes.indexOf(longest);
+    throw new Error(
+      `the caption of image ${i} is ${longest} bytes; ladder reads captions of up to ${MAX_CAPTION_BYTES}: shorten it in metadata.jsonl`,
+    );
+  }
+  const set = { ...data, texts };
+  // Room for the longest caption, at least the default's.
+  return {
+    source: new CaptionedImages(set, opts.seed),
+    maxTokens: Math.max(TEXT_ENCODER_DEFAULTS.maxTokens, longest + 1),
+  };
+}
+
 /** The digit-strings source for a prompt-conditional teacher; fails unless the autoencoder takes 28-px grey cells. */
 async function promptSource(opts: TrainTeacherOptions, aeCfg: AutoencoderConfig): Promise<PromptedSource> {
   const channels = aeCfg.imageShape[2];
@@ -169,12 +213,14 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
   const aeCfg = ae.config.autoencoder;
   const limit = opts.limit === undefined ? {} : { limit: opts.limit };
   const data = opts.prompts ? undefined : await loadDataset(ae.config.dataset, 'train', limit);
-  const source = opts.prompts ? await promptSource(opts, aeCfg) : undefined;
+  const captioned = opts.prompts === 'captions' ? await captionSource(opts, ae) : undefined;
+  const source = opts.prompts === 'digit-strings' ? await promptSource(opts, aeCfg) : captioned?.source;
   const shape = latentShape(aeCfg);
   const base = { ...TEACHER_UNET_DEFAULTS, ...opts.unet };
   const text: TextEncoderConfig | undefined = source
     ? {
         ...TEXT_ENCODER_DEFAULTS,
+        ...(captioned ? { maxTokens: captioned.maxTokens } : {}),
         width: base.channels[0]!,
         // A narrow net (tests, smoke runs) gets fewer heads, so each keeps the 4 channels rotary positions need.
         heads: Math.max(1, Math.min(TEXT_ENCODER_DEFAULTS.heads, Math.floor(base.channels[0]! / 4))),
@@ -242,7 +288,10 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     autoencoder: relative(resolve(opts.outDir), resolve(opts.aeDir)) || '.',
     latentShape: shape,
     classNames: data ? [...data.classNames] : [],
-    ...(source ? { prompts: { source: 'digit-strings', lengths: [...DIGIT_STRING_TRAIN_LENGTHS] } } : {}),
+    ...(opts.prompts === 'digit-strings'
+      ? { prompts: { source: 'digit-strings' as const, lengths: [...DIGIT_STRING_TRAIN_LENGTHS] } }
+      : {}),
+    ...(opts.prompts === 'captions' ? { prompts: { source: 'captions' as const } } : {}),
     formulation: opts.formulation,
     unet,
     prediction: 'formulation',

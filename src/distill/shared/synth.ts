@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ensureWritableDir, writeFileAtomic } from '../../core/fs.js';
 import { Rng } from '../../core/rng.js';
 import * as tf from '../../core/tf.js';
+import { loadDataset } from '../../data/dataset.js';
 import type { ArraySource } from '../../data/loader.js';
 import { balancedDigitStrings, type PromptBucket } from '../../data/prompts.js';
 import type { Collectives } from '../../engine/torch/collectives.js';
@@ -25,7 +26,12 @@ import {
   MAX_CFG,
   promptLatentSize,
 } from '../../models/pipeline.js';
-import { type DiffusionModelConfig, diffusionModelSchema, parseConfig } from '../../models/schema.js';
+import {
+  type DiffusionModelConfig,
+  diffusionModelSchema,
+  type PromptsConfig,
+  parseConfig,
+} from '../../models/schema.js';
 import { tokenizeAll } from '../../nn/text-encoder.js';
 import type { SamplerKind } from '../../samplers/sample.js';
 import {
@@ -254,37 +260,63 @@ export function synthesizeLatents(
 }
 
 /**
- * A prompt-conditional teacher's latents: `settings.count` spread evenly over its buckets (string lengths), each
- * bucket's prompts digit strings with every digit equally often (`balancedDigitStrings`), generated in batches
+ * The prompts of each bucket of a prompt-conditional teacher's synthetic set, `count` in all: digit strings spread
+ * evenly over the string lengths (every digit equally often in a bucket, `balancedDigitStrings`), or the training
+ * captions in a seeded order, repeated as needed (one bucket: the model's size).
+ */
+export function synthPrompts(
+  prompts: PromptsConfig,
+  count: number,
+  seed: number,
+  captions?: readonly string[],
+): string[][] {
+  if (prompts.source === 'captions') {
+    if (captions === undefined || captions.length === 0)
+      throw new Error("a caption-prompted teacher's synthetic set needs its training captions");
+    const order = new Rng(seed).permutation(captions.length);
+    return [Array.from({ length: count }, (_, i) => captions[order[i % captions.length]!]!)];
+  }
+  const { lengths } = prompts;
+  if (count < lengths.length) {
+    throw new Error(
+      `${count} synthetic latents cannot fill ${lengths.length} aspect-ratio buckets (string lengths ${lengths.join(', ')}): make at least ${lengths.length}`,
+    );
+  }
+  return lengths.map((length, k) =>
+    balancedDigitStrings(
+      length,
+      Math.floor(count / lengths.length) + (k < count % lengths.length ? 1 : 0),
+      seed,
+    ),
+  );
+}
+
+/**
+ * A prompt-conditional teacher's latents for the prompts of `synthPrompts`, bucket by bucket, generated in batches
  * like `synthesizeLatents` (batch i's noise from the i-th seed of Rng(settings.seed), counted across buckets).
+ * `captions`: a caption-prompted teacher's training captions.
  */
 export function synthesizePromptLatents(
   teacher: DiffusionModel,
   settings: SynthSettings,
   teacherDir: string,
   batchSize = DEFAULT_BATCH,
+  captions?: readonly string[],
 ): PromptSyntheticSet {
   checkSynthSettings(settings);
   const { prompts, unet, latentShape } = teacher.config;
   if (prompts === undefined || unet.text === undefined)
     throw new Error(`${teacherDir} is not prompt-conditional: make its set with synthesizeLatents`);
   const { maxTokens } = unet.text;
-  const lengths = prompts.lengths;
-  if (settings.count < lengths.length) {
-    throw new Error(
-      `${settings.count} synthetic latents cannot fill ${lengths.length} aspect-ratio buckets (string lengths ${lengths.join(', ')}): make at least ${lengths.length}`,
-    );
-  }
+  const promptsByBucket = synthPrompts(prompts, settings.count, settings.seed, captions);
   const progress = createProgress('synth', settings.count);
   const seeds = new Rng(settings.seed);
   const buckets: PromptBucket[] = [];
   let done = 0;
   try {
-    for (const [k, length] of lengths.entries()) {
-      const count =
-        Math.floor(settings.count / lengths.length) + (k < settings.count % lengths.length ? 1 : 0);
-      const bucketPrompts = balancedDigitStrings(length, count, settings.seed);
-      const [h, w] = promptLatentSize(teacher, bucketPrompts[0] ?? '0'.repeat(length));
+    for (const bucketPrompts of promptsByBucket) {
+      const count = bucketPrompts.length;
+      const [h, w] = promptLatentSize(teacher, bucketPrompts[0]!);
       const shape = [h, w, latentShape[2]] as const;
       checkChunkFits(teacher, {
         latentSize: [h, w],
@@ -505,13 +537,20 @@ export async function synthesize(opts: SynthOptions): Promise<AnySyntheticSet> {
   if (reuse) return cachedSet(opts, lineage);
   await ensureWritableDir(dirname(outFile)); // before the slow part: an unwritable --out fails now
   const made = teacher.config.prompts
-    ? synthesizePromptLatents(teacher, settings, teacherDir, opts.batchSize)
+    ? synthesizePromptLatents(teacher, settings, teacherDir, opts.batchSize, await trainingCaptions(teacher))
     : synthesizeLatents(teacher, settings, teacherDir, opts.batchSize, group);
   const set = { ...made, madeBy: lineage[0]! };
   if (!lead) return set;
   await saveSynthetic(outFile, set);
   process.stderr.write(`${settings.count} synthetic latents -> ${outFile}\n`);
   return set;
+}
+
+// A caption-prompted teacher's training captions (its folder dataset); undefined for other teachers.
+async function trainingCaptions(teacher: DiffusionModel): Promise<readonly string[] | undefined> {
+  if (teacher.config.prompts?.source !== 'captions') return undefined;
+  const data = await loadDataset(teacher.config.dataset, 'train');
+  return data.texts;
 }
 
 /** The set in `opts.outFile`, checked against the teacher, its lineage and the settings. */
