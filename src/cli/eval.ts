@@ -230,7 +230,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--name <text>', 'model name in the JSON and the report (default: the --model path)')
     .option(
       '--batch <n>',
-      'images generated, decoded and scored at a time: bounds memory (the timing is per image at this batch)',
+      'images generated, decoded and scored at a time (digit strings: 28-px cells): bounds memory (the timing is per image at this batch)',
       int('--batch', 1),
       DEFAULT_BATCH,
     )

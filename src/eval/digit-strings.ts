@@ -54,6 +54,7 @@ export interface DigitStringEvalOptions {
   /** Eval JSON to write; a grid per step count goes next to it. */
   readonly outJson: string;
   readonly name?: string;
+  /** Digit cells generated at a time (default DEFAULT_BATCH): a batch of strings of length n holds batchSize / n. */
   readonly batchSize?: number;
   readonly kidSubsets?: number;
   readonly bootstrapReplicates?: number;
@@ -205,6 +206,8 @@ async function run(
 ): Promise<DigitStringEvalJson> {
   const { config } = model;
   const batchSize = opts.batchSize ?? DEFAULT_BATCH;
+  // Memory follows the cells, not the strings: longer strings go fewer at a time.
+  const stringsPerBatch = (length: number): number => Math.max(1, Math.floor(batchSize / length));
   const cfg = opts.cfg ?? config.sampling.cfg;
   const sampler = opts.sampler ?? defaultSampler(config);
   const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
@@ -213,7 +216,7 @@ async function run(
   for (const length of lengths) {
     checkChunkFits(model, {
       latentSize: promptLatentSize(model, '0'.repeat(length)),
-      batchSize: Math.min(batchSize, opts.samples),
+      batchSize: Math.min(stringsPerBatch(length), opts.samples),
       cfg,
       decode: true,
     });
@@ -249,7 +252,7 @@ async function run(
         cfg,
         sampler,
         seed: opts.seed,
-        batchSize,
+        batchSize: stringsPerBatch(length),
         modelName: model.dir,
         checkFinite: true,
         latentSize: promptLatentSize(model, prompts[0]!),
@@ -287,7 +290,7 @@ async function run(
         for (let j = 0; j < length; j++) right &&= cells.predicted[n * length + j] === asked[n * length + j];
         if (right) whole++;
       }
-      const full = batchMs.slice(0, Math.floor(opts.samples / batchSize));
+      const full = batchMs.slice(0, Math.floor(opts.samples / stringsPerBatch(length)));
       const result: DigitStringLengthResult = {
         length,
         strings: opts.samples,
