@@ -259,34 +259,8 @@ export function registerEvalCommands(program: Command): void {
       'folder of the reference-statistics cache (default: .cache in the repository)',
     )
     .action(async (o) => {
-      if (o.data === 'digit-strings' || (await promptSource(o.model)) === 'digit-strings') {
-        if (o.latentSize !== undefined)
-          throw new Error('--latent-size: a digit string sets its own size; use --lengths');
-        await evaluateDigitStrings({
-          modelDir: o.model,
-          samples: o.samples,
-          seed: o.seed,
-          outJson: o.json,
-          batchSize: o.batch,
-          kidSubsets: o.kidSubsets,
-          bootstrapReplicates: o.bootstrap,
-          featureNetRole: o.net,
-          overwrite: o.force,
-          gridStrings: o.gridPerClass,
-          ...(o.lengths === undefined ? {} : { lengths: o.lengths }),
-          ...(o.steps === undefined ? {} : { steps: o.steps }),
-          ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
-          ...(o.sampler === undefined ? {} : { sampler: o.sampler }),
-          ...(o.features === undefined ? {} : { featuresDir: o.features }),
-          ...(o.name === undefined ? {} : { name: o.name }),
-          ...(o.refLimit === undefined ? {} : { referenceLimit: o.refLimit }),
-          ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
-        });
-        return;
-      }
-      if (o.lengths !== undefined)
-        throw new Error('--lengths needs a digit-strings model (--data digit-strings)');
-      await evaluateModel({
+      // What both evaluations read the same way.
+      const shared = {
         modelDir: o.model,
         samples: o.samples,
         seed: o.seed,
@@ -295,9 +269,7 @@ export function registerEvalCommands(program: Command): void {
         kidSubsets: o.kidSubsets,
         bootstrapReplicates: o.bootstrap,
         featureNetRole: o.net,
-        gridPerClass: o.gridPerClass,
         overwrite: o.force,
-        ...(o.latentSize === undefined ? {} : { latentSize: o.latentSize }),
         ...(o.steps === undefined ? {} : { steps: o.steps }),
         ...(o.cfg === undefined ? {} : { cfg: o.cfg }),
         ...(o.sampler === undefined ? {} : { sampler: o.sampler }),
@@ -305,6 +277,23 @@ export function registerEvalCommands(program: Command): void {
         ...(o.name === undefined ? {} : { name: o.name }),
         ...(o.refLimit === undefined ? {} : { referenceLimit: o.refLimit }),
         ...(o.cacheDir === undefined ? {} : { cacheDir: o.cacheDir }),
+      };
+      if (o.data === 'digit-strings' || (await promptSource(o.model)) === 'digit-strings') {
+        if (o.latentSize !== undefined)
+          throw new Error('--latent-size: a digit string sets its own size; use --lengths');
+        await evaluateDigitStrings({
+          ...shared,
+          gridStrings: o.gridPerClass,
+          ...(o.lengths === undefined ? {} : { lengths: o.lengths }),
+        });
+        return;
+      }
+      if (o.lengths !== undefined)
+        throw new Error('--lengths needs a digit-strings model (--data digit-strings)');
+      await evaluateModel({
+        ...shared,
+        gridPerClass: o.gridPerClass,
+        ...(o.latentSize === undefined ? {} : { latentSize: o.latentSize }),
       });
     });
 

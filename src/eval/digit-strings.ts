@@ -5,7 +5,7 @@
 // finite-sample floor at the same cell count.
 
 import { existsSync } from 'node:fs';
-import { basename, dirname, extname, join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { ensureWritableDir, writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { median } from '../core/stats.js';
 import { balancedDigitStrings, DIGIT_CELL } from '../data/prompts.js';
@@ -17,6 +17,7 @@ import {
   checkChunkFits,
   DEFAULT_BATCH,
   defaultSampler,
+  type GenerateSettings,
   imageChunks,
   nfe,
   promptLatentSize,
@@ -26,8 +27,10 @@ import type { SamplerKind } from '../samplers/sample.js';
 import type { FeatureNetRole } from './eval-json.js';
 import {
   BOOTSTRAP_BLOCKS,
+  checkEvalOutputs,
   DEFAULT_BOOTSTRAP_REPLICATES,
   featuresDirFor,
+  gridPath,
   PRECISION_RECALL_K,
   type SampleMetrics,
   sampleMetrics,
@@ -162,7 +165,7 @@ export async function evaluateDigitStrings(opts: DigitStringEvalOptions): Promis
       );
     }
     const stepsList = opts.steps ?? model.config.sampling.steps;
-    checkOutputs(opts, stepsList);
+    checkEvalOutputs(opts.outJson, stepsList, (opts.gridStrings ?? 6) > 0, opts.overwrite);
     const role = opts.featureNetRole ?? 'selection';
     net = await loadFeatureNet(opts.featuresDir ?? featuresDirFor('mnist', role));
     const [h, w, c] = net.config.featureNet.imageShape;
@@ -177,21 +180,6 @@ export async function evaluateDigitStrings(opts: DigitStringEvalOptions): Promis
     disposeParams(model.params);
     disposeParams(model.autoencoder.params);
     if (net !== undefined) disposeParams(net.params);
-  }
-}
-
-const gridPath = (outJson: string, steps: number): string =>
-  join(dirname(outJson), `${basename(outJson, extname(outJson))}-${steps}steps.png`);
-
-function checkOutputs(opts: DigitStringEvalOptions, stepsList: readonly number[]): void {
-  if (opts.overwrite ?? true) return;
-  const grids = (opts.gridStrings ?? 6) > 0 ? stepsList.map((steps) => gridPath(opts.outJson, steps)) : [];
-  const existing = [opts.outJson, ...grids].filter((f) => existsSync(f));
-  if (existing.length > 0) {
-    throw new Error(
-      `${existing.join(', ')} already ${existing.length === 1 ? 'exists' : 'exist'}: ` +
-        'pass --force to overwrite the eval JSON and its grids, or choose another --json',
-    );
   }
 }
 
@@ -212,7 +200,6 @@ async function run(
   const sampler = opts.sampler ?? defaultSampler(config);
   const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
   const gridStrings = Math.min(opts.gridStrings ?? 6, opts.samples);
-  const longest = Math.max(...lengths);
   for (const length of lengths) {
     checkChunkFits(model, {
       latentSize: promptLatentSize(model, '0'.repeat(length)),
@@ -227,14 +214,12 @@ async function run(
   };
   const reference = await loadReference(net, 'test', referenceOptions);
   const dim = net.config.featureNet.featureDim;
-  const cellSize = DIGIT_CELL * DIGIT_CELL;
 
   const results: DigitStringStepsResult[] = [];
   const grids: [string, Uint8Array][] = [];
   for (const steps of stepsList) {
     const perLength: DigitStringLengthResult[] = [];
-    // A row per length: the first strings, each on a grey canvas as wide as the longest string.
-    const grid = new Float32Array(lengths.length * gridStrings * cellSize * longest);
+    const grid = new StringGrid(lengths, gridStrings);
     for (const [row, length] of lengths.entries()) {
       const prompts = balancedDigitStrings(length, opts.samples, opts.seed);
       const asked = Int32Array.from(prompts.join(''), Number);
@@ -246,31 +231,13 @@ async function run(
       };
       const batchMs: number[] = [];
       let began = performance.now();
-      for (const { start, tensor } of imageChunks(model, {
-        prompts,
-        steps,
-        cfg,
-        sampler,
-        seed: opts.seed,
-        batchSize: stringsPerBatch(length),
-        modelName: model.dir,
-        checkFinite: true,
-        latentSize: promptLatentSize(model, prompts[0]!),
-      })) {
-        let pixels: Float32Array;
-        try {
-          pixels = (await tensor.data()) as Float32Array;
-        } finally {
-          tensor.dispose();
-        }
-        const count = pixels.length / (cellSize * length);
+      const settings = { steps, cfg, sampler, seed: opts.seed, batchSize: stringsPerBatch(length) };
+      for await (const { start, pixels, count } of stringChunks(model, prompts, settings)) {
         batchMs.push((performance.now() - began) / count);
         const part = await extractFeatures(net, cutCells(pixels, count, length), count * length);
         cells.features.set(part.features, start * length * dim);
         cells.predicted.set(part.predicted, start * length);
-        for (let i = start; i < Math.min(start + count, gridStrings); i++) {
-          placeInGrid(grid, pixels, i - start, length, row * gridStrings + i, longest);
-        }
+        grid.add(row, length, pixels, start, count);
         began = performance.now();
       }
       const floor: FidFloor | undefined = await loadFidFloor(net, reference, asked, referenceOptions);
@@ -305,14 +272,7 @@ async function run(
       perLength.push(result);
       process.stderr.write(`${steps} steps, length ${length}: ${summaryLine(result, trainedLengths)}\n`);
     }
-    const png =
-      gridStrings > 0
-        ? imageGridPng(grid, lengths.length * gridStrings, DIGIT_CELL, DIGIT_CELL * longest, 1, {
-            rows: lengths.length,
-            cols: gridStrings,
-            scale: 2,
-          })
-        : undefined;
+    const png = gridStrings > 0 ? grid.png() : undefined;
     if (png !== undefined) grids.push([gridPath(opts.outJson, steps), png]);
     results.push({
       steps,
@@ -364,35 +324,14 @@ export async function digitStringsGridPng(
     readonly perLength: number;
   },
 ): Promise<Uint8Array> {
-  const longest = Math.max(...opts.lengths);
-  const grid = new Float32Array(opts.lengths.length * opts.perLength * DIGIT_CELL * DIGIT_CELL * longest);
+  const grid = new StringGrid(opts.lengths, opts.perLength);
   for (const [row, length] of opts.lengths.entries()) {
     const prompts = balancedDigitStrings(length, opts.perLength, opts.seed);
-    for (const { start, tensor } of imageChunks(model, {
-      prompts,
-      steps: opts.steps,
-      cfg: opts.cfg,
-      sampler: opts.sampler,
-      seed: opts.seed,
-      checkFinite: true,
-      latentSize: promptLatentSize(model, prompts[0]!),
-    })) {
-      let pixels: Float32Array;
-      try {
-        pixels = (await tensor.data()) as Float32Array;
-      } finally {
-        tensor.dispose();
-      }
-      const count = pixels.length / (DIGIT_CELL * DIGIT_CELL * length);
-      for (let i = 0; i < count; i++)
-        placeInGrid(grid, pixels, i, length, row * opts.perLength + start + i, longest);
-    }
+    const { steps, cfg, sampler, seed } = opts;
+    for await (const { start, pixels, count } of stringChunks(model, prompts, { steps, cfg, sampler, seed }))
+      grid.add(row, length, pixels, start, count);
   }
-  return imageGridPng(grid, opts.lengths.length * opts.perLength, DIGIT_CELL, DIGIT_CELL * longest, 1, {
-    rows: opts.lengths.length,
-    cols: opts.perLength,
-    scale: 2,
-  });
+  return grid.png();
 }
 
 /** Reads a digit-strings eval JSON (`ladder eval` of a digit-strings model); fails on anything else. */
@@ -413,21 +352,68 @@ export function parseDigitStringEvalJson(value: unknown, source: string): DigitS
   return run as DigitStringEvalJson;
 }
 
-// Copies string `i` of a chunk (`length` cells wide) into grid slot `slot`, left-aligned on a grey canvas.
-function placeInGrid(
-  grid: Float32Array,
-  pixels: Float32Array,
-  i: number,
-  length: number,
-  slot: number,
-  longest: number,
-): void {
-  const width = DIGIT_CELL * length;
-  const canvas = DIGIT_CELL * longest;
-  const base = slot * DIGIT_CELL * canvas;
-  for (let row = 0; row < DIGIT_CELL; row++) {
-    const from = (i * DIGIT_CELL + row) * width;
-    grid.set(pixels.subarray(from, from + width), base + row * canvas);
+/**
+ * Images of `prompts` (one length), generated chunk by chunk as `imageChunks` makes them (NaN checked) and read
+ * back: `count` strings from `start` on, NHWC pixels.
+ */
+async function* stringChunks(
+  model: LoadedDiffusionModel,
+  prompts: readonly string[],
+  settings: Pick<GenerateSettings, 'steps' | 'cfg' | 'sampler' | 'seed' | 'batchSize'>,
+): AsyncGenerator<{ start: number; pixels: Float32Array; count: number }> {
+  const [h, w] = promptLatentSize(model, prompts[0]!);
+  for (const { start, tensor } of imageChunks(model, {
+    ...settings,
+    prompts,
+    modelName: model.dir,
+    checkFinite: true,
+    latentSize: [h, w],
+  })) {
+    let pixels: Float32Array;
+    try {
+      pixels = (await tensor.data()) as Float32Array;
+    } finally {
+      tensor.dispose();
+    }
+    yield { start, pixels, count: tensor.shape[0] };
+  }
+}
+
+/** A grid with a row per string length: the first strings of each, left-aligned on grey canvases as wide as the longest. */
+class StringGrid {
+  private readonly longest: number;
+  private readonly values: Float32Array;
+
+  constructor(
+    private readonly lengths: readonly number[],
+    private readonly perLength: number,
+  ) {
+    this.longest = Math.max(...lengths);
+    this.values = new Float32Array(lengths.length * perLength * DIGIT_CELL * DIGIT_CELL * this.longest);
+  }
+
+  /** Takes strings `start` .. `start + count` of row `row` (strings of `length` cells) that have a slot. */
+  add(row: number, length: number, pixels: Float32Array, start: number, count: number): void {
+    const width = DIGIT_CELL * length;
+    const canvas = DIGIT_CELL * this.longest;
+    for (let i = start; i < Math.min(start + count, this.perLength); i++) {
+      const base = (row * this.perLength + i) * DIGIT_CELL * canvas;
+      for (let y = 0; y < DIGIT_CELL; y++) {
+        const from = ((i - start) * DIGIT_CELL + y) * width;
+        this.values.set(pixels.subarray(from, from + width), base + y * canvas);
+      }
+    }
+  }
+
+  png(): Uint8Array {
+    return imageGridPng(
+      this.values,
+      this.lengths.length * this.perLength,
+      DIGIT_CELL,
+      DIGIT_CELL * this.longest,
+      1,
+      { rows: this.lengths.length, cols: this.perLength, scale: 2 },
+    );
   }
 }
 

@@ -149,7 +149,10 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
         `${opts.modelDir} is prompt-conditional (${model.config.prompts.source}): ladder eval scores class models, and digit-strings models per string length; scoring a caption model is not built`,
       );
     }
-    if (lead) checkOutputs(opts, opts.steps ?? model.config.sampling.steps);
+    if (lead) {
+      const stepsList = opts.steps ?? model.config.sampling.steps;
+      checkEvalOutputs(opts.outJson, stepsList, (opts.gridPerClass ?? 8) > 0, opts.overwrite);
+    }
     checkChunkFits(model, {
       latentSize: opts.latentSize ?? [model.config.latentShape[0], model.config.latentShape[1]],
       batchSize: Math.min(batchSize, opts.samples), // no chunk holds more than the samples
@@ -192,14 +195,23 @@ function checkReportNet(dir: string, dataset: DatasetSpec): void {
   throw new Error(`report net folder ${dir} ${problem}, or pass --features <dir>`);
 }
 
-const gridPath = (outJson: string, steps: number): string =>
+/** The sample grid an eval writes for one step count, next to its JSON. */
+export const gridPath = (outJson: string, steps: number): string =>
   join(dirname(outJson), `${basename(outJson, extname(outJson))}-${steps}steps.png`);
 
-// Refuses to replace the eval JSON or a grid it would write, unless told to (before any slow work).
-function checkOutputs(opts: EvaluateOptions, stepsList: readonly number[]): void {
-  if (opts.overwrite ?? true) return;
-  const grids = (opts.gridPerClass ?? 8) > 0 ? stepsList.map((steps) => gridPath(opts.outJson, steps)) : [];
-  const existing = [opts.outJson, ...grids].filter((f) => existsSync(f));
+/**
+ * Refuses to replace an eval JSON or a grid it would write (one per step count when `grids`), unless `overwrite`
+ * (default true); before any slow work.
+ */
+export function checkEvalOutputs(
+  outJson: string,
+  stepsList: readonly number[],
+  grids: boolean,
+  overwrite = true,
+): void {
+  if (overwrite) return;
+  const gridFiles = grids ? stepsList.map((steps) => gridPath(outJson, steps)) : [];
+  const existing = [outJson, ...gridFiles].filter((f) => existsSync(f));
   if (existing.length > 0) {
     throw new Error(
       `${existing.join(', ')} already ${existing.length === 1 ? 'exists' : 'exist'}: ` +

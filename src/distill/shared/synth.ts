@@ -193,6 +193,28 @@ export function checkSynthSettings(settings: SynthSettings): void {
 }
 
 /**
+ * Generates one batch of latents (`opts` asks for at most its batchSize, so one chunk with one seed) and copies it
+ * into `data` at `offset`: the CPU copy is the cache, one read back per batch, checked for NaN on the copy.
+ */
+function generateInto(
+  teacher: DiffusionModel,
+  opts: GenerateOptions,
+  data: Float32Array,
+  offset: number,
+): void {
+  for (const { tensor } of latentChunks(teacher, opts)) {
+    let values: Float32Array;
+    try {
+      values = tensor.dataSync() as Float32Array;
+    } finally {
+      tensor.dispose();
+    }
+    checkFiniteValues(values, 'latents', opts);
+    data.set(values, offset);
+  }
+}
+
+/**
  * Generates `settings.count` latents from the teacher, class-balanced (every class in turn) and in batches of
  * `batchSize`, into one Float32Array; batch i's noise comes from the i-th seed drawn from Rng(settings.seed). With
  * a process group, rank r makes the batches i with i mod W = r and every rank gathers the whole set: the same
@@ -236,17 +258,7 @@ export function synthesizeLatents(
         batchSize,
         modelName: teacherDir,
       };
-      // One chunk per batch (chunk.length <= batchSize), with its own seed as before.
-      for (const { tensor } of latentChunks(teacher, opts)) {
-        let values: Float32Array;
-        try {
-          values = tensor.dataSync() as Float32Array; // the CPU copy is the cache; one sync per batch
-        } finally {
-          tensor.dispose();
-        }
-        checkFiniteValues(values, 'latents', opts); // on the copy: no second read
-        data.set(values, start * perSample);
-      }
+      generateInto(teacher, opts, data, start * perSample);
       progress.update(start + chunk.length);
     }
   } finally {
@@ -338,16 +350,7 @@ export function synthesizePromptLatents(
           latentSize: [h, w],
           modelName: teacherDir,
         };
-        for (const { tensor } of latentChunks(teacher, opts)) {
-          let values: Float32Array;
-          try {
-            values = tensor.dataSync() as Float32Array; // the CPU copy is the cache; one sync per batch
-          } finally {
-            tensor.dispose();
-          }
-          checkFiniteValues(values, 'latents', opts);
-          data.set(values, start * perSample);
-        }
+        generateInto(teacher, opts, data, start * perSample);
         done += chunk.length;
         progress.update(done);
       }
