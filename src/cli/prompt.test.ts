@@ -15,7 +15,8 @@ import { detokenize } from '../nn/text-encoder.js';
 import { testBackend } from '../test-utils/backend.js';
 import { runLadder, startLadder, waitForCheckpoint } from '../test-utils/cli.js';
 
-const autoencoder = fileURLToPath(new URL('../../models/mnist/autoencoder', import.meta.url));
+const models = fileURLToPath(new URL('../../models', import.meta.url));
+const autoencoder = join(models, 'mnist/autoencoder');
 
 const teacherArgs = (out: string, steps: number, ...more: string[]): string[] => [
   'train-teacher',
@@ -62,6 +63,27 @@ const sample = (prompt: string, n: number, out: string) =>
     '--out',
     out,
   ]);
+
+/** The tiny teacher's synthetic latents (10, over the 4 buckets), made once for the distillation tests. */
+const promptSynthetic = (): string => {
+  const file = join(root, 'synth.safetensors');
+  if (existsSync(file)) return file;
+  const synth = runLadder([
+    'synth',
+    '--teacher',
+    teacher,
+    '--n',
+    '10',
+    '--steps',
+    '2',
+    '--batch',
+    '4',
+    '--out',
+    file,
+  ]);
+  assert.equal(synth.status, 0, synth.stderr);
+  return file;
+};
 
 describe('a prompt-conditional teacher on digit strings', () => {
   it('records its text encoder and prompts in its config', async () => {
@@ -185,21 +207,7 @@ describe('a prompt-conditional teacher on digit strings', () => {
   });
 
   it('distils into a LADD student: synthetic latents per bucket, prompts at their aspect ratios, exact resume', async () => {
-    const synthetic = join(root, 'synth.safetensors');
-    const synth = runLadder([
-      'synth',
-      '--teacher',
-      teacher,
-      '--n',
-      '10',
-      '--steps',
-      '2',
-      '--batch',
-      '4',
-      '--out',
-      synthetic,
-    ]);
-    assert.equal(synth.status, 0, synth.stderr);
+    const synthetic = promptSynthetic();
     const set = await loadSynthetic(synthetic);
     assert.ok(isPromptSet(set), 'a prompt teacher makes a bucketed set');
     // Lengths 1 to 4: 10 latents spread 3, 3, 2, 2, each bucket at its own latent width (7 per digit).
@@ -259,8 +267,75 @@ describe('a prompt-conditional teacher on digit strings', () => {
     assert.deepEqual(decodeNpy(await readFile(npy)).shape, [2, 28, 140, 1]);
   });
 
+  it('distils into PADD stages: the encoder copy reads prompts, each stage resumes exactly', async () => {
+    const padd = (out: string, ...more: string[]) => [
+      'distill',
+      '--method',
+      'padd',
+      '--teacher',
+      teacher,
+      '--synthetic',
+      promptSynthetic(),
+      '--schedule',
+      '4:mse,2,1',
+      '--iterations',
+      '20',
+      '--batch',
+      '2',
+      '--head-channels',
+      '8',
+      '--head-groups',
+      '4',
+      '--checkpoint-every',
+      '1',
+      '--out',
+      out,
+      ...more,
+    ];
+    const whole = join(root, 'padd-whole');
+    const run = runLadder(padd(whole));
+    assert.equal(run.status, 0, run.stderr);
+    for (const steps of [2, 1]) {
+      const config = JSON.parse(await readFile(join(whole, `stage-${steps}`, 'config.json'), 'utf8'));
+      assert.equal(config.kind, 'student');
+      assert.deepEqual(config.sampling.steps, [steps]);
+      assert.deepEqual(config.prompts, { source: 'digit-strings', lengths: [1, 2, 3, 4] });
+    }
+
+    // Killed in the 1-step stage's adversarial phase (its discriminator is the prompt-reading encoder copy).
+    const split = join(root, 'padd-split');
+    const { child, done } = startLadder(padd(split));
+    await waitForCheckpoint(join(split, 'stage-1', 'conditional'), 2);
+    child.kill('SIGKILL');
+    await done;
+    const resumed = runLadder(padd(split, '--resume'));
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const a = await readFile(join(whole, 'stage-1', 'weights.safetensors'));
+    const b = await readFile(join(split, 'stage-1', 'weights.safetensors'));
+    assert.ok(a.equals(b), 'the resumed PADD student differs from the uninterrupted one');
+
+    const npy = join(root, 'padd.npy');
+    const sampled = runLadder([
+      'sample',
+      '--model',
+      join(whole, 'stage-1'),
+      '--prompt',
+      '407',
+      '--n',
+      '2',
+      '--out',
+      npy,
+    ]);
+    assert.equal(sampled.status, 0, sampled.stderr);
+    assert.deepEqual(decodeNpy(await readFile(npy)).shape, [2, 28, 84, 1]);
+  });
+
   it('is refused by the methods whose discriminators take classes only', () => {
-    for (const method of ['padd', 'ladd-dmd']) {
+    const refusals: [string, string[]][] = [
+      ['ladd-dmd', []],
+      ['add', ['--feature-net', join(models, 'mnist/features')]],
+    ];
+    for (const [method, more] of refusals) {
       const run = runLadder([
         'distill',
         '--method',
@@ -271,9 +346,10 @@ describe('a prompt-conditional teacher on digit strings', () => {
         '1',
         '--out',
         join(root, method),
+        ...more,
       ]);
       assert.equal(run.status, 1, method);
-      assert.match(run.stderr, /only LADD distils prompt-conditional teachers so far/);
+      assert.match(run.stderr, /only LADD and PADD distil prompt-conditional teachers so far/);
     }
   });
 

@@ -26,7 +26,7 @@ import {
   resolveAddConfig,
 } from './add.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { classTrainingLatents } from './shared/latents.js';
+import { classTrainingLatents, requireClassTeacher } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -92,6 +92,7 @@ export async function distillAdd(opts: DistillAddOptions): Promise<DistillResult
     if (teacher.config.kind !== 'teacher') {
       throw new Error(`${opts.teacherDir} is a ${teacher.config.kind} model: ADD distils a teacher folder`);
     }
+    requireClassTeacher(teacher, 'ADD');
     // Check F and the heads on it before the slow work (encoding the dataset).
     featureNet = await loadFeatureNet(opts.featureNetDir);
     checkFeatureNet(featureNet, teacher, opts.allowSameDatasetFeatures);

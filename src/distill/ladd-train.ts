@@ -1,6 +1,4 @@
 import { Rng } from '../core/rng.js';
-import { BatchLoader, classBatches } from '../data/loader.js';
-import { BucketedLoader } from '../data/prompts.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import { type LoadedDiffusionModel, loadDiffusionModel } from '../models/folder.js';
 import type { HeadsConfig } from '../nn/heads.js';
@@ -10,7 +8,12 @@ import type { Player } from '../train/checkpoint.js';
 import { type LaddSetup, laddPlayers, laddStep } from './ladd.js';
 import { type LaddConfig, laddHeadsConfig, resolveLaddConfig } from './ladd-config.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { type LatentSet, type LatentSourceOptions, trainingLatents } from './shared/latents.js';
+import {
+  type LatentSet,
+  type LatentSourceOptions,
+  latentBatches,
+  trainingLatents,
+} from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -42,10 +45,7 @@ export function laddSetup<C extends LaddConfig>(
     unet: teacher.config.unet,
     teacherParams: teacher.params,
     heads,
-    data:
-      'buckets' in latents
-        ? new BucketedLoader(latents.buckets, latents.maxTokens, { batchSize: config.batchSize, seed })
-        : classBatches(new BatchLoader(latents, { batchSize: config.batchSize, seed })),
+    data: latentBatches(latents, { batchSize: config.batchSize, seed }),
   };
 }
 

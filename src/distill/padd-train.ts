@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { ensureWritableDir } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { datasetLabel } from '../data/image-dataset.js';
-import { BatchLoader } from '../data/loader.js';
 import { makeFormulation } from '../diffusion/formulation.js';
 import type { EngineProfile } from '../engine/profile.js';
 import type { Collectives } from '../engine/torch/collectives.js';
@@ -45,7 +44,12 @@ import {
   stagePhases,
 } from './padd-config.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { classTrainingLatents, type LatentSourceOptions } from './shared/latents.js';
+import {
+  type LatentSet,
+  type LatentSourceOptions,
+  latentBatches,
+  trainingLatents,
+} from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 
 export interface DistillPaddOptions extends LatentSourceOptions {
@@ -161,7 +165,7 @@ async function runStage(
   stage: PaddStage,
   stageIndex: number,
   teacher: LoadedDiffusionModel,
-  latents: Awaited<ReturnType<typeof classTrainingLatents>>,
+  latents: LatentSet & { readonly description: Record<string, unknown> },
   firstStage: boolean,
   group: Collectives | undefined,
 ): Promise<{ readonly complete: boolean; readonly profile?: EngineProfile }> {
@@ -176,7 +180,7 @@ async function runStage(
   }
   const prediction = stage.studentSteps === 1 && config.oneStepPrediction === 'x0' ? 'x0' : t.prediction;
   const cfg = firstStage ? (config.teacherCfg ?? t.sampling.cfg) : t.sampling.cfg;
-  const denoisers = methodDenoisers(teacher, { cfg, studentPrediction: prediction });
+  const denoisers = methodDenoisers(teacher, { cfg, studentPrediction: prediction, prompts: true });
   const setup: PaddStageSetup = {
     config,
     stage,
@@ -184,10 +188,7 @@ async function runStage(
     unet: t.unet,
     teacher: denoisers.teacher,
     student: denoisers.student,
-    data: new BatchLoader(latents, {
-      batchSize: config.batchSize,
-      seed: opts.seed + stageIndex,
-    }),
+    data: latentBatches(latents, { batchSize: config.batchSize, seed: opts.seed + stageIndex }),
   };
 
   const owned: Params[] = [];
@@ -359,7 +360,7 @@ export async function distillPadd(opts: DistillPaddOptions): Promise<PaddResult>
   try {
     // The latents come from the original teacher (its autoencoder and synthetic set) for every stage.
     const original = from === 0 ? teacher : await loadDiffusionModel(opts.teacherDir);
-    const latents = await classTrainingLatents(opts, config.data, original, 'PADD');
+    const latents = await trainingLatents(opts, config.data, original);
     if (original !== teacher) {
       disposeParams(original.params);
       disposeParams(original.autoencoder.params);

@@ -142,7 +142,7 @@ describe('PADD discriminator', () => {
     const du = initPaddDiscriminator(teacher, uncond, new Rng(6));
     await expectNoLeak(() =>
       tf.tidy(() => {
-        const base = { xNext: x, netTimeNext: times.netTimeNext, labels };
+        const base = { xNext: x, netTimeNext: times.netTimeNext, condition: labels };
         const c = paddLogits(dc, TINY_UNET, cond, { ...base, xT: x, netTime: times.netTime });
         const u = paddLogits(du, TINY_UNET, uncond, base);
         assert.equal(c.length, 1);

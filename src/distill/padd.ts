@@ -4,13 +4,19 @@
 // one step against them with a TRAINABLE copy of the teacher's U-Net encoder, conditional first, then relaxed.
 import { type Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import type { BatchLoader } from '../data/loader.js';
+import type { ConditionedBatches } from '../data/loader.js';
 import type { Denoiser } from '../diffusion/denoiser.js';
 import { addNoise, type Formulation } from '../diffusion/formulation.js';
 import type { HeadLogits } from '../nn/heads.js';
 import { initPatchHead, type PatchHeadConfig, patchHeadLogits } from '../nn/heads.js';
 import { cloneParams, type Params, paramsUnder, prefixParams } from '../nn/params.js';
-import { encoderParams, featureChannels, type UNetConfig, unetEncoderForward } from '../nn/unet.js';
+import {
+  type Condition,
+  encoderParams,
+  featureChannels,
+  type UNetConfig,
+  unetEncoderForward,
+} from '../nn/unet.js';
 import { ddimStepAt } from '../samplers/common.js';
 import type { Player } from '../train/checkpoint.js';
 import type { StepContext, TrainStep } from '../train/loop.js';
@@ -49,7 +55,8 @@ export const discriminatorEncoder = (params: Params): Params => paramsUnder(para
 
 /**
  * D's logits for a candidate `xNext` at `tNext` (net time), given the start `xT` at `t` when conditional:
- * head(concat(d(xNext, tNext, c), d(xT, t, c))); unconditional (relax): head(d(xNext, tNext, c)).
+ * head(concat(d(xNext, tNext, c), d(xT, t, c))); unconditional (relax): head(d(xNext, tNext, c)). c is the class,
+ * or the prompt's tokens: then d is the copied encoder with its copied text encoder and cross-attention.
  */
 export function paddLogits(
   params: Params,
@@ -58,14 +65,14 @@ export function paddLogits(
   inputs: {
     xNext: tf.Tensor4D;
     netTimeNext: tf.Tensor1D;
-    labels: tf.Tensor1D;
+    condition: Condition;
     xT?: tf.Tensor4D;
     netTime?: tf.Tensor1D;
   },
 ): HeadLogits {
   const encoder = discriminatorEncoder(params);
   const encode = (x: tf.Tensor4D, netTime: tf.Tensor1D): tf.Tensor4D =>
-    unetEncoderForward(encoder, unet, x, netTime, inputs.labels).at(-1)!.x;
+    unetEncoderForward(encoder, unet, x, netTime, inputs.condition).at(-1)!.x;
   let features = encode(inputs.xNext, inputs.netTimeNext);
   if (inputs.xT && inputs.netTime) features = tf.concat([features, encode(inputs.xT, inputs.netTime)], 3);
   return patchHeadLogits(paramsUnder(params, HEAD), head, features);
@@ -84,8 +91,8 @@ export interface PaddStageSetup {
   readonly teacher: Denoiser;
   /** The student's denoiser over given weights (its parameterisation: the teacher's, or x0 at one step). */
   readonly student: (params: Params) => Denoiser;
-  /** Latents x0 and classes that x_t is made from. */
-  readonly data: BatchLoader;
+  /** Latents x0 and their condition (classes, or prompts in aspect-ratio buckets) that x_t is made from. */
+  readonly data: ConditionedBatches;
 }
 
 /** The teacher's n equal ODE steps from t to tNext (per sample): x_{t - ns}. No gradient; caller owns it. */
@@ -96,14 +103,14 @@ export function teacherSteps(
   t: Float32Array,
   tNext: Float32Array,
   n: number,
-  labels: tf.Tensor1D,
+  condition: Condition,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     let x = xT;
     for (let j = 0; j < n; j++) {
       const from = t.map((ti, i) => ti - ((ti - tNext[i]!) * j) / n);
       const to = j === n - 1 ? tNext : t.map((ti, i) => ti - ((ti - tNext[i]!) * (j + 1)) / n);
-      x = ddimStepAt(teacher, f, x, from, to, labels);
+      x = ddimStepAt(teacher, f, x, from, to, condition);
     }
     return x;
   });
@@ -112,7 +119,7 @@ export function teacherSteps(
 /** One draw of a stage's update: x_t, the times, the teacher's x_{t-ns}, and the student's step. */
 export interface PaddDraw {
   readonly xT: tf.Tensor4D;
-  readonly labels: tf.Tensor1D;
+  readonly condition: Condition;
   readonly t: Float32Array;
   readonly tNext: Float32Array;
   /** The teacher's n steps from x_t: the MSE target and D's "real" sample. */
@@ -127,7 +134,8 @@ export type BatchSplit = Pick<StepContext, 'shard' | 'shardValues'>;
 const WHOLE_BATCH: BatchSplit = { shard: (t) => t, shardValues: (values) => values };
 
 /**
- * Steps 1-3 of an update. 1. A batch of latents x0 and classes c (batch `index` of the run). 2. A student time
+ * Steps 1-3 of an update. 1. A batch of latents x0 and their condition c, classes or prompts (batch `index` of
+ * the run; with prompts every batch is one aspect-ratio bucket). 2. A student time
  * per sample, uniform over its N trailing times; the next time is the following one (0 after the last); x_t
  * forward-noised from x0 (pure noise at t = 1). 3. The teacher runs n = teacherSteps / studentSteps ODE steps
  * from x_t to x_{t-ns}; the student's step is one ODE step with its own x0 estimate.
@@ -148,21 +156,21 @@ export function paddDraw(setup: PaddStageSetup, rng: Rng, batch: number, split =
   }
   const eps = split.shard(randn(rng, whole.x.shape) as tf.Tensor4D);
   const x0 = split.shard(whole.x);
-  const labels = split.shard(whole.labels);
+  const condition = split.shard(whole.condition);
   const t = split.shardValues(tWhole);
   const tNext = split.shardValues(tNextWhole);
   const xT = tf.tidy(() => addNoise(f, x0, eps, tf.tensor1d(t)));
   tf.dispose([x0, eps]);
   const n = stage.teacherSteps / stage.studentSteps;
-  const target = teacherSteps(f, setup.teacher, xT, t, tNext, n, labels);
+  const target = teacherSteps(f, setup.teacher, xT, t, tNext, n, condition);
   return {
     xT,
-    labels,
+    condition,
     t,
     tNext,
     target,
-    studentStep: (params) => ddimStepAt(setup.student(params), f, xT, t, tNext, labels),
-    dispose: () => tf.dispose([xT, labels, target]),
+    studentStep: (params) => ddimStepAt(setup.student(params), f, xT, t, tNext, condition),
+    dispose: () => tf.dispose([xT, condition, target]),
   };
 }
 
@@ -211,7 +219,7 @@ export function paddAdversarialStep(
       paddLogits(dp, unet, head, {
         xNext,
         netTimeNext,
-        labels: draw.labels,
+        condition: draw.condition,
         ...(conditional ? { xT: draw.xT, netTime } : {}),
       });
     return {

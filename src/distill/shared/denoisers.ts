@@ -27,15 +27,15 @@ export function methodDenoisers(
   opts: {
     readonly cfg: number;
     readonly studentPrediction?: DiffusionModelConfig['prediction'];
-    /** The method takes prompt-conditional teachers (LADD); others are refused for them. */
+    /** The method takes prompt-conditional teachers (LADD, PADD); others are refused for them. */
     readonly prompts?: boolean;
   },
 ): MethodDenoisers {
   const { config } = teacher;
   if (config.unet.text && opts.prompts !== true) {
-    // PADD's discriminator copies the teacher's encoder and ADD's reads images, both class-conditional so far.
+    // ADD's discriminator heads and LADD-DMD's fake score take classes so far.
     throw new Error(
-      'this teacher is prompt-conditional: of the methods, only LADD distils prompt-conditional teachers so far (--method ladd)',
+      'this teacher is prompt-conditional: of the methods, only LADD and PADD distil prompt-conditional teachers so far (--method ladd or padd)',
     );
   }
   const f = makeFormulation(config.formulation);

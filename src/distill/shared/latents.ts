@@ -2,8 +2,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from '../../data/dataset.js';
-import type { ArraySource } from '../../data/loader.js';
-import type { PromptBucket } from '../../data/prompts.js';
+import {
+  type ArraySource,
+  BatchLoader,
+  type BatchLoaderOptions,
+  type ConditionedBatches,
+  classBatches,
+} from '../../data/loader.js';
+import { BucketedLoader, type PromptBucket } from '../../data/prompts.js';
 import type { LoadedDiffusionModel } from '../../models/folder.js';
 import { encodeImages, latentShape } from '../../nn/autoencoder.js';
 import { processGroupFromEnv, valueFromRankZero } from '../../train/data-parallel.js';
@@ -39,6 +45,13 @@ export interface LatentSourceOptions {
 export type LatentSet =
   | ArraySource
   | { readonly buckets: readonly PromptBucket[]; readonly maxTokens: number };
+
+/** A latent set's seeded batches: class batches, or one aspect-ratio bucket per batch for prompted latents. */
+export function latentBatches(latents: LatentSet, opts: BatchLoaderOptions): ConditionedBatches {
+  return 'buckets' in latents
+    ? new BucketedLoader(latents.buckets, latents.maxTokens, opts)
+    : classBatches(new BatchLoader(latents, opts));
+}
 
 /**
  * The latents LADD and PADD train on: the cached synthetic set (made when missing; one made by a teacher outside
@@ -105,6 +118,15 @@ export async function trainingLatents(
   };
 }
 
+/** Refuses a prompt-conditional teacher for a method whose discriminator or fake score takes classes only. */
+export function requireClassTeacher(teacher: LoadedDiffusionModel, method: string): void {
+  if (teacher.config.unet.text) {
+    throw new Error(
+      `${teacher.dir} is prompt-conditional: of the methods, only LADD and PADD distil prompt-conditional teachers so far (${method} takes classes)`,
+    );
+  }
+}
+
 /**
  * `trainingLatents` for a method whose discriminator takes classes only: a prompt-conditional teacher is refused
  * before any latents are made.
@@ -115,11 +137,7 @@ export async function classTrainingLatents(
   teacher: LoadedDiffusionModel,
   method: string,
 ): Promise<ArraySource & { readonly description: Record<string, unknown> }> {
-  if (teacher.config.unet.text) {
-    throw new Error(
-      `${teacher.dir} is prompt-conditional: of the methods, only LADD distils prompt-conditional teachers so far (${method} takes classes)`,
-    );
-  }
+  requireClassTeacher(teacher, method);
   const set = await trainingLatents(opts, kind, teacher);
   if ('buckets' in set) throw new Error(`${method}: a class-conditional teacher made prompted latents`);
   return set;
