@@ -1,14 +1,17 @@
-import { mapInBatches, sliceTensor } from '../core/batched.js';
+import { sliceTensor } from '../core/batched.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
+import { DigitStrings } from '../data/digit-strings.js';
 import { type DatasetSpec, datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader, datasetSource } from '../data/loader.js';
+import { DIGIT_STRING_TRAIN_LENGTHS, digitStringSize } from '../data/prompts.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
 import {
   type AutoencoderConfig,
   decodeRaw,
+  downsampling,
   encodePosterior,
   initAutoencoder,
   latentShape,
@@ -33,6 +36,11 @@ export interface TrainAutoencoderOptions {
   readonly profile?: number;
   /** Use only the first N training images (quick runs and tests). */
   readonly limit?: number;
+  /**
+   * Train on digit strings in aspect-ratio buckets (MNIST digits side by side, lengths 1 to 4, one length per
+   * batch) rather than on single images; `dataset` must then be mnist, where the digits come from.
+   */
+  readonly buckets?: 'digit-strings';
   /** Architecture overrides (channels, latentChannels, klWeight, groups). */
   readonly arch?: Partial<Pick<AutoencoderConfig, 'channels' | 'latentChannels' | 'klWeight' | 'groups'>>;
 }
@@ -61,20 +69,123 @@ function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec):
   );
 }
 
+/** String lengths whose reconstruction PSNR a digit-strings autoencoder records (5 and 6 not trained on). */
+const PSNR_STRING_LENGTHS = [1, 2, 3, 4, 5, 6];
+/** Strings per length the PSNR is measured on (of the test split's digits). */
+const PSNR_STRINGS = 300;
+/** Images the latent statistics and the reconstruction PSNR are measured on. */
+const STATS_IMAGES = 10_000;
+const PSNR_IMAGES = 2000;
+const MEASURE_BATCH = 500;
+
+/**
+ * What the autoencoder trains on, batch by batch: a dataset of one image size, or digit strings whose batches are
+ * one aspect-ratio bucket each. Also the images its latent statistics and its test PSNR are measured on.
+ */
+interface AutoencoderData {
+  readonly spec: AutoencoderModelConfig['dataset'];
+  readonly imageShape: readonly [number, number, number];
+  /** Batch `step` of training images [B, H, W, C]; H and W may change from batch to batch. */
+  batchAt(step: number): tf.Tensor4D;
+  /** Training images for the latent statistics, in batches (the caller disposes each). */
+  statsBatches(): Generator<tf.Tensor4D>;
+  /** Held-out images in batches per group ("test", or one per string length); the caller disposes each. */
+  testBatches(): Promise<Map<string, tf.Tensor4D[]>>;
+  /** What the card records of the training data beyond the dataset. */
+  readonly description: Record<string, unknown>;
+}
+
+async function imageData(opts: TrainAutoencoderOptions): Promise<AutoencoderData> {
+  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
+  const data = await loadDataset(opts.dataset, 'train', limit);
+  await loadDataset(opts.dataset, 'test', { limit: 1 });
+  const shape = [data.height, data.width, data.channels] as const;
+  const loader = new BatchLoader(datasetSource(data), { batchSize: opts.batchSize, seed: opts.seed });
+  return {
+    spec: data.spec,
+    imageShape: shape,
+    batchAt: (step) => {
+      const { x, labels } = loader.batchAt(step);
+      labels.dispose();
+      return x;
+    },
+    *statsBatches() {
+      const count = Math.min(data.count, STATS_IMAGES);
+      for (let s = 0; s < count; s += MEASURE_BATCH)
+        yield sliceTensor(data.images, shape, s, Math.min(count, s + MEASURE_BATCH)) as tf.Tensor4D;
+    },
+    testBatches: async () => {
+      const test = await loadDataset(data.spec, 'test', { limit: PSNR_IMAGES });
+      const batches: tf.Tensor4D[] = [];
+      for (let s = 0; s < test.count; s += MEASURE_BATCH)
+        batches.push(
+          sliceTensor(test.images, shape, s, Math.min(test.count, s + MEASURE_BATCH)) as tf.Tensor4D,
+        );
+      return new Map([['test', batches]]);
+    },
+    description: {},
+  };
+}
+
+async function digitStringData(opts: TrainAutoencoderOptions): Promise<AutoencoderData> {
+  if (opts.dataset !== 'mnist') {
+    throw new Error(
+      `digit strings are made of MNIST digits: train on --data mnist, not ${datasetLabel(opts.dataset)}`,
+    );
+  }
+  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
+  const train = await DigitStrings.load('train', {
+    seed: opts.seed,
+    lengths: DIGIT_STRING_TRAIN_LENGTHS,
+    ...limit,
+  });
+  // The statistics' strings come from a stream of their own.
+  const stats = await DigitStrings.load('train', {
+    seed: opts.seed + 1,
+    lengths: DIGIT_STRING_TRAIN_LENGTHS,
+    ...limit,
+  });
+  const toTensor = (b: { images: Float32Array; height: number; width: number }, n: number) =>
+    tf.tensor4d(b.images, [n, b.height, b.width, 1]);
+  return {
+    spec: 'mnist',
+    imageShape: [...digitStringSize(1), 1],
+    batchAt: (step) => toTensor(train.batchAt(step, opts.batchSize), opts.batchSize),
+    *statsBatches() {
+      // Whole rounds of buckets, so every length counts equally often: about STATS_IMAGES digits in all.
+      const perBatch = Math.min(MEASURE_BATCH, opts.limit ?? MEASURE_BATCH);
+      const cellsPerRound = stats.lengths.reduce((a, n) => a + n, 0) * perBatch;
+      const rounds = Math.max(1, Math.round(STATS_IMAGES / cellsPerRound));
+      for (let k = 0; k < rounds * stats.buckets.length; k++)
+        yield toTensor(stats.batchAt(k, perBatch), perBatch);
+    },
+    testBatches: async () => {
+      const groups = new Map<string, tf.Tensor4D[]>();
+      for (const length of PSNR_STRING_LENGTHS) {
+        const test = await DigitStrings.load('test', { seed: 0, lengths: [length] });
+        const count = Math.min(PSNR_STRINGS, opts.limit ?? PSNR_STRINGS);
+        const batches: tf.Tensor4D[] = [];
+        for (let k = 0; k * MEASURE_BATCH < count; k++) {
+          const n = Math.min(MEASURE_BATCH, count - k * MEASURE_BATCH);
+          batches.push(toTensor(test.batchAt(k, n), n));
+        }
+        groups.set(`length ${length}`, batches);
+      }
+      return groups;
+    },
+    description: { buckets: 'digit-strings', lengths: train.lengths, sizes: train.buckets },
+  };
+}
+
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainResult> {
   const widths = opts.arch?.channels ?? AUTOENCODER_DEFAULTS.channels;
   checkDownsamplingDivides(widths, opts.dataset);
   // The data first (both splits: the test split scores the finished model), so a folder that cannot be used
   // leaves no run folder behind.
-  const data = await loadDataset(
-    opts.dataset,
-    'train',
-    opts.limit === undefined ? {} : { limit: opts.limit },
-  );
-  await loadDataset(opts.dataset, 'test', { limit: 1 });
+  const data = opts.buckets === 'digit-strings' ? await digitStringData(opts) : await imageData(opts);
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const cfg: AutoencoderConfig = {
-    imageShape: [data.height, data.width, data.channels],
+    imageShape: data.imageShape,
     ...AUTOENCODER_DEFAULTS,
     ...opts.arch,
     latentScale: 1,
@@ -86,17 +197,19 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
     optimizer: new AdamW({ ...ADAM_DEFAULTS, lr: opts.lr, warmupSteps: 100 }),
     ema: new Ema(params, 0.999),
   };
-  const loader = new BatchLoader(datasetSource(data), { batchSize: opts.batchSize, seed: opts.seed });
-  const [lh, lw, lc] = latentShape(cfg);
+  const down = downsampling(cfg);
   const result = await train(
     { autoencoder: player },
     (ctx) => {
       // Drawn whole on every rank (the same stream), then this rank's rows (all of them in one process).
-      const batch = loader.batchAt(ctx.step);
-      const eps = ctx.shard(randn(ctx.rng, [opts.batchSize, lh, lw, lc]) as tf.Tensor4D);
-      const x = ctx.shard(batch.x);
-      const metrics = ctx.update('autoencoder', (p) => autoencoderLoss(p, cfg, x, eps));
-      tf.dispose([x, batch.labels, eps]);
+      const whole = data.batchAt(ctx.step);
+      const [b, h, w] = whole.shape;
+      const eps = ctx.shard(
+        randn(ctx.rng, [b, Math.ceil(h / down), Math.ceil(w / down), cfg.latentChannels]),
+      );
+      const x = ctx.shard(whole);
+      const metrics = ctx.update('autoencoder', (p) => autoencoderLoss(p, cfg, x, eps as tf.Tensor4D));
+      tf.dispose([x, whole, eps]);
       return metrics;
     },
     {
@@ -115,16 +228,18 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
 
   // Latent normalisation (SD3's shift and scale) measured on training images with the EMA weights.
   const ema = player.ema.params;
-  const statsCount = Math.min(data.count, 10_000);
-  const means = await mapInBatches(statsCount, 500, (s, e) =>
-    tf.tidy(
-      () => encodePosterior(ema, cfg, sliceTensor(data.images, cfg.imageShape, s, e) as tf.Tensor4D).mean,
-    ),
-  );
-  const shift = means.reduce((a, b) => a + b, 0) / means.length;
-  const variance = means.reduce((a, b) => a + (b - shift) ** 2, 0) / means.length;
+  const { shift, variance } = await latentStatistics(ema, cfg, data.statsBatches());
   const finalCfg: AutoencoderConfig = { ...cfg, latentShift: shift, latentScale: 1 / Math.sqrt(variance) };
-  const psnr = await reconstructionPsnr(ema, finalCfg, data.spec);
+  const psnrs: Record<string, number> = {};
+  for (const [group, batches] of await data.testBatches()) {
+    psnrs[group] = Number((await reconstructionPsnr(ema, finalCfg, batches)).toFixed(2));
+  }
+  // The headline PSNR: the test split's, or the mean over the lengths trained on.
+  const trained = data.description.lengths as number[] | undefined;
+  const psnr =
+    trained === undefined
+      ? psnrs.test!
+      : trained.reduce((a, n) => a + psnrs[`length ${n}`]!, 0) / trained.length;
   const config: AutoencoderModelConfig = {
     format: 'ladder-model',
     version: 1,
@@ -135,35 +250,62 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   const card = makeCard(
     { seed: opts.seed, dataset: datasetLabel(data.spec), batchSize: opts.batchSize },
     result,
-    { testPsnrDb: Number(psnr.toFixed(2)), latentStd: Number(Math.sqrt(variance).toFixed(4)) },
-    { params: countParams(ema), weights: 'EMA (decay 0.999)', latentShape: latentShape(cfg) },
+    {
+      testPsnrDb: Number(psnr.toFixed(2)),
+      ...(trained === undefined ? {} : { testPsnrDbByLength: psnrs }),
+      latentStd: Number(Math.sqrt(variance).toFixed(4)),
+    },
+    {
+      params: countParams(ema),
+      weights: 'EMA (decay 0.999)',
+      latentShape: latentShape(cfg),
+      ...data.description,
+    },
   );
   await saveModelFolder(opts.outDir, config, ema, card, { replace: opts.resume });
   process.stderr.write(`autoencoder written to ${opts.outDir}: test PSNR ${psnr.toFixed(2)} dB\n`);
   return result;
 }
 
-/** Mean PSNR (peak-to-peak 2 for images in [-1, 1]) of posterior-mean reconstructions of the test split. */
+/** Mean and variance of every latent element (posterior means) over `batches`, each disposed once read. */
+async function latentStatistics(
+  params: Params,
+  cfg: AutoencoderConfig,
+  batches: Iterable<tf.Tensor4D>,
+): Promise<{ shift: number; variance: number }> {
+  let [n, sum, sumSq] = [0, 0, 0];
+  for (const x of batches) {
+    const mean = tf.tidy(() => encodePosterior(params, cfg, x).mean);
+    const values = (await mean.data()) as Float32Array;
+    tf.dispose([x, mean]);
+    for (const v of values) {
+      sum += v;
+      sumSq += v * v;
+    }
+    n += values.length;
+  }
+  const shift = sum / n;
+  return { shift, variance: Math.max(sumSq / n - shift * shift, 1e-12) };
+}
+
+/**
+ * Mean PSNR (peak-to-peak 2 for images in [-1, 1]) of posterior-mean reconstructions of `batches` (each disposed
+ * once read).
+ */
 export async function reconstructionPsnr(
   params: Parameters<typeof decodeRaw>[0],
   cfg: AutoencoderConfig,
-  dataset: DatasetSpec,
-  limit = 2000,
+  batches: readonly tf.Tensor4D[],
 ): Promise<number> {
-  const test = await loadDataset(dataset, 'test', { limit });
-  const pixels = cfg.imageShape[0] * cfg.imageShape[1] * cfg.imageShape[2];
-  const mse = await mapInBatches(test.count, 500, (s, e) =>
-    tf.tidy(() => {
-      const x = sliceTensor(test.images, cfg.imageShape, s, e) as tf.Tensor4D;
+  const psnrs: number[] = [];
+  for (const x of batches) {
+    const mse = tf.tidy(() => {
       const recon = decodeRaw(params, cfg, encodePosterior(params, cfg, x).mean).clipByValue(-1, 1);
-      return recon
-        .sub(x)
-        .square()
-        .reshape([e - s, pixels])
-        .mean(1);
-    }),
-  );
-  const psnrs = Array.from(mse, (m) => 10 * Math.log10(4 / Math.max(m, 1e-12)));
+      return recon.sub(x).square().reshape([x.shape[0], -1]).mean(1);
+    });
+    for (const m of (await mse.data()) as Float32Array) psnrs.push(10 * Math.log10(4 / Math.max(m, 1e-12)));
+    tf.dispose([x, mse]);
+  }
   return psnrs.reduce((a, b) => a + b, 0) / psnrs.length;
 }
 

@@ -101,7 +101,10 @@ addTrainingFlags(
   addDataFlags(
     program
       .command('train-ae')
-      .description('train the latent autoencoder on a dataset and write its model folder'),
+      .description(
+        'train the latent autoencoder on a dataset and write its model folder (--data digit-strings: MNIST ' +
+          'digits in a row, lengths 1 to 4, one aspect-ratio bucket per batch)',
+      ),
   )
     .requiredOption('--out <dir>', 'model folder to write (holds checkpoints while training)')
     .option(
@@ -114,7 +117,10 @@ addTrainingFlags(
 ).action(async (o) => {
   await runOrProfile(o.out, o.profile, (outDir) =>
     trainAutoencoder({
-      dataset: datasetSpecOf(o),
+      // Digit strings are MNIST's digits side by side: the dataset is mnist, trained in buckets.
+      ...(o.data === 'digit-strings'
+        ? { dataset: datasetSpecOf({ ...o, data: 'mnist' }), buckets: 'digit-strings' as const }
+        : { dataset: datasetSpecOf(o) }),
       outDir,
       steps: o.iterations,
       batchSize: o.batch,

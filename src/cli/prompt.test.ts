@@ -206,6 +206,59 @@ describe('a prompt-conditional teacher on digit strings', () => {
     assert.match(wrong.stderr, /not a digit-strings model \(it takes classes\)/);
   });
 
+  it('has an autoencoder trained on digit strings in aspect-ratio buckets, scored per string length', async () => {
+    const ae = join(root, 'strings-ae');
+    const run = runLadder([
+      'train-ae',
+      '--data',
+      'digit-strings',
+      '--limit',
+      '300',
+      '--batch',
+      '4',
+      '--iterations',
+      '4',
+      '--channels',
+      '8,8,8',
+      '--out',
+      ae,
+    ]);
+    assert.equal(run.status, 0, run.stderr);
+    const config = JSON.parse(await readFile(join(ae, 'config.json'), 'utf8'));
+    assert.equal(config.dataset, 'mnist');
+    assert.deepEqual(config.autoencoder.imageShape, [28, 28, 1]);
+    const card = JSON.parse(await readFile(join(ae, 'card.json'), 'utf8'));
+    assert.deepEqual(card.sizes, [
+      [28, 28],
+      [28, 56],
+      [28, 84],
+      [28, 112],
+    ]);
+    const byLength = card.metrics.testPsnrDbByLength;
+    assert.deepEqual(
+      Object.keys(byLength),
+      [1, 2, 3, 4, 5, 6].map((n) => `length ${n}`),
+    );
+    assert.ok(Object.values(byLength).every((db) => Number.isFinite(db)));
+    const trained = [1, 2, 3, 4].reduce((a, n) => a + byLength[`length ${n}`], 0) / 4;
+    assert.ok(
+      Math.abs(card.metrics.testPsnrDb - trained) < 0.01,
+      "the headline PSNR is the trained lengths' mean",
+    );
+
+    const refused = runLadder([
+      'train-ae',
+      '--data',
+      'digit-strings',
+      '--size',
+      '32',
+      '--out',
+      join(root, 'x'),
+    ]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /--size apply to folder datasets only/);
+  });
+
   it('distils into a LADD student: synthetic latents per bucket, prompts at their aspect ratios, exact resume', async () => {
     const synthetic = promptSynthetic();
     const set = await loadSynthetic(synthetic);
