@@ -212,16 +212,18 @@ describe('ladder on a folder of images', () => {
     }
   });
 
-  it('trains a prompt-conditional teacher on the captions of metadata.jsonl, samples a caption and distils it', async () => {
+  it('trains a prompt-conditional teacher on the captions of metadata.jsonl, samples, scores and distils it', async () => {
+    // Class folders too, so a feature net (a classifier) can be trained on it to score the captions.
     const captioned = join(root, 'captioned');
-    await mkdir(captioned, { recursive: true });
     const lines: string[] = [];
-    for (let i = 0; i < 12; i++) {
+    // 20 a class: the test split (10%) holds 4, the fewest a reference takes.
+    for (let i = 0; i < 40; i++) {
       const kind = i % 2 === 0 ? 'discs' : 'bars';
-      await drawing(join(captioned, `${i}.png`), kind, i);
+      await mkdir(join(captioned, kind), { recursive: true });
+      await drawing(join(captioned, kind, `${i}.png`), kind, i);
       lines.push(
         JSON.stringify({
-          file_name: `${i}.png`,
+          file_name: `${kind}/${i}.png`,
           text: `a ${i % 4 < 2 ? 'dark' : 'bright'} ${kind.slice(0, -1)}`,
         }),
       );
@@ -319,7 +321,50 @@ describe('ladder on a folder of images', () => {
       ),
     );
 
-    // A folder without captions, and a caption model given to eval, say what to do.
+    // Scored like a class model, with each test image's caption as the prompt and those images as the reference.
+    const captionFeatures = join(root, 'captions', 'features');
+    ok(
+      await ladder(
+        'train-features',
+        '--data',
+        captioned,
+        '--size',
+        '16x24',
+        '--channels',
+        '8',
+        '--feature-dim',
+        '8',
+        ...tiny,
+        '--out',
+        captionFeatures,
+      ),
+    );
+    const evalJson = join(root, 'captions', 'eval.json');
+    ok(
+      await ladder(
+        'eval',
+        '--model',
+        teacher,
+        '--steps',
+        '1',
+        '--samples',
+        '6',
+        '--bootstrap',
+        '0',
+        '--kid-subsets',
+        '2',
+        '--cache-dir',
+        join(root, 'captions'),
+        '--json',
+        evalJson,
+      ),
+    );
+    const scored = JSON.parse(await readFile(evalJson, 'utf8'));
+    assert.equal(scored.prompts, 'test-split captions');
+    assert.equal(scored.featureNetDir, captionFeatures);
+    assert.ok(Number.isFinite(scored.results[0].fid));
+
+    // A folder without captions says what to do.
     const shapesAe = join(root, 'captions', 'uncaptioned-ae');
     ok(
       await ladder(
@@ -347,8 +392,5 @@ describe('ladder on a folder of images', () => {
     );
     assert.equal(none.status, 1);
     assert.match(none.stderr, /has no captions: put a metadata\.jsonl beside its images/);
-    const evaluated = await ladder('eval', '--model', teacher, '--json', join(root, 'captions', 'e.json'));
-    assert.equal(evaluated.status, 1);
-    assert.match(evaluated.stderr, /prompt-conditional \(captions\).*scoring a caption model is not built/);
   });
 });

@@ -1,5 +1,6 @@
 // `ladder eval`: samples a teacher or student at several step counts (same seed, noise and class-balanced
-// labels for every model, so comparisons are paired), times it, and scores the samples with a feature net: the
+// labels for every model, so comparisons are paired; a caption model gets the test split's captions), times it,
+// and scores the samples with a feature net: the
 // selection net by default, the report net for shipped numbers. FID comes with a bootstrap interval over the
 // generated samples and the finite-sample floor (real training images at the same count).
 
@@ -9,6 +10,7 @@ import { ensureWritableDir, writeFileAtomic, writeJsonAtomic } from '../core/fs.
 import { Rng } from '../core/rng.js';
 import { median } from '../core/stats.js';
 import * as tf from '../core/tf.js';
+import { loadDataset } from '../data/dataset.js';
 import {
   type DatasetSpec,
   datasetFlags,
@@ -144,9 +146,9 @@ export async function evaluateModel(opts: EvaluateOptions): Promise<EvalJson> {
   const model = await loadDiffusionModel(opts.modelDir);
   let net: LoadedFeatureNet | undefined;
   try {
-    if (model.config.prompts) {
+    if (model.config.prompts?.source === 'digit-strings') {
       throw new Error(
-        `${opts.modelDir} is prompt-conditional (${model.config.prompts.source}): ladder eval scores class models, and digit-strings models per string length; scoring a caption model is not built`,
+        `${opts.modelDir} is a digit-strings model: it is scored per string length (ladder eval --data digit-strings)`,
       );
     }
     if (lead) {
@@ -234,7 +236,8 @@ function checkCompatible(model: LoadedDiffusionModel, net: LoadedFeatureNet): vo
       `feature net ${net.dir} reads ${net.config.featureNet.imageShape.join('x')} images, but model ${model.dir} makes ${imageShape.join('x')}: ${fix}`,
     );
   }
-  if (net.config.featureNet.numClasses !== model.config.unet.numClasses) {
+  // A caption model's classes are its folder's (the net's, by the same dataset); it is conditioned on captions.
+  if (!model.config.prompts && net.config.featureNet.numClasses !== model.config.unet.numClasses) {
     throw new Error(
       `feature net ${net.dir} knows ${net.config.featureNet.numClasses} classes, model ${model.dir} ${model.config.unet.numClasses}: ${fix}`,
     );
@@ -258,8 +261,7 @@ async function runEvaluation(
     ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
   };
   const reference = lead ? await loadReference(net, 'test', referenceOptions) : undefined;
-  const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
-  const labels = balancedLabels(classes, opts.samples);
+  const { labels, prompts } = await evalConditions(model, opts.samples, referenceOptions);
   const floor = lead ? await loadFidFloor(net, reference!, labels, referenceOptions) : undefined;
   const replicates = opts.bootstrapReplicates ?? DEFAULT_BOOTSTRAP_REPLICATES;
   // Within each asked class (the class counts are fixed by design); seeded like the samples, so two evals with one
@@ -268,10 +270,12 @@ async function runEvaluation(
     replicates === 0 ? undefined : { replicates, blocks: BOOTSTRAP_BLOCKS, seed: opts.seed, strata: labels };
   const [netH, netW] = net.config.featureNet.imageShape;
   // Chunks of images at the feature net's input size; each chunk's tensor is the caller's.
-  function* generate(steps: number, asked: Int32Array): Generator<GeneratedChunk> {
+  function* generate(steps: number, count = opts.samples): Generator<GeneratedChunk> {
     const { latentSize } = opts;
     for (const chunk of imageChunks(model, {
-      labels: asked,
+      ...(prompts === undefined
+        ? { labels: labels.subarray(0, count) }
+        : { prompts: prompts.slice(0, count) }),
       steps,
       cfg,
       sampler,
@@ -294,8 +298,7 @@ async function runEvaluation(
   }
 
   // Warm-up: one 1-step batch, so one-time backend setup is not billed to the first setting.
-  for (const { tensor } of generate(1, labels.subarray(0, Math.min(batchSize, labels.length))))
-    tensor.dispose();
+  for (const { tensor } of generate(1, Math.min(batchSize, labels.length))) tensor.dispose();
 
   const results: EvalResult[] = [];
   const grids: [string, Uint8Array][] = [];
@@ -311,7 +314,7 @@ async function runEvaluation(
     const grid = new GridCells(net, opts.gridPerClass ?? 8, labels);
     const batchMs: number[] = [];
     let began = performance.now();
-    for (const { start, tensor } of generate(steps, labels)) {
+    for (const { start, tensor } of generate(steps)) {
       let pixels: Float32Array;
       try {
         pixels = (await tensor.data()) as Float32Array; // data() waits for the backend to finish
@@ -391,6 +394,7 @@ async function runEvaluation(
       kidSubsetSize: Math.min(KID_SUBSET_SIZE, opts.samples, reference!.count),
       precisionRecallK: PRECISION_RECALL_K,
       ...(opts.latentSize === undefined ? {} : { latentSize: opts.latentSize }),
+      ...(prompts === undefined ? {} : { prompts: 'test-split captions' }),
       ...(group === undefined ? {} : { processes: group.worldSize }),
     },
     'ladder eval (internal)',
@@ -400,6 +404,31 @@ async function runEvaluation(
 }
 
 // `FID 12.31 [11.80, 12.95] (floor 9.70 at 2000), class accuracy 97.1% [96.3, 97.8]`
+/**
+ * What an eval generates: class-balanced labels; for a caption model, the test split's captions in turn (the FID
+ * reference is those images), each with the class of the image it captions, which class accuracy then checks.
+ */
+async function evalConditions(
+  model: LoadedDiffusionModel,
+  samples: number,
+  reference: { readonly limit?: number },
+): Promise<{ readonly labels: Int32Array; readonly prompts?: readonly string[] }> {
+  const { config } = model;
+  if (config.prompts?.source !== 'captions') {
+    const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
+    return { labels: balancedLabels(classes, samples) };
+  }
+  const test = await loadDataset(config.dataset, 'test', reference.limit === undefined ? {} : reference);
+  const { texts } = test;
+  if (texts === undefined) {
+    throw new Error(
+      `${test.name} has lost its captions (no metadata.jsonl): a caption model is scored on them`,
+    );
+  }
+  const rows = Array.from({ length: samples }, (_, i) => i % test.count);
+  return { labels: Int32Array.from(rows, (r) => test.labels[r]!), prompts: rows.map((r) => texts[r]!) };
+}
+
 function summaryLine(metrics: SampleMetrics, floor: FidFloor | undefined): string {
   const interval = (range: readonly [number, number] | undefined, scale: number, digits: number): string =>
     range === undefined ? '' : ` [${range.map((v) => (scale * v).toFixed(digits)).join(', ')}]`;
