@@ -383,27 +383,77 @@ describe('a prompt-conditional teacher on digit strings', () => {
     assert.deepEqual(decodeNpy(await readFile(npy)).shape, [2, 28, 84, 1]);
   });
 
-  it('is refused by the methods whose discriminators take classes only', () => {
-    const refusals: [string, string[]][] = [
-      ['ladd-dmd', []],
-      ['add', ['--feature-net', join(models, 'mnist/features')]],
+  it('distils into a LADD-DMD student: the fake score reads prompts, exact resume; real latents say what to pass', async () => {
+    const hybrid = (out: string, ...more: string[]) => [
+      'distill',
+      '--method',
+      'ladd-dmd',
+      '--teacher',
+      teacher,
+      '--data',
+      'synthetic',
+      '--synthetic',
+      promptSynthetic(),
+      '--steps',
+      '2',
+      '--batch',
+      '2',
+      '--iterations',
+      '5',
+      '--checkpoint-every',
+      '1',
+      '--out',
+      out,
+      ...more,
     ];
-    for (const [method, more] of refusals) {
-      const run = runLadder([
-        'distill',
-        '--method',
-        method,
-        '--teacher',
-        teacher,
-        '--iterations',
-        '1',
-        '--out',
-        join(root, method),
-        ...more,
-      ]);
-      assert.equal(run.status, 1, method);
-      assert.match(run.stderr, /only LADD and PADD distil prompt-conditional teachers so far/);
-    }
+    const whole = join(root, 'hybrid-whole');
+    const run = runLadder(hybrid(whole));
+    assert.equal(run.status, 0, run.stderr);
+    const config = JSON.parse(await readFile(join(whole, 'config.json'), 'utf8'));
+    assert.deepEqual(config.prompts, { source: 'digit-strings', lengths: [1, 2, 3, 4] });
+    const split = join(root, 'hybrid-split');
+    const { child, done } = startLadder(hybrid(split, '--iterations', '100000'));
+    await waitForCheckpoint(split, 2);
+    child.kill('SIGKILL');
+    await done;
+    const resumed = runLadder(hybrid(split, '--resume'));
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const a = await readFile(join(whole, 'weights.safetensors'));
+    const b = await readFile(join(split, 'weights.safetensors'));
+    assert.ok(a.equals(b), 'the resumed LADD-DMD student differs from the uninterrupted one');
+
+    const real = runLadder([
+      'distill',
+      '--method',
+      'ladd-dmd',
+      '--teacher',
+      teacher,
+      '--out',
+      join(root, 'hybrid-real'),
+    ]);
+    assert.equal(real.status, 1);
+    assert.match(real.stderr, /on real data is not built: use its synthetic latents \(--data synthetic\)/);
+  });
+
+  it('is refused by ADD, whose discriminator takes classes only', () => {
+    const run = runLadder([
+      'distill',
+      '--method',
+      'add',
+      '--teacher',
+      teacher,
+      '--feature-net',
+      join(models, 'mnist/features'),
+      '--iterations',
+      '1',
+      '--out',
+      join(root, 'add'),
+    ]);
+    assert.equal(run.status, 1);
+    assert.match(
+      run.stderr,
+      /prompt-conditional, but ADD takes classes only so far: distil it with LADD, PADD or LADD-DMD/,
+    );
   });
 
   it("generates a prompt through the library pipeline, at the prompt's size", async () => {

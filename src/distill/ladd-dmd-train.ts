@@ -9,7 +9,7 @@ import { FAKE_SCORE, type LaddDmdSetup, laddDmdPlayers, laddDmdStep } from './la
 import { type LaddDmdConfig, resolveLaddDmdConfig } from './ladd-dmd-config.js';
 import { type DistillLaddOptions, laddSetup } from './ladd-train.js';
 import { methodDenoisers } from './shared/denoisers.js';
-import { classTrainingLatents } from './shared/latents.js';
+import { trainingLatents } from './shared/latents.js';
 import { disposePlayers } from './shared/players.js';
 import { type DistillResult, trainStudent } from './shared/student-run.js';
 
@@ -30,13 +30,14 @@ export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<Disti
       );
     }
     const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
-    const latents = await classTrainingLatents(opts, config.data, teacher, 'LADD-DMD');
+    const latents = await trainingLatents(opts, config.data, teacher);
     const cfg = config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg;
-    const denoisers = methodDenoisers(teacher, { cfg });
+    const denoisers = methodDenoisers(teacher, { cfg, prompts: true });
     const setup: LaddDmdSetup = {
       ...laddSetup(teacher, config, heads, latents, opts.seed),
       teacher: denoisers.teacher,
-      // The fake score is the teacher's network over other weights, unguided.
+      // The fake score is the teacher's network over other weights, unguided (with a prompt teacher, its text
+      // encoder too: here the text encoder is part of the network it was trained with).
       fakeScoreNet: (params) => unetNet(teacher.config.unet, params),
     };
     players = laddDmdPlayers(setup, new Rng(opts.seed).fork());

@@ -27,15 +27,15 @@ export function methodDenoisers(
   opts: {
     readonly cfg: number;
     readonly studentPrediction?: DiffusionModelConfig['prediction'];
-    /** The method takes prompt-conditional teachers (LADD, PADD); others are refused for them. */
+    /** The method takes prompt-conditional teachers (LADD, PADD, LADD-DMD); ADD is refused for them. */
     readonly prompts?: boolean;
   },
 ): MethodDenoisers {
   const { config } = teacher;
   if (config.unet.text && opts.prompts !== true) {
-    // ADD's discriminator heads and LADD-DMD's fake score take classes so far.
+    // ADD's discriminator reads one image size and projects onto a class embedding.
     throw new Error(
-      'this teacher is prompt-conditional: of the methods, only LADD and PADD distil prompt-conditional teachers so far (--method ladd or padd)',
+      'this teacher is prompt-conditional, but this method takes classes only so far: distil it with LADD, PADD or LADD-DMD',
     );
   }
   const f = makeFormulation(config.formulation);

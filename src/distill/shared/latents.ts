@@ -122,7 +122,7 @@ export async function trainingLatents(
 export function requireClassTeacher(teacher: LoadedDiffusionModel, method: string): void {
   if (teacher.config.unet.text) {
     throw new Error(
-      `${teacher.dir} is prompt-conditional: of the methods, only LADD and PADD distil prompt-conditional teachers so far (${method} takes classes)`,
+      `${teacher.dir} is prompt-conditional, but ${method} takes classes only so far: distil it with LADD, PADD or LADD-DMD`,
     );
   }
 }
