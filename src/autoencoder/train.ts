@@ -3,8 +3,14 @@ import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
 import { loadDataset } from '../data/dataset.js';
 import { DigitStrings } from '../data/digit-strings.js';
-import { type DatasetSpec, datasetLabel } from '../data/image-dataset.js';
-import { BatchLoader, datasetSource } from '../data/loader.js';
+import { loadFolderBuckets } from '../data/folder.js';
+import {
+  type DatasetSpec,
+  datasetLabel,
+  type FolderDatasetSpec,
+  type ImageDataset,
+} from '../data/image-dataset.js';
+import { BatchLoader, BucketBatches, datasetSource } from '../data/loader.js';
 import { DIGIT_STRING_TRAIN_LENGTHS, digitStringSize } from '../data/prompts.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
@@ -37,10 +43,11 @@ export interface TrainAutoencoderOptions {
   /** Use only the first N training images (quick runs and tests). */
   readonly limit?: number;
   /**
-   * Train on digit strings in aspect-ratio buckets (MNIST digits side by side, lengths 1 to 4, one length per
-   * batch) rather than on single images; `dataset` must then be mnist, where the digits come from.
+   * Train in aspect-ratio buckets, each batch one bucket's: digit strings (MNIST digits side by side, lengths 1 to
+   * 4; `dataset` must then be mnist, where the digits come from), or a folder's images at these sizes ([height,
+   * width], each image at the one nearest its aspect ratio; the first is the model's own size).
    */
-  readonly buckets?: 'digit-strings';
+  readonly buckets?: 'digit-strings' | readonly (readonly [number, number])[];
   /** Architecture overrides (channels, latentChannels, klWeight, groups). */
   readonly arch?: Partial<Pick<AutoencoderConfig, 'channels' | 'latentChannels' | 'klWeight' | 'groups'>>;
 }
@@ -56,7 +63,7 @@ export const AUTOENCODER_DEFAULTS = {
  * Refuses a folder's image size that the encoder's halvings do not divide (built-in sets keep their sizes: MNIST's
  * 28 is restored exactly through 14 and 7).
  */
-function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec): void {
+function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec, flag = '--size'): void {
   if (typeof spec === 'string') return;
   const factor = 2 ** (widths.length - 1);
   const [height, width] = spec.size;
@@ -64,8 +71,8 @@ function checkDownsamplingDivides(widths: readonly number[], spec: DatasetSpec):
   const round = (n: number) => Math.max(factor, Math.round(n / factor) * factor);
   const suggestion = height === width ? String(round(height)) : `${round(width)}x${round(height)}`;
   throw new Error(
-    `--size ${height === width ? height : `${width}x${height}`} is not a multiple of ${factor}: the autoencoder ` +
-      `halves the image ${widths.length - 1} times (--channels ${widths.join(',')}); use --size ${suggestion}`,
+    `${flag} ${height === width ? height : `${width}x${height}`} is not a multiple of ${factor}: the autoencoder ` +
+      `halves the image ${widths.length - 1} times (--channels ${widths.join(',')}); use ${flag} ${suggestion}`,
   );
 }
 
@@ -89,8 +96,15 @@ interface AutoencoderData {
   batchAt(step: number): tf.Tensor4D;
   /** Training images for the latent statistics, in batches (the caller disposes each). */
   statsBatches(): Generator<tf.Tensor4D>;
-  /** Held-out images in batches per group ("test", or one per string length); the caller disposes each. */
+  /**
+   * Held-out images in batches per group ("test", one per string length, or one per bucket); the caller disposes
+   * each.
+   */
   testBatches(): Promise<Map<string, tf.Tensor4D[]>>;
+  /** The groups whose images the headline PSNR averages (default: all). */
+  readonly headlineGroups?: readonly string[];
+  /** A folder's aspect-ratio buckets, [height, width] each, for the model's config. */
+  readonly buckets?: readonly (readonly [number, number])[];
   /** What the card records of the training data beyond the dataset. */
   readonly description: Record<string, unknown>;
 }
@@ -109,19 +123,10 @@ async function imageData(opts: TrainAutoencoderOptions): Promise<AutoencoderData
       labels.dispose();
       return x;
     },
-    *statsBatches() {
-      const count = Math.min(data.count, STATS_IMAGES);
-      for (let s = 0; s < count; s += MEASURE_BATCH)
-        yield sliceTensor(data.images, shape, s, Math.min(count, s + MEASURE_BATCH)) as tf.Tensor4D;
-    },
+    statsBatches: () => setBatches(data, Math.min(data.count, STATS_IMAGES)),
     testBatches: async () => {
       const test = await loadDataset(data.spec, 'test', { limit: PSNR_IMAGES });
-      const batches: tf.Tensor4D[] = [];
-      for (let s = 0; s < test.count; s += MEASURE_BATCH)
-        batches.push(
-          sliceTensor(test.images, shape, s, Math.min(test.count, s + MEASURE_BATCH)) as tf.Tensor4D,
-        );
-      return new Map([['test', batches]]);
+      return new Map([['test', [...setBatches(test)]]]);
     },
     description: {},
   };
@@ -173,7 +178,68 @@ async function digitStringData(opts: TrainAutoencoderOptions): Promise<Autoencod
       }
       return groups;
     },
+    headlineGroups: train.lengths.map((n) => `length ${n}`),
     description: { buckets: 'digit-strings', lengths: train.lengths, sizes: train.buckets },
+  };
+}
+
+/** Images in batches of up to MEASURE_BATCH from a set of one size, the first `count` of them. */
+function* setBatches(set: ImageDataset, count = set.count): Generator<tf.Tensor4D> {
+  const shape = [set.height, set.width, set.channels] as const;
+  for (let s = 0; s < count; s += MEASURE_BATCH)
+    yield sliceTensor(set.images, shape, s, Math.min(count, s + MEASURE_BATCH)) as tf.Tensor4D;
+}
+
+/** `sizes` ([height, width]) as the CLI writes them: WxH. */
+const sizeLabel = ([h, w]: readonly [number, number]): string => `${w}x${h}`;
+
+async function folderBucketData(
+  opts: TrainAutoencoderOptions,
+  sizes: readonly (readonly [number, number])[],
+): Promise<AutoencoderData> {
+  const spec = opts.dataset;
+  if (typeof spec === 'string')
+    throw new Error(`${spec} has one image size: --buckets is for folder datasets`);
+  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
+  const train = await loadFolderBuckets(spec, sizes, 'train', limit);
+  await loadFolderBuckets(spec, sizes, 'test', { limit: 1 });
+  const schedule = new BucketBatches(
+    train.map((set) => set.count),
+    opts.batchSize,
+    opts.seed,
+  );
+  const total = train.reduce((a, set) => a + set.count, 0);
+  const first = train[0]!;
+  return {
+    // The first size is the model's own: its imageShape, and the size single-size commands load the folder at.
+    spec: { ...(first.spec as Required<FolderDatasetSpec>), size: sizes[0]! },
+    imageShape: [sizes[0]![0], sizes[0]![1], first.channels],
+    batchAt: (step) => {
+      const { bucket, rows } = schedule.at(step);
+      const set = train[bucket]!;
+      const size = set.height * set.width * set.channels;
+      const x = new Float32Array(rows.length * size);
+      rows.forEach((row, i) => {
+        x.set(set.images.subarray(row * size, (row + 1) * size), i * size);
+      });
+      return tf.tensor4d(x, [rows.length, set.height, set.width, set.channels]);
+    },
+    *statsBatches() {
+      // Each bucket in proportion to its size.
+      for (const set of train)
+        yield* setBatches(set, Math.ceil((set.count * Math.min(total, STATS_IMAGES)) / total));
+    },
+    testBatches: async () => {
+      const test = await loadFolderBuckets(spec, sizes, 'test', { limit: PSNR_IMAGES });
+      return new Map(test.map((set) => [sizeLabel([set.height, set.width]), [...setBatches(set)]]));
+    },
+    buckets: sizes,
+    description: {
+      buckets: sizes.map(sizeLabel),
+      imagesPerBucket: Object.fromEntries(
+        train.map((set) => [sizeLabel([set.height, set.width]), set.count]),
+      ),
+    },
   };
 }
 
@@ -182,7 +248,16 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   checkDownsamplingDivides(widths, opts.dataset);
   // The data first (both splits: the test split scores the finished model), so a folder that cannot be used
   // leaves no run folder behind.
-  const data = opts.buckets === 'digit-strings' ? await digitStringData(opts) : await imageData(opts);
+  const { buckets } = opts;
+  for (const [h, w] of typeof buckets === 'object' ? buckets : []) {
+    checkDownsamplingDivides(widths, { ...(opts.dataset as FolderDatasetSpec), size: [h, w] }, '--buckets');
+  }
+  const data =
+    buckets === 'digit-strings'
+      ? await digitStringData(opts)
+      : buckets === undefined
+        ? await imageData(opts)
+        : await folderBucketData(opts, buckets);
   await prepareRunDir(opts.outDir, opts.resume, opts.steps);
   const cfg: AutoencoderConfig = {
     imageShape: data.imageShape,
@@ -231,28 +306,35 @@ export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<T
   const { shift, variance } = await latentStatistics(ema, cfg, data.statsBatches());
   const finalCfg: AutoencoderConfig = { ...cfg, latentShift: shift, latentScale: 1 / Math.sqrt(variance) };
   const psnrs: Record<string, number> = {};
+  let [weighted, images] = [0, 0];
   for (const [group, batches] of await data.testBatches()) {
-    psnrs[group] = Number((await reconstructionPsnr(ema, finalCfg, batches)).toFixed(2));
+    const count = batches.reduce((a, x) => a + x.shape[0], 0);
+    const mean = await reconstructionPsnr(ema, finalCfg, batches);
+    psnrs[group] = Number(mean.toFixed(2));
+    // The headline: the mean over the test images of the headline groups (the trained string lengths).
+    if (data.headlineGroups === undefined || data.headlineGroups.includes(group)) {
+      weighted += mean * count;
+      images += count;
+    }
   }
-  // The headline PSNR: the test split's, or the mean over the lengths trained on.
-  const trained = data.description.lengths as number[] | undefined;
-  const psnr =
-    trained === undefined
-      ? psnrs.test!
-      : trained.reduce((a, n) => a + psnrs[`length ${n}`]!, 0) / trained.length;
+  const psnr = weighted / images;
+  const groups = Object.keys(psnrs);
   const config: AutoencoderModelConfig = {
     format: 'ladder-model',
     version: 1,
     kind: 'autoencoder',
     dataset: data.spec,
     autoencoder: finalCfg,
+    ...(data.buckets === undefined
+      ? {}
+      : { buckets: data.buckets.map(([h, w]) => [h, w] as [number, number]) }),
   };
   const card = makeCard(
     { seed: opts.seed, dataset: datasetLabel(data.spec), batchSize: opts.batchSize },
     result,
     {
       testPsnrDb: Number(psnr.toFixed(2)),
-      ...(trained === undefined ? {} : { testPsnrDbByLength: psnrs }),
+      ...(groups.length > 1 ? { testPsnrDbByGroup: psnrs } : {}),
       latentStd: Number(Math.sqrt(variance).toFixed(4)),
     },
     {

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { isPromptSet, loadSynthetic } from '../distill/shared/synth.js';
+import { detokenize } from '../nn/text-encoder.js';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -392,5 +394,150 @@ describe('ladder on a folder of images', () => {
     );
     assert.equal(none.status, 1);
     assert.match(none.stderr, /has no captions: put a metadata\.jsonl beside its images/);
+  });
+
+  it('trains in aspect-ratio buckets: tall and wide images keep their shapes through the autoencoder, a caption teacher, synth and LADD', async () => {
+    const folder = join(root, 'mixed');
+    await mkdir(folder, { recursive: true });
+    const lines: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const wide = i % 2 === 1;
+      const file = join(folder, `${i}.png`);
+      await drawing(file, 'bars', i);
+      if (wide)
+        await writeFile(
+          file,
+          await sharp(await readFile(file))
+            .rotate(90)
+            .png()
+            .toBuffer(),
+        );
+      lines.push(JSON.stringify({ file_name: `${i}.png`, text: wide ? 'a wide bar' : 'a tall bar' }));
+    }
+    await writeFile(join(folder, 'metadata.jsonl'), `${lines.join('\n')}\n`);
+    const tiny = ['--iterations', '2', '--batch', '4', '--checkpoint-every', '1'];
+    const ae = join(root, 'mixed-models', 'autoencoder');
+    const aeArgs = ['train-ae', '--data', folder, '--buckets', '16x24,24x16', '--channels', '8,8,8', ...tiny];
+    ok(await ladder(...aeArgs, '--out', ae));
+    const aeConfig = JSON.parse(await readFile(join(ae, 'config.json'), 'utf8'));
+    assert.deepEqual(aeConfig.buckets, [
+      [24, 16],
+      [16, 24],
+    ]);
+    assert.deepEqual(aeConfig.autoencoder.imageShape, [24, 16, 3]);
+    assert.deepEqual(aeConfig.dataset.size, [24, 16]);
+    const aeCard = JSON.parse(await readFile(join(ae, 'card.json'), 'utf8'));
+    // Ten of each shape: one of each held out.
+    assert.deepEqual(aeCard.imagesPerBucket, { '16x24': 9, '24x16': 9 });
+    assert.deepEqual(Object.keys(aeCard.metrics.testPsnrDbByGroup), ['16x24', '24x16']);
+
+    const teacher = join(root, 'mixed-models', 'teacher');
+    ok(
+      await ladder(
+        'train-teacher',
+        '--ae',
+        ae,
+        '--data',
+        'captions',
+        '--channels',
+        '8,16',
+        ...tiny,
+        '--out',
+        teacher,
+      ),
+    );
+    const config = JSON.parse(await readFile(join(teacher, 'config.json'), 'utf8'));
+    assert.deepEqual(config.prompts, { source: 'captions', sizes: aeConfig.buckets });
+
+    const synthetic = join(root, 'mixed-models', 'synth.safetensors');
+    ok(await ladder('synth', '--teacher', teacher, '--n', '6', '--steps', '2', '--out', synthetic));
+    const set = await loadSynthetic(synthetic);
+    assert.ok(isPromptSet(set));
+    // Latents 4x downsampled, each bucket with its own captions.
+    assert.deepEqual(
+      set.buckets.map((b) => [
+        b.shape,
+        b.tokens.length / set.maxTokens,
+        detokenize(b.tokens.subarray(0, set.maxTokens)),
+      ]),
+      [
+        [[6, 4, 4], 3, 'a tall bar'],
+        [[4, 6, 4], 3, 'a wide bar'],
+      ],
+    );
+    const student = join(root, 'mixed-models', 'ladd');
+    ok(
+      await ladder(
+        'distill',
+        '--method',
+        'ladd',
+        '--teacher',
+        teacher,
+        '--synthetic',
+        synthetic,
+        '--steps',
+        '1',
+        '--batch',
+        '2',
+        '--iterations',
+        '2',
+        '--out',
+        student,
+      ),
+    );
+    const npy = join(root, 'mixed-models', 'wide.npy');
+    ok(
+      await ladder(
+        'sample',
+        '--model',
+        student,
+        '--prompt',
+        'a wide bar',
+        '--latent-size',
+        '4x6',
+        '--n',
+        '1',
+        '--out',
+        npy,
+      ),
+    );
+    const header = (await readFile(npy)).subarray(0, 128).toString('latin1');
+    assert.match(header, /'shape': \(1, 16, 24, 3\)/);
+
+    const both = await ladder(
+      'train-ae',
+      '--data',
+      folder,
+      '--buckets',
+      '16x24',
+      '--size',
+      '16',
+      '--out',
+      join(root, 'x'),
+    );
+    assert.equal(both.status, 1);
+    assert.match(both.stderr, /--buckets sets the sizes .*: drop --size/);
+    const builtIn = await ladder(
+      'train-ae',
+      '--data',
+      'mnist',
+      '--buckets',
+      '28x28',
+      '--out',
+      join(root, 'x'),
+    );
+    assert.equal(builtIn.status, 1);
+    assert.match(builtIn.stderr, /--buckets is for folder datasets: mnist has one image size/);
+    const odd = await ladder(
+      ...aeArgs.slice(0, 3),
+      '--buckets',
+      '16x24,18x12',
+      '--channels',
+      '8,8,8',
+      '--out',
+      join(root, 'x'),
+    );
+    assert.equal(odd.status, 1);
+    assert.match(odd.stderr, /--buckets 18x12 is not a multiple of 4.*use --buckets 20x12/);
   });
 });

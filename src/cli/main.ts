@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The `ladder` command: each verb parses its flags, sets up the backend and makes one library call.
 import { readFileSync } from 'node:fs';
-import { Command, Help, Option } from 'commander';
+import { Command, Help, InvalidArgumentError, Option } from 'commander';
 import { AUTOENCODER_DEFAULTS, trainAutoencoder } from '../autoencoder/train.js';
+import { isDatasetName } from '../data/dataset.js';
 import { BACKEND_NAMES, initBackend } from '../engine/backend.js';
 import { MAX_CFG } from '../models/pipeline.js';
 import { FLOW_DEFAULTS, TEACHER_UNET_DEFAULTS, trainTeacher, VP_DEFAULTS } from '../teacher/train.js';
@@ -18,6 +19,7 @@ import {
   addDataFlags,
   addIterationsFlag,
   addTrainingFlags,
+  bucketSizes,
   cfgScale,
   datasetSpecOf,
   decay,
@@ -112,15 +114,31 @@ addTrainingFlags(
       `widths per level, multiples of ${AUTOENCODER_DEFAULTS.groups}, e.g. 32,64,64 ` +
         `(default ${AUTOENCODER_DEFAULTS.channels.join(',')})`,
       widths('--channels', AUTOENCODER_DEFAULTS.groups),
+    )
+    .option(
+      '--buckets <sizes>',
+      'folder data: train in aspect-ratio buckets, e.g. 48x32,32x48,40x40 (width x height); each image goes to ' +
+        "the size nearest its aspect ratio, each batch is one bucket's; the first is the model's own size " +
+        '(instead of --size); a caption teacher on this autoencoder trains on the same buckets',
+      bucketSizes,
     ),
   { iterations: 2500, batch: 64, lr: 1e-3 },
 ).action(async (o) => {
+  if (o.buckets !== undefined) {
+    if (o.size !== undefined)
+      throw new InvalidArgumentError("--buckets sets the sizes (its first is the model's own): drop --size");
+    if (o.data === 'digit-strings' || isDatasetName(o.data))
+      throw new InvalidArgumentError(
+        `--buckets is for folder datasets: ${o.data} ${o.data === 'digit-strings' ? 'brings its own buckets' : 'has one image size'}`,
+      );
+  }
   await runOrProfile(o.out, o.profile, (outDir) =>
     trainAutoencoder({
       // Digit strings are MNIST's digits side by side: the dataset is mnist, trained in buckets.
       ...(o.data === 'digit-strings'
         ? { dataset: datasetSpecOf({ ...o, data: 'mnist' }), buckets: 'digit-strings' as const }
-        : { dataset: datasetSpecOf(o) }),
+        : { dataset: datasetSpecOf({ ...o, ...(o.buckets && { size: o.buckets[0] }) }) }),
+      ...(o.buckets === undefined ? {} : { buckets: o.buckets }),
       outDir,
       steps: o.iterations,
       batchSize: o.batch,

@@ -150,6 +150,23 @@ const imageSize: Parser<[number, number]> = (value) => {
   return [height, width];
 };
 
+/** `--buckets 48x32,32x48,40x40`: image sizes (width x height each), as [height, width]; no size twice. */
+export const bucketSizes: Parser<[number, number][]> = (value) => {
+  const sizes = value.split(',').map((part) => {
+    try {
+      return imageSize(part);
+    } catch {
+      throw new InvalidArgumentError(
+        `--buckets must be sizes WxH separated by commas (e.g. 48x32,32x48,40x40), got "${value}"`,
+      );
+    }
+  });
+  const labels = sizes.map(([h, w]) => `${w}x${h}`);
+  const twice = labels.find((label, i) => labels.indexOf(label) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`--buckets lists ${twice} twice`);
+  return sizes;
+};
+
 const NAMED_COLOURS: Record<string, [number, number, number]> = {
   white: [255, 255, 255],
   black: [0, 0, 0],

@@ -234,7 +234,7 @@ describe('a prompt-conditional teacher on digit strings', () => {
       [28, 84],
       [28, 112],
     ]);
-    const byLength = card.metrics.testPsnrDbByLength;
+    const byLength = card.metrics.testPsnrDbByGroup;
     assert.deepEqual(
       Object.keys(byLength),
       [1, 2, 3, 4, 5, 6].map((n) => `length ${n}`),

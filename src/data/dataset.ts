@@ -1,7 +1,7 @@
 // Image datasets: built-in ones by name (MNIST, Fashion-MNIST, Twemoji, Noto emoji) and folders of the user's
 // images, as NHWC float arrays in [-1, 1].
 import { loadEmoji } from './emoji.js';
-import { loadFolderDataset } from './folder.js';
+import { loadFolderBuckets, loadFolderDataset } from './folder.js';
 import {
   DATASET_NAMES,
   type DatasetName,
@@ -41,4 +41,20 @@ export async function loadDataset(
     case 'emoji-noto':
       return loadEmoji(spec, split, opts);
   }
+}
+
+/**
+ * A dataset split as training sets of one image size each: a folder's aspect-ratio buckets when `sizes` are given
+ * ([height, width] each; see `loadFolderBuckets`), otherwise the one set of `loadDataset`.
+ */
+export async function loadDatasetBuckets(
+  spec: DatasetSpec,
+  sizes: readonly (readonly [number, number])[] | undefined,
+  split: Split,
+  opts: LoadDatasetOptions = {},
+): Promise<ImageDataset[]> {
+  if (sizes === undefined) return [await loadDataset(spec, split, opts)];
+  if (typeof spec === 'string')
+    throw new Error(`${spec} has one image size: aspect-ratio buckets are for folders`);
+  return loadFolderBuckets(spec, sizes, split, opts);
 }

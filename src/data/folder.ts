@@ -124,6 +124,7 @@ async function listFolder(folder: string): Promise<Listing> {
 async function readMetadata(
   folder: string,
   names: ReadonlySet<string>,
+  othersListed = false,
 ): Promise<Map<string, string> | undefined> {
   const path = join(folder, METADATA_FILE);
   if (!existsSync(path)) return undefined;
@@ -141,8 +142,10 @@ async function readMetadata(
     if (typeof fileName !== 'string') throw new Error(`${path} line ${i + 1} has no "file_name" string`);
     if (text !== undefined && typeof text !== 'string')
       throw new Error(`${path} line ${i + 1}: "text" must be a string`);
-    if (!names.has(fileName))
+    if (!names.has(fileName)) {
+      if (othersListed) continue; // another bucket's image (the whole file was checked against the folder)
       throw new Error(`${path} line ${i + 1} names ${fileName}, which is not an image in ${folder}`);
+    }
     texts.set(fileName, text ?? '');
   }
   return texts;
@@ -234,6 +237,7 @@ async function buildTable(
   listing: Listing,
   spec: FolderDatasetSpec,
   progress: boolean,
+  partial: boolean,
 ): Promise<FolderTable> {
   const [height, width] = spec.size;
   const pixels = height * width * 3;
@@ -275,14 +279,15 @@ async function buildTable(
   const kept = listing.images
     .flatMap((img, i) => (decoded[i] === undefined ? [] : [{ img, rgb: decoded[i]! }]))
     .sort((a, b) => nameHash(a.img.name) - nameHash(b.img.name) || (a.img.name < b.img.name ? -1 : 1));
+  // A bucket holds only the images of its aspect ratio: a class may have none there.
   const emptied = listing.classNames.filter((_, label) => !kept.some((k) => k.img.label === label));
-  if (emptied.length > 0) {
+  if (!partial && emptied.length > 0) {
     throw new Error(`class folder(s) ${someNames(emptied)} in ${folder} hold no readable image`);
   }
   const rgb = new Uint8Array(kept.length * pixels);
   for (const [i, k] of kept.entries()) rgb.set(k.rgb, i * pixels);
   const images = kept.map((k) => k.img);
-  const captions = await readMetadata(folder, new Set(listing.images.map((img) => img.name)));
+  const captions = await readMetadata(folder, new Set(listing.images.map((img) => img.name)), partial);
   return {
     rgb,
     labels: Int32Array.from(images, (img) => img.label),
@@ -343,41 +348,41 @@ async function writeCache(
   await writeFileAtomic(path, bytes);
 }
 
-/**
- * One split of a folder dataset, decoded to `spec.size` with `spec.channels` channels (when unset: 1 if every image
- * is grey, else 3; the returned `spec` says which). Decoding happens once per folder content and options; later
- * loads read the cache under `opts.cacheDir` (default `.cache/` in the repository).
- */
-export async function loadFolderDataset(
+/** The folder's (or a bucket's) decoded table at `spec.size`: from the cache, or decoded once and cached. */
+async function folderTable(
   spec: FolderDatasetSpec,
-  split: Split,
-  opts: LoadDatasetOptions = {},
-): Promise<ImageDataset> {
-  const { folder } = spec;
+  listing: Listing,
+  sharp: Sharp,
+  opts: LoadDatasetOptions,
+  partial: boolean,
+): Promise<FolderTable> {
   const [height, width] = spec.size;
-  const listing = await listFolder(folder);
-  const sharp = await loadSharp();
   const decoder = `sharp ${sharp.versions.sharp} libvips ${sharp.versions.vips}`;
-  const key = await contentKey(folder, listing, spec, decoder);
+  const key = await contentKey(spec.folder, listing, spec, decoder);
   const cachePath = join(opts.cacheDir ?? join(REPO_ROOT, '.cache'), 'folders', `${key}.safetensors`);
   let table = await readCache(cachePath, key, height * width * 3);
   if (table === undefined) {
-    table = await buildTable(sharp, folder, listing, spec, opts.progress ?? true);
+    table = await buildTable(sharp, spec.folder, listing, spec, opts.progress ?? true, partial);
     await writeCache(cachePath, key, table, spec);
   }
-  const channels = spec.channels ?? (table.grey ? 1 : 3);
+  return table;
+}
+
+/** One split of a decoded table with `channels` channels; undefined when the split holds no image. */
+function splitOf(
+  spec: FolderDatasetSpec,
+  table: FolderTable,
+  split: Split,
+  channels: 1 | 3,
+  limit = Number.POSITIVE_INFINITY,
+): ImageDataset | undefined {
+  const [height, width] = spec.size;
   const wanted = split === 'test' ? 1 : 0;
   const picked: number[] = [];
-  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   for (let i = 0; i < table.isTest.length && picked.length < limit; i++) {
     if (table.isTest[i] === wanted) picked.push(i);
   }
-  if (picked.length === 0) {
-    throw new Error(
-      `the ${split} split of ${folder} is empty: it holds ${table.labels.length} image(s); a class needs at least ` +
-        'two images to give one to the test split',
-    );
-  }
+  if (picked.length === 0) return undefined;
   const pixels = height * width;
   const images = new Float32Array(picked.length * pixels * channels);
   for (const [j, i] of picked.entries()) {
@@ -399,7 +404,7 @@ export async function loadFolderDataset(
   const texts = table.texts;
   return {
     spec: { ...spec, channels },
-    name: folder,
+    name: spec.folder,
     split,
     images,
     labels: Int32Array.from(picked, (i) => table.labels[i]!),
@@ -411,4 +416,90 @@ export async function loadFolderDataset(
     classNames: table.classNames,
     ...(texts === undefined ? {} : { texts: picked.map((i) => texts[i]!) }),
   };
+}
+
+const emptySplitError = (folder: string, split: Split, images: number): Error =>
+  new Error(
+    `the ${split} split of ${folder} is empty: it holds ${images} image(s); a class needs at least ` +
+      'two images to give one to the test split',
+  );
+
+/**
+ * One split of a folder dataset, decoded to `spec.size` with `spec.channels` channels (when unset: 1 if every image
+ * is grey, else 3; the returned `spec` says which). Decoding happens once per folder content and options; later
+ * loads read the cache under `opts.cacheDir` (default `.cache/` in the repository).
+ */
+export async function loadFolderDataset(
+  spec: FolderDatasetSpec,
+  split: Split,
+  opts: LoadDatasetOptions = {},
+): Promise<ImageDataset> {
+  const listing = await listFolder(spec.folder);
+  const table = await folderTable(spec, listing, await loadSharp(), opts, false);
+  const channels = spec.channels ?? (table.grey ? 1 : 3);
+  const data = splitOf(spec, table, split, channels, opts.limit);
+  if (data === undefined) throw emptySplitError(spec.folder, split, table.labels.length);
+  return data;
+}
+
+/** The bucket of each listed image: the size whose aspect ratio is nearest the image's as shown (EXIF-rotated). */
+async function assignBuckets(
+  sharp: Sharp,
+  folder: string,
+  listing: Listing,
+  sizes: readonly (readonly [number, number])[],
+): Promise<Int32Array> {
+  const ratios = sizes.map(([h, w]) => Math.log(w / h));
+  const bucketOf = new Int32Array(listing.images.length);
+  for (const [i, { name }] of listing.images.entries()) {
+    try {
+      const meta = await sharp(await readFile(join(folder, name))).metadata();
+      const turned = (meta.orientation ?? 1) >= 5; // EXIF orientations 5-8 swap width and height
+      const [w, h] = turned ? [meta.height, meta.width] : [meta.width, meta.height];
+      if (!(w && h)) continue; // decoding reports it; bucket 0
+      const ratio = Math.log(w / h);
+      let best = 0;
+      for (let k = 1; k < ratios.length; k++) {
+        if (Math.abs(ratio - ratios[k]!) < Math.abs(ratio - ratios[best]!)) best = k;
+      }
+      bucketOf[i] = best;
+    } catch {
+      // An unreadable file goes to bucket 0, whose decoding skips or reports it like any other.
+    }
+  }
+  return bucketOf;
+}
+
+/**
+ * One split of a folder in aspect-ratio buckets: each image goes to the size of `sizes` ([height, width]) whose
+ * aspect ratio is nearest its own and is fitted there (spec.fit). One dataset per bucket that holds images of the
+ * split, in `sizes` order, each with its bucket's size as `spec.size`; every bucket keeps a tenth of each class it
+ * holds for the test split. The channel count is the whole folder's (grey only if every bucket is). Each bucket
+ * is decoded and cached once.
+ */
+export async function loadFolderBuckets(
+  spec: FolderDatasetSpec,
+  sizes: readonly (readonly [number, number])[],
+  split: Split,
+  opts: LoadDatasetOptions = {},
+): Promise<ImageDataset[]> {
+  if (sizes.length === 0) throw new Error('no bucket sizes given');
+  const listing = await listFolder(spec.folder);
+  const sharp = await loadSharp();
+  await readMetadata(spec.folder, new Set(listing.images.map((img) => img.name))); // names every image it lists
+  const bucketOf = await assignBuckets(sharp, spec.folder, listing, sizes);
+  const buckets: { spec: FolderDatasetSpec; table: FolderTable }[] = [];
+  for (const [k, size] of sizes.entries()) {
+    const images = listing.images.filter((_, i) => bucketOf[i] === k);
+    if (images.length === 0) continue;
+    const bucketSpec = { ...spec, size };
+    buckets.push({
+      spec: bucketSpec,
+      table: await folderTable(bucketSpec, { images, classNames: listing.classNames }, sharp, opts, true),
+    });
+  }
+  const channels = spec.channels ?? (buckets.every((b) => b.table.grey) ? 1 : 3);
+  const datasets = buckets.flatMap((b) => splitOf(b.spec, b.table, split, channels, opts.limit) ?? []);
+  if (datasets.length === 0) throw emptySplitError(spec.folder, split, listing.images.length);
+  return datasets;
 }

@@ -3,7 +3,7 @@ import { before, describe, it } from 'node:test';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '../core/tf.js';
 import { loadDataset } from './dataset.js';
-import { type ArraySource, BatchLoader, datasetSource } from './loader.js';
+import { type ArraySource, BatchLoader, BucketBatches, datasetSource } from './loader.js';
 
 /** 10 samples of shape [1, 2, 1] whose values encode their index: sample i = [i, i + 0.5]. */
 function tinySource(count = 10): ArraySource {
@@ -108,5 +108,54 @@ describe('BatchLoader', () => {
     const index = loader.indicesAt(5)[0]!;
     assert.deepEqual(values.subarray(0, 784), mnist.images.subarray(index * 784, (index + 1) * 784));
     tf.dispose([batch.x, batch.labels]);
+  });
+});
+
+describe('BucketBatches', () => {
+  const counts = [7, 2, 12];
+  const batchSize = 3;
+  // ceil(7/3) + ceil(2/3) + ceil(12/3) batches a pass.
+  const perEpoch = 3 + 1 + 4;
+
+  it('draws buckets in proportion to their sizes and every sample of every bucket each epoch', () => {
+    const batches = new BucketBatches(counts, batchSize, 5);
+    for (const epoch of [0, 1]) {
+      const seen = counts.map(() => new Set<number>());
+      const perBucket = counts.map(() => 0);
+      for (let k = epoch * perEpoch; k < (epoch + 1) * perEpoch; k++) {
+        const { bucket, rows } = batches.at(k);
+        assert.equal(rows.length, batchSize);
+        perBucket[bucket]!++;
+        for (const row of rows) {
+          assert.ok(row >= 0 && row < counts[bucket]!);
+          seen[bucket]!.add(row);
+        }
+      }
+      assert.deepEqual(perBucket, [3, 1, 4]);
+      assert.deepEqual(
+        seen.map((s) => s.size),
+        counts,
+      );
+    }
+  });
+
+  it('depends only on (seed, step): a fresh instance and a backwards walk agree', () => {
+    const a = new BucketBatches(counts, batchSize, 5);
+    const forward = Array.from({ length: 2 * perEpoch }, (_, k) => a.at(k));
+    const b = new BucketBatches(counts, batchSize, 5);
+    for (let k = 2 * perEpoch - 1; k >= 0; k--) assert.deepEqual(b.at(k), forward[k]);
+    const other = new BucketBatches(counts, batchSize, 6);
+    assert.notDeepEqual(
+      Array.from({ length: perEpoch }, (_, k) => other.at(k)),
+      forward.slice(0, perEpoch),
+    );
+    // The next epoch is another order.
+    assert.notDeepEqual(forward.slice(perEpoch), forward.slice(0, perEpoch));
+  });
+
+  it('refuses an empty bucket and bad arguments', () => {
+    assert.throws(() => new BucketBatches([3, 0], 2, 0), /every bucket needs samples/);
+    assert.throws(() => new BucketBatches([3], 0, 0), /batchSize must be a positive integer/);
+    assert.throws(() => new BucketBatches([3], 2, 0).at(-1), /non-negative integer/);
   });
 });

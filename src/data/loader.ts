@@ -158,3 +158,54 @@ export class BatchLoader {
     for (let step = startStep; ; step++) yield this.batchAt(step);
   }
 }
+
+/**
+ * Batches over buckets of different sizes (aspect ratios), each batch from one bucket. Every epoch each bucket's
+ * samples are shuffled and cut into batches (the last topped up from the start of the same order), and the batches
+ * of all buckets are shuffled together: a bucket trains in proportion to its size and every sample is seen each
+ * epoch. Stateless: batch k depends only on (seed, k).
+ */
+export class BucketBatches {
+  private readonly perEpoch: number;
+  private epoch = -1;
+  private orders: Int32Array[] = [];
+  private schedule: [number, number][] = [];
+
+  constructor(
+    private readonly counts: readonly number[],
+    private readonly batchSize: number,
+    private readonly seed: number,
+  ) {
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
+    if (counts.length === 0 || !counts.every((n) => Number.isInteger(n) && n > 0))
+      throw new Error(`every bucket needs samples, got counts [${counts}]`);
+    this.perEpoch = counts.reduce((a, n) => a + Math.ceil(n / batchSize), 0);
+  }
+
+  /** The bucket of batch `step` and its samples' indices within the bucket. */
+  at(step: number): { readonly bucket: number; readonly rows: Int32Array } {
+    if (!Number.isSafeInteger(step) || step < 0)
+      throw new Error(`batch step must be a non-negative integer, got ${step}`);
+    const epoch = Math.floor(step / this.perEpoch);
+    if (epoch !== this.epoch) this.plan(epoch);
+    const [bucket, index] = this.schedule[step % this.perEpoch]!;
+    const order = this.orders[bucket]!;
+    const rows = Int32Array.from(
+      { length: this.batchSize },
+      (_, i) => order[(index * this.batchSize + i) % order.length]!,
+    );
+    return { bucket, rows };
+  }
+
+  private plan(epoch: number): void {
+    const epochSeed = derivedSeed(this.seed, epoch);
+    this.orders = this.counts.map((n, k) => new Rng(derivedSeed(epochSeed, k)).permutation(n));
+    const batches = this.counts.flatMap((n, k) =>
+      Array.from({ length: Math.ceil(n / this.batchSize) }, (_, j): [number, number] => [k, j]),
+    );
+    const shuffle = new Rng(derivedSeed(epochSeed, -1)).permutation(batches.length);
+    this.schedule = Array.from(shuffle, (i) => batches[i]!);
+    this.epoch = epoch;
+  }
+}

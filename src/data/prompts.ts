@@ -2,7 +2,13 @@
 // the batch contract of prompted, multi-aspect training data.
 import { Rng } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { BatchLoader, type BatchLoaderOptions, type ConditionedBatches, derivedSeed } from './loader.js';
+import {
+  BatchLoader,
+  type BatchLoaderOptions,
+  BucketBatches,
+  type ConditionedBatches,
+  derivedSeed,
+} from './loader.js';
 
 /** String lengths the shipped digit-string models train on (widths 28 to 112). */
 export const DIGIT_STRING_TRAIN_LENGTHS: readonly number[] = [1, 2, 3, 4];
@@ -79,39 +85,45 @@ export interface CaptionedSet {
 }
 
 /**
- * A captioned image set as prompted data: one bucket (the set's image size), batches drawn without replacement
- * epoch by epoch, each image with its caption. Stateless like BatchLoader: batch k depends only on (seed, k).
+ * Captioned images as prompted data, in aspect-ratio buckets (one set per bucket, or one set: the folder's size).
+ * Each batch is one bucket's, buckets drawn in proportion to their sizes and every image once per epoch
+ * (`BucketBatches`), each image with its caption. Stateless: batch k depends only on (seed, k).
  */
 export class CaptionedImages implements PromptedSource {
   readonly name: string;
   readonly channels: number;
   readonly buckets: readonly (readonly [number, number])[];
-  private readonly loaders = new Map<number, BatchLoader>();
+  private readonly schedules = new Map<number, BucketBatches>();
 
   constructor(
-    private readonly set: CaptionedSet,
+    private readonly sets: readonly CaptionedSet[],
     private readonly seed: number,
   ) {
-    if (set.texts.length !== set.count) {
-      throw new Error(`${set.name}: ${set.count} images but ${set.texts.length} captions`);
+    if (sets.length === 0) throw new Error('no captioned images');
+    for (const set of sets) {
+      if (set.texts.length !== set.count) {
+        throw new Error(`${set.name}: ${set.count} images but ${set.texts.length} captions`);
+      }
     }
-    this.name = set.name;
-    this.channels = set.channels;
-    this.buckets = [[set.height, set.width]];
+    this.name = sets[0]!.name;
+    this.channels = sets[0]!.channels;
+    if (sets.some((set) => set.channels !== this.channels))
+      throw new Error(`${this.name}: every bucket needs ${this.channels} channels`);
+    this.buckets = sets.map((set) => [set.height, set.width] as const);
   }
 
   batchAt(step: number, batchSize: number): PromptedBatch {
-    const { set } = this;
-    let loader = this.loaders.get(batchSize);
-    if (loader === undefined) {
-      const rows = Int32Array.from({ length: set.count }, (_, i) => i);
-      loader = new BatchLoader(
-        { data: set.images, labels: rows, shape: [set.height, set.width, set.channels] },
-        { batchSize, seed: this.seed },
+    let schedule = this.schedules.get(batchSize);
+    if (schedule === undefined) {
+      schedule = new BucketBatches(
+        this.sets.map((set) => set.count),
+        batchSize,
+        this.seed,
       );
-      this.loaders.set(batchSize, loader);
+      this.schedules.set(batchSize, schedule);
     }
-    const rows = loader.indicesAt(step);
+    const { bucket, rows } = schedule.at(step);
+    const set = this.sets[bucket]!;
     const size = set.height * set.width * set.channels;
     const images = new Float32Array(rows.length * size);
     rows.forEach((row, i) => {

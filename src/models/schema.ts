@@ -74,7 +74,19 @@ export const autoencoderConfigSchema = z
 const header = { format: z.literal('ladder-model'), version: z.literal(1), dataset: datasetSpec };
 
 export const autoencoderModelSchema = z
-  .object({ ...header, kind: z.literal('autoencoder'), autoencoder: autoencoderConfigSchema })
+  .object({
+    ...header,
+    kind: z.literal('autoencoder'),
+    autoencoder: autoencoderConfigSchema,
+    /**
+     * A folder autoencoder trained in aspect-ratio buckets: the image sizes [height, width], the first being
+     * `autoencoder.imageShape` and the dataset's size; a caption teacher on it trains on the same buckets.
+     */
+    buckets: z
+      .array(z.tuple([positiveInt, positiveInt]))
+      .min(1)
+      .optional(),
+  })
   .strict();
 
 /** A latent diffusion model: a teacher, or a student distilled from one (`distill` says how). */
@@ -93,8 +105,17 @@ export const diffusionModelSchema = z
     prompts: z
       .union([
         z.object({ source: z.literal('digit-strings'), lengths: z.array(positiveInt).min(1) }).strict(),
-        // Captions of a folder dataset (metadata.jsonl): one bucket, the folder's image size.
-        z.object({ source: z.literal('captions') }).strict(),
+        // Captions of a folder dataset (metadata.jsonl): one bucket, the folder's image size, or the image sizes
+        // [height, width] of the autoencoder's aspect-ratio buckets (the first is latentShape's).
+        z
+          .object({
+            source: z.literal('captions'),
+            sizes: z
+              .array(z.tuple([positiveInt, positiveInt]))
+              .min(1)
+              .optional(),
+          })
+          .strict(),
       ])
       .optional(),
     formulation: formulationConfigSchema,

@@ -1,7 +1,7 @@
 import { relative, resolve } from 'node:path';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { loadDataset } from '../data/dataset.js';
+import { loadDataset, loadDatasetBuckets } from '../data/dataset.js';
 import { DigitStrings } from '../data/digit-strings.js';
 import { datasetLabel } from '../data/image-dataset.js';
 import { BatchLoader } from '../data/loader.js';
@@ -163,29 +163,30 @@ async function captionSource(
   opts: TrainTeacherOptions,
   ae: LoadedAutoencoder,
 ): Promise<{ source: PromptedSource; maxTokens: number }> {
-  const data = await loadDataset(
-    ae.config.dataset,
-    'train',
-    opts.limit === undefined ? {} : { limit: opts.limit },
-  );
-  const { texts } = data;
-  if (texts === undefined) {
-    throw new Error(
-      `${data.name} has no captions: put a metadata.jsonl beside its images ({"file_name": "a.png", "text": "..."} per line), or train on classes without --data captions`,
-    );
-  }
-  const bytes = texts.map((t) => new TextEncoder().encode(t).length);
+  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
+  const sets = await loadDatasetBuckets(ae.config.dataset, ae.config.buckets, 'train', limit);
+  const captioned = sets.map((data) => {
+    const { texts } = data;
+    if (texts === undefined) {
+      throw new Error(
+        `${data.name} has no captions: put a metadata.jsonl beside its images ({"file_name": "a.png", "text": "..."} per line), or train on classes without --data captions`,
+      );
+    }
+    return { ...data, texts };
+  });
+  const bytes = captioned.flatMap((set) => set.texts.map((t) => new TextEncoder().encode(t).length));
   const longest = Math.max(0, ...bytes);
   if (longest > MAX_CAPTION_BYTES) {
-    const i = bytes.indexOf(longest);
+    const text = captioned
+      .flatMap((set) => set.texts)
+      .find((t) => new TextEncoder().encode(t).length === longest);
     throw new Error(
-      `the caption of image ${i} is ${longest} bytes; ladder reads captions of up to ${MAX_CAPTION_BYTES}: shorten it in metadata.jsonl`,
+      `the caption "${text!.slice(0, 40)}..." is ${longest} bytes; ladder reads captions of up to ${MAX_CAPTION_BYTES}: shorten it in metadata.jsonl`,
     );
   }
-  const set = { ...data, texts };
   // Room for the longest caption, at least the default's.
   return {
-    source: new CaptionedImages(set, opts.seed),
+    source: new CaptionedImages(captioned, opts.seed),
     maxTokens: Math.max(TEXT_ENCODER_DEFAULTS.maxTokens, longest + 1),
   };
 }
@@ -291,7 +292,14 @@ export async function trainTeacher(opts: TrainTeacherOptions): Promise<TrainResu
     ...(opts.prompts === 'digit-strings'
       ? { prompts: { source: 'digit-strings' as const, lengths: [...DIGIT_STRING_TRAIN_LENGTHS] } }
       : {}),
-    ...(opts.prompts === 'captions' ? { prompts: { source: 'captions' as const } } : {}),
+    ...(opts.prompts === 'captions'
+      ? {
+          prompts: {
+            source: 'captions' as const,
+            ...(ae.config.buckets === undefined ? {} : { sizes: ae.config.buckets }),
+          },
+        }
+      : {}),
     formulation: opts.formulation,
     unet,
     prediction: 'formulation',

@@ -8,8 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ensureWritableDir, writeFileAtomic } from '../../core/fs.js';
 import { Rng } from '../../core/rng.js';
 import * as tf from '../../core/tf.js';
-import { loadDataset } from '../../data/dataset.js';
-import type { ArraySource } from '../../data/loader.js';
+import { loadDatasetBuckets } from '../../data/dataset.js';
+import { type ArraySource, derivedSeed } from '../../data/loader.js';
 import { balancedDigitStrings, type PromptBucket } from '../../data/prompts.js';
 import type { Collectives } from '../../engine/torch/collectives.js';
 import { decodeSafetensors, encodeSafetensors } from '../../io/safetensors.js';
@@ -32,6 +32,7 @@ import {
   type PromptsConfig,
   parseConfig,
 } from '../../models/schema.js';
+import { downsampling } from '../../nn/autoencoder.js';
 import { tokenizeAll } from '../../nn/text-encoder.js';
 import type { SamplerKind } from '../../samplers/sample.js';
 import {
@@ -271,22 +272,45 @@ export function synthesizeLatents(
   return { data, labels, shape: [shape[0], shape[1], shape[2]], settings, teacher: resolve(teacherDir) };
 }
 
+/** A caption teacher's training captions of one aspect-ratio bucket, and the bucket's image size when bucketed. */
+export interface CaptionBucket {
+  readonly texts: readonly string[];
+  /** [height, width]; absent for a teacher of one size (the model's own). */
+  readonly size?: readonly [number, number];
+}
+
 /**
  * The prompts of each bucket of a prompt-conditional teacher's synthetic set, `count` in all: digit strings spread
- * evenly over the string lengths (every digit equally often in a bucket, `balancedDigitStrings`), or the training
- * captions in a seeded order, repeated as needed (one bucket: the model's size).
+ * evenly over the string lengths (every digit equally often in a bucket, `balancedDigitStrings`), or a caption
+ * teacher's training captions bucket by bucket, in a seeded order and repeated as needed, `count` spread over the
+ * buckets in proportion to their captions (at least one each).
  */
 export function synthPrompts(
   prompts: PromptsConfig,
   count: number,
   seed: number,
-  captions?: readonly string[],
+  captions?: readonly CaptionBucket[],
 ): string[][] {
   if (prompts.source === 'captions') {
-    if (captions === undefined || captions.length === 0)
+    if (captions === undefined || captions.length === 0 || captions.some((b) => b.texts.length === 0))
       throw new Error("a caption-prompted teacher's synthetic set needs its training captions");
-    const order = new Rng(seed).permutation(captions.length);
-    return [Array.from({ length: count }, (_, i) => captions[order[i % captions.length]!]!)];
+    if (count < captions.length) {
+      throw new Error(
+        `${count} synthetic latents cannot fill ${captions.length} aspect-ratio buckets: make at least ${captions.length}`,
+      );
+    }
+    const total = captions.reduce((a, b) => a + b.texts.length, 0);
+    // Largest remainders: the counts sum to `count` exactly.
+    const exact = captions.map((b) => 1 + ((count - captions.length) * b.texts.length) / total);
+    const counts = exact.map(Math.floor);
+    const order = exact
+      .map((x, k) => [x - Math.floor(x), k] as const)
+      .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    for (let i = 0; i < count - counts.reduce((a, n) => a + n, 0); i++) counts[order[i]![1]]!++;
+    return captions.map((bucket, k) => {
+      const shuffled = new Rng(derivedSeed(seed, k)).permutation(bucket.texts.length);
+      return Array.from({ length: counts[k]! }, (_, i) => bucket.texts[shuffled[i % bucket.texts.length]!]!);
+    });
   }
   const { lengths } = prompts;
   if (count < lengths.length) {
@@ -306,14 +330,14 @@ export function synthPrompts(
 /**
  * A prompt-conditional teacher's latents for the prompts of `synthPrompts`, bucket by bucket, generated in batches
  * like `synthesizeLatents` (batch i's noise from the i-th seed of Rng(settings.seed), counted across buckets).
- * `captions`: a caption-prompted teacher's training captions.
+ * `captions`: a caption-prompted teacher's training captions, per bucket.
  */
 export function synthesizePromptLatents(
   teacher: DiffusionModel,
   settings: SynthSettings,
   teacherDir: string,
   batchSize = DEFAULT_BATCH,
-  captions?: readonly string[],
+  captions?: readonly CaptionBucket[],
 ): PromptSyntheticSet {
   checkSynthSettings(settings);
   const { prompts, unet, latentShape } = teacher.config;
@@ -321,14 +345,20 @@ export function synthesizePromptLatents(
     throw new Error(`${teacherDir} is not prompt-conditional: make its set with synthesizeLatents`);
   const { maxTokens } = unet.text;
   const promptsByBucket = synthPrompts(prompts, settings.count, settings.seed, captions);
+  const factor = downsampling(teacher.autoencoder.config.autoencoder);
+  // A bucketed caption teacher's latents take their bucket's size; otherwise the prompt's.
+  const latentSizeOf = (k: number, prompt: string): [number, number] => {
+    const size = captions?.[k]?.size;
+    return size === undefined ? promptLatentSize(teacher, prompt) : [size[0] / factor, size[1] / factor];
+  };
   const progress = createProgress('synth', settings.count);
   const seeds = new Rng(settings.seed);
   const buckets: PromptBucket[] = [];
   let done = 0;
   try {
-    for (const bucketPrompts of promptsByBucket) {
+    for (const [k, bucketPrompts] of promptsByBucket.entries()) {
       const count = bucketPrompts.length;
-      const [h, w] = promptLatentSize(teacher, bucketPrompts[0]!);
+      const [h, w] = latentSizeOf(k, bucketPrompts[0]!);
       const shape = [h, w, latentShape[2]] as const;
       checkChunkFits(teacher, {
         latentSize: [h, w],
@@ -471,11 +501,24 @@ export function checkSyntheticFits(set: AnySyntheticSet, teacher: DiffusionModel
     );
   }
   if (isPromptSet(set)) {
-    const wrong = set.buckets.find((b) => b.shape[0] !== want[0] || b.shape[2] !== want[2]);
-    if (wrong !== undefined)
-      throw new Error(
-        `${file} holds ${wrong.shape.join('x')} latents but the teacher's are ${want[0]} high with ${want[2]} channels: ${regenerate}`,
-      );
+    const { prompts } = teacher.config;
+    const sizes = prompts?.source === 'captions' ? prompts.sizes : undefined;
+    if (sizes !== undefined) {
+      // A bucketed caption teacher: every latent at one of its buckets' sizes.
+      const factor = downsampling(teacher.autoencoder.config.autoencoder);
+      const allowed = sizes.map(([h, w]) => `${h / factor}x${w / factor}x${want[2]}`);
+      const wrong = set.buckets.find((b) => !allowed.includes(b.shape.join('x')));
+      if (wrong !== undefined)
+        throw new Error(
+          `${file} holds ${wrong.shape.join('x')} latents but the teacher's buckets are ${allowed.join(', ')}: ${regenerate}`,
+        );
+    } else {
+      const wrong = set.buckets.find((b) => b.shape[0] !== want[0] || b.shape[2] !== want[2]);
+      if (wrong !== undefined)
+        throw new Error(
+          `${file} holds ${wrong.shape.join('x')} latents but the teacher's are ${want[0]} high with ${want[2]} channels: ${regenerate}`,
+        );
+    }
     if (set.maxTokens !== text!.maxTokens)
       throw new Error(
         `${file} holds prompts of ${set.maxTokens} tokens, the teacher reads ${text!.maxTokens}: ${regenerate}`,
@@ -549,11 +592,16 @@ export async function synthesize(opts: SynthOptions): Promise<AnySyntheticSet> {
   return set;
 }
 
-// A caption-prompted teacher's training captions (its folder dataset); undefined for other teachers.
-async function trainingCaptions(teacher: DiffusionModel): Promise<readonly string[] | undefined> {
-  if (teacher.config.prompts?.source !== 'captions') return undefined;
-  const data = await loadDataset(teacher.config.dataset, 'train');
-  return data.texts;
+// A caption-prompted teacher's training captions (its folder dataset), bucket by bucket when it trained in buckets;
+// undefined for other teachers.
+async function trainingCaptions(teacher: DiffusionModel): Promise<CaptionBucket[] | undefined> {
+  const { prompts, dataset } = teacher.config;
+  if (prompts?.source !== 'captions') return undefined;
+  const sets = await loadDatasetBuckets(dataset, prompts.sizes, 'train');
+  return sets.map((set) => ({
+    texts: set.texts ?? [],
+    ...(prompts.sizes === undefined ? {} : { size: [set.height, set.width] as const }),
+  }));
 }
 
 /** The set in `opts.outFile`, checked against the teacher, its lineage and the settings. */
