@@ -1,9 +1,8 @@
 import { sliceTensor } from '../core/batched.js';
 import { Rng, randn } from '../core/rng.js';
 import * as tf from '../core/tf.js';
-import { loadDataset } from '../data/dataset.js';
+import { loadDataset, loadDatasetBuckets } from '../data/dataset.js';
 import { DigitStrings } from '../data/digit-strings.js';
-import { loadFolderBuckets } from '../data/folder.js';
 import {
   type DatasetSpec,
   datasetLabel,
@@ -11,7 +10,8 @@ import {
   type ImageDataset,
 } from '../data/image-dataset.js';
 import { BatchLoader, BucketBatches, datasetSource } from '../data/loader.js';
-import { DIGIT_STRING_TRAIN_LENGTHS, digitStringSize } from '../data/prompts.js';
+import { loadMnist } from '../data/mnist.js';
+import { DIGIT_CELL, DIGIT_STRING_TRAIN_LENGTHS, digitStringSize } from '../data/prompts.js';
 import { saveModelFolder } from '../models/folder.js';
 import type { AutoencoderModelConfig } from '../models/schema.js';
 import {
@@ -40,7 +40,7 @@ export interface TrainAutoencoderOptions {
   readonly checkpointEvery: number;
   /** Profile this many steps after a warm-up step and stop (see TrainOptions.profile). */
   readonly profile?: number;
-  /** Use only the first N training images (quick runs and tests). */
+  /** Use only the first N training images (quick runs and tests; with folder buckets, of each bucket). */
   readonly limit?: number;
   /**
    * Train in aspect-ratio buckets, each batch one bucket's: digit strings (MNIST digits side by side, lengths 1 to
@@ -138,18 +138,11 @@ async function digitStringData(opts: TrainAutoencoderOptions): Promise<Autoencod
       `digit strings are made of MNIST digits: train on --data mnist, not ${datasetLabel(opts.dataset)}`,
     );
   }
-  const limit = opts.limit === undefined ? {} : { limit: opts.limit };
-  const train = await DigitStrings.load('train', {
-    seed: opts.seed,
-    lengths: DIGIT_STRING_TRAIN_LENGTHS,
-    ...limit,
-  });
+  const mnist = await loadMnist('train', opts.limit);
+  const lengths = DIGIT_STRING_TRAIN_LENGTHS;
+  const train = new DigitStrings(mnist, { seed: opts.seed, lengths });
   // The statistics' strings come from a stream of their own.
-  const stats = await DigitStrings.load('train', {
-    seed: opts.seed + 1,
-    lengths: DIGIT_STRING_TRAIN_LENGTHS,
-    ...limit,
-  });
+  const stats = new DigitStrings(mnist, { seed: opts.seed + 1, lengths });
   const toTensor = (b: { images: Float32Array; height: number; width: number }, n: number) =>
     tf.tensor4d(b.images, [n, b.height, b.width, 1]);
   return {
@@ -166,8 +159,9 @@ async function digitStringData(opts: TrainAutoencoderOptions): Promise<Autoencod
     },
     testBatches: async () => {
       const groups = new Map<string, tf.Tensor4D[]>();
+      const digits = await loadMnist('test');
       for (const length of PSNR_STRING_LENGTHS) {
-        const test = await DigitStrings.load('test', { seed: 0, lengths: [length] });
+        const test = new DigitStrings(digits, { seed: 0, lengths: [length] });
         const count = Math.min(PSNR_STRINGS, opts.limit ?? PSNR_STRINGS);
         const batches: tf.Tensor4D[] = [];
         for (let k = 0; k * MEASURE_BATCH < count; k++) {
@@ -198,11 +192,9 @@ async function folderBucketData(
   sizes: readonly (readonly [number, number])[],
 ): Promise<AutoencoderData> {
   const spec = opts.dataset;
-  if (typeof spec === 'string')
-    throw new Error(`${spec} has one image size: --buckets is for folder datasets`);
   const limit = opts.limit === undefined ? {} : { limit: opts.limit };
-  const train = await loadFolderBuckets(spec, sizes, 'train', limit);
-  await loadFolderBuckets(spec, sizes, 'test', { limit: 1 });
+  const train = await loadDatasetBuckets(spec, sizes, 'train', limit);
+  await loadDatasetBuckets(spec, sizes, 'test', { limit: 1 });
   const schedule = new BucketBatches(
     train.map((set) => set.count),
     opts.batchSize,
@@ -230,7 +222,7 @@ async function folderBucketData(
         yield* setBatches(set, Math.ceil((set.count * Math.min(total, STATS_IMAGES)) / total));
     },
     testBatches: async () => {
-      const test = await loadFolderBuckets(spec, sizes, 'test', { limit: PSNR_IMAGES });
+      const test = await loadDatasetBuckets(spec, sizes, 'test', { limit: PSNR_IMAGES });
       return new Map(test.map((set) => [sizeLabel([set.height, set.width]), [...setBatches(set)]]));
     },
     buckets: sizes,
@@ -245,13 +237,21 @@ async function folderBucketData(
 
 export async function trainAutoencoder(opts: TrainAutoencoderOptions): Promise<TrainResult> {
   const widths = opts.arch?.channels ?? AUTOENCODER_DEFAULTS.channels;
-  checkDownsamplingDivides(widths, opts.dataset);
+  const { buckets } = opts;
+  if (typeof buckets === 'object') {
+    for (const [h, w] of buckets)
+      checkDownsamplingDivides(widths, { ...(opts.dataset as FolderDatasetSpec), size: [h, w] }, '--buckets');
+  } else {
+    checkDownsamplingDivides(widths, opts.dataset);
+  }
+  if (buckets === 'digit-strings' && DIGIT_CELL % 2 ** (widths.length - 1) !== 0) {
+    throw new Error(
+      `digit strings are 28-px cells, but ${widths.length} --channels levels halve the image ` +
+        `${widths.length - 1} times (${2 ** (widths.length - 1)}x, which 28 is not a multiple of): use at most 3 levels, e.g. 16,32,64`,
+    );
+  }
   // The data first (both splits: the test split scores the finished model), so a folder that cannot be used
   // leaves no run folder behind.
-  const { buckets } = opts;
-  for (const [h, w] of typeof buckets === 'object' ? buckets : []) {
-    checkDownsamplingDivides(widths, { ...(opts.dataset as FolderDatasetSpec), size: [h, w] }, '--buckets');
-  }
   const data =
     buckets === 'digit-strings'
       ? await digitStringData(opts)

@@ -99,6 +99,18 @@ addDataFlags(
   )
   .action(async (o) => demoCommand(demoOptions({ ...o, ...program.opts<{ backend?: string }>() })));
 
+/** `--data digit-strings`: MNIST's digits, in buckets; the folder-decoding flags do not apply. */
+function digitStringsSpec(o: Parameters<typeof datasetSpecOf>[0]): 'mnist' {
+  const folderOnly = [o.size && '--size', o.fit && '--fit', o.background && '--background'];
+  const given = [...folderOnly, o.imageChannels && '--image-channels'].filter(Boolean);
+  if (given.length > 0) {
+    throw new InvalidArgumentError(
+      `${given.join(', ')} apply to folder datasets only; digit strings are grey 28-px MNIST cells`,
+    );
+  }
+  return 'mnist';
+}
+
 addTrainingFlags(
   addDataFlags(
     program
@@ -136,7 +148,7 @@ addTrainingFlags(
     trainAutoencoder({
       // Digit strings are MNIST's digits side by side: the dataset is mnist, trained in buckets.
       ...(o.data === 'digit-strings'
-        ? { dataset: datasetSpecOf({ ...o, data: 'mnist' }), buckets: 'digit-strings' as const }
+        ? { dataset: digitStringsSpec(o), buckets: 'digit-strings' as const }
         : { dataset: datasetSpecOf({ ...o, ...(o.buckets && { size: o.buckets[0] }) }) }),
       ...(o.buckets === undefined ? {} : { buckets: o.buckets }),
       outDir,

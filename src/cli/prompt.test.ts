@@ -256,7 +256,10 @@ describe('a prompt-conditional teacher on digit strings', () => {
       join(root, 'x'),
     ]);
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /--size apply to folder datasets only/);
+    assert.match(
+      refused.stderr,
+      /--size apply to folder datasets only; digit strings are grey 28-px MNIST cells/,
+    );
   });
 
   it('distils into a LADD student: synthetic latents per bucket, prompts at their aspect ratios, exact resume', async () => {

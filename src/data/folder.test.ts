@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { loadDataset } from './dataset.js';
+import { loadDataset, loadDatasetBuckets } from './dataset.js';
 import type { FolderDatasetSpec } from './image-dataset.js';
 
 type Rgba = readonly [number, number, number, number];
@@ -210,5 +210,42 @@ describe('folder datasets', () => {
     await assert.rejects(load(spec('meta')), /metadata\.jsonl line 2 is not JSON/);
     await writeFile(join(root, 'meta', 'metadata.jsonl'), '{"file_name": "7.png", "text": "gone"}\n');
     await assert.rejects(load(spec('meta')), /line 1 names 7\.png, which is not an image/);
+  });
+});
+
+describe('a folder in aspect-ratio buckets', () => {
+  it('sends each image to the size nearest its aspect ratio and holds out what the folder at one size holds out', async () => {
+    const folder = join(root, 'mixed');
+    await mkdir(join(folder, 'a'), { recursive: true });
+    await mkdir(join(folder, 'b'), { recursive: true });
+    const lines: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const name = `${i % 2 === 0 ? 'a' : 'b'}/${i}.png`;
+      // Tall 8x12, wide 12x8, and a few near-square 10x9 (nearer the wide bucket).
+      const [w, h] = i % 3 === 0 ? [8, 12] : i % 3 === 1 ? [12, 8] : [10, 9];
+      await imageFile(join(folder, name), w, h, solid([i * 6, 100, 200, 255]));
+      lines.push(JSON.stringify({ file_name: name, text: `image ${i}` }));
+    }
+    await writeFile(join(folder, 'metadata.jsonl'), `${lines.join('\n')}\n`);
+    const sizes: [number, number][] = [
+      [6, 4],
+      [4, 6],
+    ];
+    const s = spec('mixed');
+    const opts = { cacheDir, progress: false };
+    const [tall, wide] = await loadDatasetBuckets(s, sizes, 'train', opts);
+    const [tallTest, wideTest] = await loadDatasetBuckets(s, sizes, 'test', opts);
+    assert.deepEqual([tall!.height, tall!.width, wide!.height, wide!.width], [6, 4, 4, 6]);
+    const index = (text: string) => Number(text.split(' ')[1]);
+    const tallImages = [...tall!.texts!, ...tallTest!.texts!].map(index).sort((x, y) => x - y);
+    assert.deepEqual(
+      tallImages,
+      Array.from({ length: 14 }, (_, k) => 3 * k),
+    );
+    assert.equal(tall!.count + wide!.count + tallTest!.count + wideTest!.count, 40);
+    // The same test images as the folder loaded at one size (what train-features and eval read).
+    const single = await loadDataset(s, 'test', opts);
+    assert.deepEqual([...tallTest!.texts!, ...wideTest!.texts!].sort(), [...single.texts!].sort());
+    assert.ok(single.count >= 4);
   });
 });

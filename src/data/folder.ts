@@ -45,6 +45,11 @@ interface ListedImage {
 interface Listing {
   readonly images: ListedImage[];
   readonly classNames: string[];
+  /**
+   * A bucket's listing: the names of the whole folder's test split, so every bucket holds out what the folder at
+   * one size holds out (undefined: split this listing itself).
+   */
+  readonly testNames?: ReadonlySet<string>;
 }
 
 const isHidden = (name: string): boolean => name.startsWith('.');
@@ -167,6 +172,7 @@ async function contentKey(
   }
   const metadata = join(folder, METADATA_FILE);
   if (existsSync(metadata)) hash.update(await readFile(metadata));
+  if (listing.testNames !== undefined) hash.update(`\0test\0${[...listing.testNames].sort().join('\0')}`);
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -237,8 +243,8 @@ async function buildTable(
   listing: Listing,
   spec: FolderDatasetSpec,
   progress: boolean,
-  partial: boolean,
 ): Promise<FolderTable> {
+  const partial = listing.testNames !== undefined; // one bucket's images
   const [height, width] = spec.size;
   const pixels = height * width * 3;
   const decoded: (Uint8Array | undefined)[] = new Array(listing.images.length);
@@ -291,7 +297,10 @@ async function buildTable(
   return {
     rgb,
     labels: Int32Array.from(images, (img) => img.label),
-    isTest: splitByClass(images, listing.classNames.length),
+    isTest:
+      listing.testNames === undefined
+        ? splitByClass(images, listing.classNames.length)
+        : Uint8Array.from(images, (img) => (listing.testNames!.has(img.name) ? 1 : 0)),
     classNames: listing.classNames,
     texts: captions === undefined ? undefined : images.map((img) => captions.get(img.name) ?? ''),
     grey: kept.every((k) => isGrey(k.rgb)),
@@ -354,7 +363,6 @@ async function folderTable(
   listing: Listing,
   sharp: Sharp,
   opts: LoadDatasetOptions,
-  partial: boolean,
 ): Promise<FolderTable> {
   const [height, width] = spec.size;
   const decoder = `sharp ${sharp.versions.sharp} libvips ${sharp.versions.vips}`;
@@ -362,7 +370,7 @@ async function folderTable(
   const cachePath = join(opts.cacheDir ?? join(REPO_ROOT, '.cache'), 'folders', `${key}.safetensors`);
   let table = await readCache(cachePath, key, height * width * 3);
   if (table === undefined) {
-    table = await buildTable(sharp, spec.folder, listing, spec, opts.progress ?? true, partial);
+    table = await buildTable(sharp, spec.folder, listing, spec, opts.progress ?? true);
     await writeCache(cachePath, key, table, spec);
   }
   return table;
@@ -435,7 +443,7 @@ export async function loadFolderDataset(
   opts: LoadDatasetOptions = {},
 ): Promise<ImageDataset> {
   const listing = await listFolder(spec.folder);
-  const table = await folderTable(spec, listing, await loadSharp(), opts, false);
+  const table = await folderTable(spec, listing, await loadSharp(), opts);
   const channels = spec.channels ?? (table.grey ? 1 : 3);
   const data = splitOf(spec, table, split, channels, opts.limit);
   if (data === undefined) throw emptySplitError(spec.folder, split, table.labels.length);
@@ -473,9 +481,10 @@ async function assignBuckets(
 /**
  * One split of a folder in aspect-ratio buckets: each image goes to the size of `sizes` ([height, width]) whose
  * aspect ratio is nearest its own and is fitted there (spec.fit). One dataset per bucket that holds images of the
- * split, in `sizes` order, each with its bucket's size as `spec.size`; every bucket keeps a tenth of each class it
- * holds for the test split. The channel count is the whole folder's (grey only if every bucket is). Each bucket
- * is decoded and cached once.
+ * split, in `sizes` order, each with its bucket's size as `spec.size`. The test split is the whole folder's (a
+ * tenth of each class, as `loadFolderDataset` holds out), wherever its images fall; `opts.limit` keeps the first N
+ * of each bucket. The channel count is the whole folder's (grey only if every bucket is). Each bucket is decoded
+ * and cached once.
  */
 export async function loadFolderBuckets(
   spec: FolderDatasetSpec,
@@ -488,15 +497,17 @@ export async function loadFolderBuckets(
   const sharp = await loadSharp();
   await readMetadata(spec.folder, new Set(listing.images.map((img) => img.name))); // names every image it lists
   const bucketOf = await assignBuckets(sharp, spec.folder, listing, sizes);
+  // The whole folder's split (as the folder at one size splits it when every file reads), so the commands that
+  // load it at one size (train-features, eval) hold out the same images.
+  const split0 = splitByClass(listing.images, listing.classNames.length);
+  const testNames = new Set(listing.images.flatMap((img, i) => (split0[i] ? [img.name] : [])));
   const buckets: { spec: FolderDatasetSpec; table: FolderTable }[] = [];
   for (const [k, size] of sizes.entries()) {
     const images = listing.images.filter((_, i) => bucketOf[i] === k);
     if (images.length === 0) continue;
     const bucketSpec = { ...spec, size };
-    buckets.push({
-      spec: bucketSpec,
-      table: await folderTable(bucketSpec, { images, classNames: listing.classNames }, sharp, opts, true),
-    });
+    const bucketListing = { images, classNames: listing.classNames, testNames };
+    buckets.push({ spec: bucketSpec, table: await folderTable(bucketSpec, bucketListing, sharp, opts) });
   }
   const channels = spec.channels ?? (buckets.every((b) => b.table.grey) ? 1 : 3);
   const datasets = buckets.flatMap((b) => splitOf(b.spec, b.table, split, channels, opts.limit) ?? []);

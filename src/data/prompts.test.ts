@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
+import * as tf from '../core/tf.js';
 import { testBackend } from '../test-utils/backend.js';
 import { BucketedLoader, type PromptBucket } from './prompts.js';
 
@@ -13,7 +14,8 @@ const bucket = (k: number, count: number): PromptBucket => ({
 });
 
 describe('BucketedLoader', () => {
-  const buckets = [bucket(0, 6), bucket(1, 4), bucket(2, 5)];
+  // Buckets of one size (a digit-strings set): every bucket once per round.
+  const buckets = [bucket(0, 6), bucket(1, 6), bucket(2, 6)];
   const loader = new BucketedLoader(buckets, 3, { batchSize: 2, seed: 7 });
   const batch = (step: number) => {
     const { x, condition } = loader.batchAt(step);
@@ -54,6 +56,21 @@ describe('BucketedLoader', () => {
     assert.deepEqual([...x.dataSync()], batch(9).values);
     x.dispose();
     condition.dispose();
+  });
+
+  it('draws buckets of different sizes in proportion to them, every sample once per epoch', () => {
+    // 6 + 2 samples, 2 a batch: each epoch is 3 batches of bucket 0 and 1 of bucket 1.
+    const skewed = new BucketedLoader([bucket(0, 6), bucket(1, 2)], 3, { batchSize: 2, seed: 7 });
+    for (let epoch = 0; epoch < 3; epoch++) {
+      const values: number[][] = [[], []];
+      for (let step = 4 * epoch; step < 4 * epoch + 4; step++) {
+        const { x, condition } = skewed.batchAt(step);
+        values[x.shape[2] - 1]!.push(...x.dataSync());
+        tf.dispose([x, condition]);
+      }
+      assert.deepEqual(values[0]!.sort(), [0, 1, 2, 3, 4, 5]);
+      assert.deepEqual(values[1]!.sort(), [100, 100, 101, 101]);
+    }
   });
 
   it('refuses token rows that do not match the prompt length', () => {

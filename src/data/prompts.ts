@@ -86,14 +86,14 @@ export interface CaptionedSet {
 
 /**
  * Captioned images as prompted data, in aspect-ratio buckets (one set per bucket, or one set: the folder's size).
- * Each batch is one bucket's, buckets drawn in proportion to their sizes and every image once per epoch
- * (`BucketBatches`), each image with its caption. Stateless: batch k depends only on (seed, k).
+ * Each batch is one bucket's (`bucketSchedule`: buckets of different sizes in proportion to them), every image once
+ * per epoch, each with its caption. Stateless: batch k depends only on (seed, k).
  */
 export class CaptionedImages implements PromptedSource {
   readonly name: string;
   readonly channels: number;
   readonly buckets: readonly (readonly [number, number])[];
-  private readonly schedules = new Map<number, BucketBatches>();
+  private readonly schedules = new Map<number, BucketSchedule>();
 
   constructor(
     private readonly sets: readonly CaptionedSet[],
@@ -115,14 +115,20 @@ export class CaptionedImages implements PromptedSource {
   batchAt(step: number, batchSize: number): PromptedBatch {
     let schedule = this.schedules.get(batchSize);
     if (schedule === undefined) {
-      schedule = new BucketBatches(
-        this.sets.map((set) => set.count),
-        batchSize,
-        this.seed,
-      );
+      if (this.sets.length === 1) {
+        // One size: a BatchLoader's batches, as before buckets existed (so such runs resume exactly).
+        const only = orderLoader(this.sets[0]!.count, batchSize, this.seed);
+        schedule = (step) => ({ bucket: 0, rows: only.indicesAt(step) });
+      } else {
+        schedule = bucketSchedule(
+          this.sets.map((set) => set.count),
+          batchSize,
+          this.seed,
+        );
+      }
       this.schedules.set(batchSize, schedule);
     }
-    const { bucket, rows } = schedule.at(step);
+    const { bucket, rows } = schedule(step);
     const set = this.sets[bucket]!;
     const size = set.height * set.width * set.channels;
     const images = new Float32Array(rows.length * size);
@@ -149,40 +155,63 @@ export interface PromptBucket {
   readonly tokens: Int32Array;
 }
 
+/** The bucket of batch `step` and its samples' indices within that bucket. */
+type BucketSchedule = (step: number) => { readonly bucket: number; readonly rows: Int32Array };
+
+/** A BatchLoader over `count` samples whose sample order alone is used (its data are placeholders). */
+const orderLoader = (count: number, batchSize: number, seed: number): BatchLoader =>
+  new BatchLoader(
+    { data: new Float32Array(count), labels: new Int32Array(count), shape: [1, 1, 1] },
+    { batchSize, seed },
+  );
+
 /**
- * Batches over aspect-ratio buckets: batch k is bucket `bucketAt(seed, k)`'s, drawn from that bucket without
- * replacement epoch by epoch (its own BatchLoader, stepping once per round), with the prompts' tokens as the
- * condition. Stateless like BatchLoader: batch k depends only on (seed, k).
+ * Which bucket's samples batch k holds, over buckets of `counts` samples. Buckets of one size: each bucket once per
+ * round (`bucketAt`), its own samples without replacement epoch by epoch (a BatchLoader stepping once a round).
+ * Buckets of different sizes: in proportion to their sizes (`BucketBatches`), so a rare aspect ratio is not
+ * trained as often as a common one. Stateless: batch k depends only on (seed, k).
+ */
+function bucketSchedule(counts: readonly number[], batchSize: number, seed: number): BucketSchedule {
+  if (counts.every((n) => n === counts[0])) {
+    const loaders = counts.map((n, k) => orderLoader(n, batchSize, derivedSeed(seed, k)));
+    return (step) => {
+      const bucket = bucketAt(seed, step, counts.length);
+      return { bucket, rows: loaders[bucket]!.indicesAt(Math.floor(step / counts.length)) };
+    };
+  }
+  const batches = new BucketBatches(counts, batchSize, seed);
+  return (step) => batches.at(step);
+}
+
+/**
+ * Batches over aspect-ratio buckets of prompted samples (a synthetic set's latents), each batch one bucket's, with
+ * the prompts' tokens as the condition; buckets drawn as `bucketSchedule` says. Stateless: batch k depends only on
+ * (seed, k).
  */
 export class BucketedLoader implements ConditionedBatches {
-  private readonly loaders: BatchLoader[];
+  private readonly schedule: BucketSchedule;
 
   constructor(
     private readonly buckets: readonly PromptBucket[],
     private readonly maxTokens: number,
-    private readonly opts: BatchLoaderOptions,
+    opts: BatchLoaderOptions,
   ) {
     if (buckets.length === 0) throw new Error('no aspect-ratio buckets to batch');
-    this.loaders = buckets.map((bucket, k) => {
+    const counts = buckets.map((bucket) => {
       const count = bucket.tokens.length / maxTokens;
       if (!Number.isInteger(count)) {
         throw new Error(
           `bucket ${bucket.shape.join('x')}: ${bucket.tokens.length} token ids are not rows of ${maxTokens}`,
         );
       }
-      // Only the loader's sample order is used; its labels are row numbers.
-      const rows = Int32Array.from({ length: count }, (_, i) => i);
-      return new BatchLoader(
-        { data: bucket.data, labels: rows, shape: bucket.shape },
-        { batchSize: opts.batchSize, seed: derivedSeed(opts.seed, k) },
-      );
+      return count;
     });
+    this.schedule = bucketSchedule(counts, opts.batchSize, opts.seed);
   }
 
   batchAt(step: number) {
-    const k = bucketAt(this.opts.seed, step, this.buckets.length);
-    const rows = this.loaders[k]!.indicesAt(Math.floor(step / this.buckets.length));
-    const { shape, data, tokens } = this.buckets[k]!;
+    const { bucket, rows } = this.schedule(step);
+    const { shape, data, tokens } = this.buckets[bucket]!;
     const size = shape[0] * shape[1] * shape[2];
     const x = new Float32Array(rows.length * size);
     const ids = new Int32Array(rows.length * this.maxTokens);

@@ -32,7 +32,7 @@ export async function distillLaddDmd(opts: DistillLaddDmdOptions): Promise<Disti
     const heads = laddHeadsConfig(teacher.config.unet, config); // checks the tapped features before slow work
     const latents = await trainingLatents(opts, config.data, teacher);
     const cfg = config.teacherCfg === 'teacher' ? teacher.config.sampling.cfg : config.teacherCfg;
-    const denoisers = methodDenoisers(teacher, { cfg, prompts: true });
+    const denoisers = methodDenoisers(teacher, { cfg });
     const setup: LaddDmdSetup = {
       ...laddSetup(teacher, config, heads, latents, opts.seed),
       teacher: denoisers.teacher,

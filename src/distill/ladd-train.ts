@@ -41,7 +41,7 @@ export function laddSetup<C extends LaddConfig>(
   return {
     config,
     formulation: makeFormulation(teacher.config.formulation),
-    student: methodDenoisers(teacher, { cfg: 1, prompts: true }).student,
+    student: methodDenoisers(teacher, { cfg: 1 }).student,
     unet: teacher.config.unet,
     teacherParams: teacher.params,
     heads,

@@ -180,7 +180,7 @@ async function runStage(
   }
   const prediction = stage.studentSteps === 1 && config.oneStepPrediction === 'x0' ? 'x0' : t.prediction;
   const cfg = firstStage ? (config.teacherCfg ?? t.sampling.cfg) : t.sampling.cfg;
-  const denoisers = methodDenoisers(teacher, { cfg, studentPrediction: prediction, prompts: true });
+  const denoisers = methodDenoisers(teacher, { cfg, studentPrediction: prediction });
   const setup: PaddStageSetup = {
     config,
     stage,

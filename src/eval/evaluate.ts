@@ -1,8 +1,8 @@
 // `ladder eval`: samples a teacher or student at several step counts (same seed, noise and class-balanced
 // labels for every model, so comparisons are paired; a caption model gets the test split's captions), times it,
-// and scores the samples with a feature net: the
-// selection net by default, the report net for shipped numbers. FID comes with a bootstrap interval over the
-// generated samples and the finite-sample floor (real training images at the same count).
+// and scores the samples with a feature net: the selection net by default, the report net for shipped numbers.
+// FID comes with a bootstrap interval over the generated samples and the finite-sample floor (real training
+// images at the same count).
 
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
@@ -403,7 +403,6 @@ async function runEvaluation(
   return group === undefined ? out : valueFromRankZero(group, out);
 }
 
-// `FID 12.31 [11.80, 12.95] (floor 9.70 at 2000), class accuracy 97.1% [96.3, 97.8]`
 /**
  * What an eval generates: class-balanced labels; for a caption model, the test split's captions in turn (the FID
  * reference is those images), each with the class of the image it captions, which class accuracy then checks.
@@ -418,7 +417,11 @@ async function evalConditions(
     const classes = Array.from({ length: config.unet.numClasses }, (_, k) => k);
     return { labels: balancedLabels(classes, samples) };
   }
-  const test = await loadDataset(config.dataset, 'test', reference.limit === undefined ? {} : reference);
+  const test = await loadDataset(
+    config.dataset,
+    'test',
+    reference.limit === undefined ? {} : { limit: reference.limit },
+  );
   const { texts } = test;
   if (texts === undefined) {
     throw new Error(
@@ -429,6 +432,7 @@ async function evalConditions(
   return { labels: Int32Array.from(rows, (r) => test.labels[r]!), prompts: rows.map((r) => texts[r]!) };
 }
 
+// `FID 12.31 [11.80, 12.95] (floor 9.70 at 2000), class accuracy 97.1% [96.3, 97.8]`
 function summaryLine(metrics: SampleMetrics, floor: FidFloor | undefined): string {
   const interval = (range: readonly [number, number] | undefined, scale: number, digits: number): string =>
     range === undefined ? '' : ` [${range.map((v) => (scale * v).toFixed(digits)).join(', ')}]`;

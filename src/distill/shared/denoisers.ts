@@ -27,17 +27,9 @@ export function methodDenoisers(
   opts: {
     readonly cfg: number;
     readonly studentPrediction?: DiffusionModelConfig['prediction'];
-    /** The method takes prompt-conditional teachers (LADD, PADD, LADD-DMD); ADD is refused for them. */
-    readonly prompts?: boolean;
   },
 ): MethodDenoisers {
   const { config } = teacher;
-  if (config.unet.text && opts.prompts !== true) {
-    // ADD's discriminator reads one image size and projects onto a class embedding.
-    throw new Error(
-      'this teacher is prompt-conditional, but this method takes classes only so far: distil it with LADD, PADD or LADD-DMD',
-    );
-  }
   const f = makeFormulation(config.formulation);
   const studentConfig = { ...config, prediction: opts.studentPrediction ?? config.prediction };
   const cfg = config.unet.numClasses > 0 || config.unet.text ? opts.cfg : 1;

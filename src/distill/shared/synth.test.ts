@@ -28,6 +28,7 @@ import {
   saveSynthetic,
   synthesize,
   synthesizeLatents,
+  synthPrompts,
 } from './synth.js';
 
 const main = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -275,5 +276,38 @@ describe('synthetic latents', () => {
     await saveTensors(file, { x: t });
     t.dispose();
     await assert.rejects(loadSynthetic(file), /not a synthetic latent set: make one with `ladder synth`/);
+  });
+});
+
+describe("a caption teacher's synthetic prompts", () => {
+  const captions = { source: 'captions' } as const;
+  const bucket = (n: number, tag: string) => ({ texts: Array.from({ length: n }, (_, i) => `${tag} ${i}`) });
+
+  it('fill `count` exactly over any number of buckets, in proportion to their captions, at least one each', () => {
+    for (const [count, sizes] of [
+      [11, [5, 5, 5]],
+      [10000, [3, 3, 3, 3, 3, 3, 3]],
+      [7, [100, 1, 1]],
+      [4, [1, 1, 1, 1]],
+    ] as const) {
+      const prompts = synthPrompts(
+        captions,
+        count,
+        0,
+        sizes.map((n, k) => bucket(n, `b${k}`)),
+      );
+      assert.equal(prompts.flat().length, count, `${count} over [${sizes}]`);
+      assert.ok(prompts.every((p) => p.length >= 1));
+      for (const [k, p] of prompts.entries()) assert.ok(p.every((text) => text.startsWith(`b${k} `)));
+    }
+    const skewed = synthPrompts(captions, 100, 0, [bucket(90, 'a'), bucket(10, 'b')]);
+    assert.deepEqual(
+      skewed.map((p) => p.length),
+      [89, 11], // one each, then the other 98 in proportion (88.2 and 9.8), largest remainders rounded up
+    );
+    assert.throws(
+      () => synthPrompts(captions, 2, 0, [bucket(1, 'a'), bucket(1, 'b'), bucket(1, 'c')]),
+      /at least 3/,
+    );
   });
 });

@@ -306,7 +306,8 @@ export function synthPrompts(
     const order = exact
       .map((x, k) => [x - Math.floor(x), k] as const)
       .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-    for (let i = 0; i < count - counts.reduce((a, n) => a + n, 0); i++) counts[order[i]![1]]!++;
+    const missing = count - counts.reduce((a, n) => a + n, 0);
+    for (let i = 0; i < missing; i++) counts[order[i]![1]]!++;
     return captions.map((bucket, k) => {
       const shuffled = new Rng(derivedSeed(seed, k)).permutation(bucket.texts.length);
       return Array.from({ length: counts[k]! }, (_, i) => bucket.texts[shuffled[i % bucket.texts.length]!]!);
