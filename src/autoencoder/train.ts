@@ -9,7 +9,7 @@ import {
   type FolderDatasetSpec,
   type ImageDataset,
 } from '../data/image-dataset.js';
-import { BatchLoader, BucketBatches, datasetSource } from '../data/loader.js';
+import { BatchLoader, BucketBatches, copyRows, datasetSource } from '../data/loader.js';
 import { loadMnist } from '../data/mnist.js';
 import { DIGIT_CELL, DIGIT_STRING_TRAIN_LENGTHS, digitStringSize } from '../data/prompts.js';
 import { saveModelFolder } from '../models/folder.js';
@@ -112,7 +112,7 @@ interface AutoencoderData {
 async function imageData(opts: TrainAutoencoderOptions): Promise<AutoencoderData> {
   const limit = opts.limit === undefined ? {} : { limit: opts.limit };
   const data = await loadDataset(opts.dataset, 'train', limit);
-  await loadDataset(opts.dataset, 'test', { limit: 1 });
+  const test = await loadDataset(opts.dataset, 'test', { limit: PSNR_IMAGES });
   const shape = [data.height, data.width, data.channels] as const;
   const loader = new BatchLoader(datasetSource(data), { batchSize: opts.batchSize, seed: opts.seed });
   return {
@@ -124,10 +124,7 @@ async function imageData(opts: TrainAutoencoderOptions): Promise<AutoencoderData
       return x;
     },
     statsBatches: () => setBatches(data, Math.min(data.count, STATS_IMAGES)),
-    testBatches: async () => {
-      const test = await loadDataset(data.spec, 'test', { limit: PSNR_IMAGES });
-      return new Map([['test', [...setBatches(test)]]]);
-    },
+    testBatches: async () => new Map([['test', [...setBatches(test)]]]),
     description: {},
   };
 }
@@ -194,7 +191,7 @@ async function folderBucketData(
   const spec = opts.dataset;
   const limit = opts.limit === undefined ? {} : { limit: opts.limit };
   const train = await loadDatasetBuckets(spec, sizes, 'train', limit);
-  await loadDatasetBuckets(spec, sizes, 'test', { limit: 1 });
+  const test = await loadDatasetBuckets(spec, sizes, 'test', { limit: PSNR_IMAGES });
   const schedule = new BucketBatches(
     train.map((set) => set.count),
     opts.batchSize,
@@ -209,11 +206,7 @@ async function folderBucketData(
     batchAt: (step) => {
       const { bucket, rows } = schedule.at(step);
       const set = train[bucket]!;
-      const size = set.height * set.width * set.channels;
-      const x = new Float32Array(rows.length * size);
-      rows.forEach((row, i) => {
-        x.set(set.images.subarray(row * size, (row + 1) * size), i * size);
-      });
+      const x = copyRows(set.images, set.height * set.width * set.channels, rows);
       return tf.tensor4d(x, [rows.length, set.height, set.width, set.channels]);
     },
     *statsBatches() {
@@ -221,10 +214,8 @@ async function folderBucketData(
       for (const set of train)
         yield* setBatches(set, Math.ceil((set.count * Math.min(total, STATS_IMAGES)) / total));
     },
-    testBatches: async () => {
-      const test = await loadDatasetBuckets(spec, sizes, 'test', { limit: PSNR_IMAGES });
-      return new Map(test.map((set) => [sizeLabel([set.height, set.width]), [...setBatches(set)]]));
-    },
+    testBatches: async () =>
+      new Map(test.map((set) => [sizeLabel([set.height, set.width]), [...setBatches(set)]])),
     buckets: sizes,
     description: {
       buckets: sizes.map(sizeLabel),

@@ -21,11 +21,13 @@ import {
   addTrainingFlags,
   bucketSizes,
   cfgScale,
+  type DataFlags,
   datasetSpecOf,
   decay,
   int,
   list,
   probability,
+  refuseFolderFlags,
   runOrProfile,
   widths,
 } from './options.js';
@@ -100,14 +102,8 @@ addDataFlags(
   .action(async (o) => demoCommand(demoOptions({ ...o, ...program.opts<{ backend?: string }>() })));
 
 /** `--data digit-strings`: MNIST's digits, in buckets; the folder-decoding flags do not apply. */
-function digitStringsSpec(o: Parameters<typeof datasetSpecOf>[0]): 'mnist' {
-  const folderOnly = [o.size && '--size', o.fit && '--fit', o.background && '--background'];
-  const given = [...folderOnly, o.imageChannels && '--image-channels'].filter(Boolean);
-  if (given.length > 0) {
-    throw new InvalidArgumentError(
-      `${given.join(', ')} apply to folder datasets only; digit strings are grey 28-px MNIST cells`,
-    );
-  }
+function digitStringsSpec(o: DataFlags): 'mnist' {
+  refuseFolderFlags(o, 'digit strings are grey 28-px MNIST cells');
   return 'mnist';
 }
 

@@ -224,6 +224,19 @@ export interface DataFlags {
   readonly imageChannels?: 1 | 3;
 }
 
+/** Refuses the folder-decoding flags for data that is no folder (`why` says what the data is instead). */
+export function refuseFolderFlags(o: DataFlags, why: string): void {
+  const folderOnly = [
+    o.size && '--size',
+    o.fit && '--fit',
+    o.background && '--background',
+    o.imageChannels && '--image-channels',
+  ].filter(Boolean);
+  if (folderOnly.length > 0) {
+    throw new InvalidArgumentError(`${folderOnly.join(', ')} apply to folder datasets only; ${why}`);
+  }
+}
+
 /**
  * The dataset the flags select: a built-in name, or an existing folder (a path that is not a built-in name, or
  * any path written with a slash). Folder-only flags with a built-in name are refused rather than ignored.
@@ -231,17 +244,7 @@ export interface DataFlags {
 export function datasetSpecOf(o: DataFlags): DatasetSpec {
   const isPath = o.data.includes('/') || o.data.includes('\\');
   if (!isPath && (DATASET_NAMES as readonly string[]).includes(o.data)) {
-    const folderOnly = [
-      o.size && '--size',
-      o.fit && '--fit',
-      o.background && '--background',
-      o.imageChannels && '--image-channels',
-    ].filter(Boolean);
-    if (folderOnly.length > 0) {
-      throw new InvalidArgumentError(
-        `${folderOnly.join(', ')} apply to folder datasets only; ${o.data} has a fixed size and colour`,
-      );
-    }
+    refuseFolderFlags(o, `${o.data} has a fixed size and colour`);
     return o.data as DatasetSpec;
   }
   if (!existsSync(o.data)) {

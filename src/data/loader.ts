@@ -29,6 +29,20 @@ export interface ConditionedBatch {
   readonly condition: tf.Tensor1D | tf.Tensor2D;
 }
 
+/** Samples `rows` of `data` (`size` values each), back to back in a new array of the same type. */
+export function copyRows<T extends Float32Array | Int32Array>(
+  data: T,
+  size: number,
+  rows: ArrayLike<number>,
+): T {
+  const out = (
+    data instanceof Float32Array ? new Float32Array(rows.length * size) : new Int32Array(rows.length * size)
+  ) as T;
+  for (let i = 0; i < rows.length; i++)
+    out.set(data.subarray(rows[i]! * size, (rows[i]! + 1) * size), i * size);
+  return out;
+}
+
 /** Seeded, stateless batches whose shape may change from batch to batch (aspect-ratio buckets). */
 export interface ConditionedBatches {
   batchAt(step: number): ConditionedBatch;
@@ -138,18 +152,12 @@ export class BatchLoader {
   /** Batch `step` as tensors; the caller owns the result. */
   batchAt(step: number): Batch {
     const indices = this.indicesAt(step);
-    const x = new Float32Array(this.batchSize * this.sampleSize);
-    const labels = new Int32Array(this.batchSize);
-    for (const [i, index] of indices.entries()) {
-      x.set(
-        this.source.data.subarray(index * this.sampleSize, (index + 1) * this.sampleSize),
-        i * this.sampleSize,
-      );
-      labels[i] = this.source.labels[index]!;
-    }
     return {
-      x: tf.tensor4d(x, [this.batchSize, ...this.source.shape]),
-      labels: tf.tensor1d(labels, 'int32'),
+      x: tf.tensor4d(copyRows(this.source.data, this.sampleSize, indices), [
+        this.batchSize,
+        ...this.source.shape,
+      ]),
+      labels: tf.tensor1d(copyRows(this.source.labels, 1, indices), 'int32'),
     };
   }
 

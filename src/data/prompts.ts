@@ -7,6 +7,7 @@ import {
   type BatchLoaderOptions,
   BucketBatches,
   type ConditionedBatches,
+  copyRows,
   derivedSeed,
 } from './loader.js';
 
@@ -130,13 +131,8 @@ export class CaptionedImages implements PromptedSource {
     }
     const { bucket, rows } = schedule(step);
     const set = this.sets[bucket]!;
-    const size = set.height * set.width * set.channels;
-    const images = new Float32Array(rows.length * size);
-    rows.forEach((row, i) => {
-      images.set(set.images.subarray(row * size, (row + 1) * size), i * size);
-    });
     return {
-      images,
+      images: copyRows(set.images, set.height * set.width * set.channels, rows),
       prompts: Array.from(rows, (row) => set.texts[row]!),
       height: set.height,
       width: set.width,
@@ -212,13 +208,8 @@ export class BucketedLoader implements ConditionedBatches {
   batchAt(step: number) {
     const { bucket, rows } = this.schedule(step);
     const { shape, data, tokens } = this.buckets[bucket]!;
-    const size = shape[0] * shape[1] * shape[2];
-    const x = new Float32Array(rows.length * size);
-    const ids = new Int32Array(rows.length * this.maxTokens);
-    rows.forEach((row, i) => {
-      x.set(data.subarray(row * size, (row + 1) * size), i * size);
-      ids.set(tokens.subarray(row * this.maxTokens, (row + 1) * this.maxTokens), i * this.maxTokens);
-    });
+    const x = copyRows(data, shape[0] * shape[1] * shape[2], rows);
+    const ids = copyRows(tokens, this.maxTokens, rows);
     return {
       x: tf.tensor4d(x, [rows.length, ...shape]),
       condition: tf.tensor2d(ids, [rows.length, this.maxTokens], 'int32'),

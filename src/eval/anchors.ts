@@ -1,7 +1,9 @@
 // Sanity anchors for the FID scale of one feature net: test split against itself (random halves), training
 // images, blurred test images and pure noise, each against the test reference that `ladder eval` uses.
+
 import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
+import { copyRows } from '../data/loader.js';
 import type { LoadedFeatureNet } from '../models/feature-net.js';
 import { extractFeatures } from './features.js';
 import { classAccuracy, featureStats, frechetDistance, frechetDistanceFromStats } from './metrics.js';
@@ -44,10 +46,7 @@ function pick(
   rows: Int32Array,
   size: number,
 ): { images: Float32Array; labels: Int32Array } {
-  const images = new Float32Array(rows.length * size);
-  for (const [i, row] of rows.entries())
-    images.set(data.images.subarray(row * size, (row + 1) * size), i * size);
-  return { images, labels: Int32Array.from(rows, (row) => data.labels[row]!) };
+  return { images: copyRows(data.images, size, rows), labels: copyRows(data.labels, 1, rows) };
 }
 
 /**

@@ -2,6 +2,7 @@
 // `.cache/fid-ref/<dataset>-<split>[-first<N>]-<featureNetHash>.safetensors` (Gaussian stats plus the raw
 // features, which KID and precision/recall need), and the finite-sample FID floor against such a reference,
 // cached next to it as `<dataset>-floor-train<samples>-vs-<split>[-first<N>]-<featureNetHash>.json`.
+
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../core/fs.js';
 import { Rng } from '../core/rng.js';
 import { loadDataset } from '../data/dataset.js';
 import { type DatasetSpec, datasetId, datasetLabel, type Split } from '../data/image-dataset.js';
+import { copyRows } from '../data/loader.js';
 import { decodeSafetensors, encodeSafetensors, type TensorRecord } from '../io/safetensors.js';
 import type { LoadedFeatureNet } from '../models/feature-net.js';
 import { extractFeatures } from './features.js';
@@ -202,10 +204,7 @@ export async function loadFidFloor(
     return undefined;
   }
   const { rows, classBalanced } = floorRows(train.labels, labels);
-  const size = train.height * train.width * train.channels;
-  const images = new Float32Array(samples * size);
-  for (const [i, row] of rows.entries())
-    images.set(train.images.subarray(row * size, (row + 1) * size), i * size);
+  const images = copyRows(train.images, train.height * train.width * train.channels, rows);
   const extracted = await extractFeatures(net, images, samples);
   const fid = frechetDistanceFromStats(
     featureStats(extracted.features, samples, extracted.dim),
